@@ -71,7 +71,7 @@ def gpu_present() -> bool:
 
 
 def install_engine(args: argparse.Namespace) -> Path:
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 - users may run this with any python3
         sys.exit(f"[install] the engine needs Python >= 3.10, this is {sys.version.split()[0]}")
     python = ensure_venv(ENGINE_VENV, sys.executable)
     pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]

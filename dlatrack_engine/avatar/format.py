@@ -154,7 +154,9 @@ def _check_array(
     expected = _TOPOLOGY_SHAPES[name]
     if not np.issubdtype(array.dtype, kind):
         raise AvatarFormatError(f"{where}: '{name}' has dtype {array.dtype}, expected {expected}")
-    if array.ndim != len(shape) or any(want is not None and got != want for got, want in zip(array.shape, shape)):
+    if array.ndim != len(shape) or any(
+        want is not None and got != want for got, want in zip(array.shape, shape, strict=True)
+    ):
         raise AvatarFormatError(f"{where}: '{name}' has shape {list(array.shape)}, expected {expected}")
     if array.shape[0] == 0:
         raise AvatarFormatError(f"{where}: '{name}' is empty, expected {expected}")
@@ -278,10 +280,12 @@ def save_avatar_package(
     target = Path(path)
     if target.suffix == ".zip":
         target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".tmp", delete=False) as handle:
-            with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-                for name, data in payload.items():
-                    archive.writestr(name, data)
+        with (
+            tempfile.NamedTemporaryFile(dir=target.parent, suffix=".tmp", delete=False) as handle,
+            zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+        ):
+            for name, data in payload.items():
+                archive.writestr(name, data)
         os.replace(handle.name, target)
         return target
     target.mkdir(parents=True, exist_ok=True)

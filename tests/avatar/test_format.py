@@ -156,10 +156,10 @@ def test_truncated_weights(package: Path) -> None:
 
 def test_weights_without_lighting_network_and_with_nan(tmp_path: Path) -> None:
     tensors = {"dam.decoder.weight": torch.zeros(2, 2)}
-    with pytest.raises(AvatarFormatError, match="no tensors under 'lighting.'"):
+    with pytest.raises(AvatarFormatError, match=r"no tensors under 'lighting\.'"):
         save_avatar_package(tmp_path / "a", _config(), tensors, _grid_topology())
     tensors = {**_tensors(), "lighting.fc.bias": torch.tensor([0.0, float("nan"), 0.0])}
-    with pytest.raises(AvatarFormatError, match="'lighting.fc.bias' contains NaN"):
+    with pytest.raises(AvatarFormatError, match=r"'lighting\.fc\.bias' contains NaN"):
         save_avatar_package(tmp_path / "b", _config(), tensors, _grid_topology())
 
 
@@ -196,5 +196,5 @@ def test_wrong_topology_arrays_are_named(package: Path, changes: dict, message: 
 
 def test_corrupt_topology_file(package: Path) -> None:
     (package / TOPOLOGY_FILE).write_bytes(b"garbage")
-    with pytest.raises(AvatarFormatError, match="topology.npz: not a readable .npz"):
+    with pytest.raises(AvatarFormatError, match=r"topology\.npz: not a readable \.npz"):
         load_avatar_package(package)
