@@ -77,6 +77,37 @@ def timing_rows(repeats: int) -> list[list[str]]:
     return rows
 
 
+def write_quality(args: argparse.Namespace, command: str) -> None:
+    """The held-out quality section, from the evaluation stored in the package by `dlatrack train eval`
+    (or, when absent, from a fresh evaluation on `--data`)."""
+    from dlatrack_engine.avatar.format import load_avatar_package
+    from dlatrack_engine.train.evaluate import results_markdown
+
+    provenance = load_avatar_package(args.avatar).config["provenance"]
+    evaluation = provenance.get("evaluation")
+    if evaluation is None:
+        if not args.data:
+            raise SystemExit(f"{args.avatar}: no stored evaluation; pass --data to evaluate now")
+        pipeline.run_evaluation(args.data, args.avatar, args.image_size, torch.device("cpu"), command,
+                                max_frames=args.max_frames)  # fmt: skip
+        provenance = load_avatar_package(args.avatar).config["provenance"]
+        evaluation = provenance["evaluation"]
+    data = provenance["data"]
+    stages = provenance["stages"]
+    light = stages.get("lighting", {}) if isinstance(stages.get("lighting"), dict) else {}
+    notes = (
+        f"Avatar `{pipeline._relative(args.avatar)}` trained on light stage `{data['path']}` "
+        f"({data['frames']} frames, {data['full_frames']} fully lit, cameras {', '.join(data['cameras'])}; "
+        f"training images {data['training_image_size'][0]} px). Held out: cameras "
+        f"{provenance['split']['holdout_cameras']}, frames {provenance['split']['holdout_frame_ids']}. "
+        f"DAM: {stages['dam']['epochs']} epochs in {stages['dam']['seconds'] / 60:.1f} min; "
+        f"G: {light.get('epochs', 0)} epochs in {light.get('seconds', 0) / 60:.1f} min. "
+        f"Evaluation command: `{evaluation['command']}` (images at {evaluation['image_size'][0]} px)."
+    )
+    write_section("Avatar models: held-out light-stage quality", command,
+                  results_markdown(evaluation["results"], notes), args.results)  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -90,20 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     command = "python -m bench.bench_models " + shlex.join(sys.argv[1:] if argv is None else argv)
     if args.quality:
-        if not (args.data and args.avatar):
-            parser.error("--quality needs --data and --avatar")
-        rows = pipeline.run_evaluation(
-            args.data, args.avatar, args.image_size, torch.device("cpu"), command, max_frames=args.max_frames
-        )
-        from dlatrack_engine.train.evaluate import results_markdown
-
-        notes = (
-            f"Avatar `{pipeline._relative(args.avatar)}` on light stage `{pipeline._relative(args.data)}` "
-            f"(images at {args.image_size} px). Held-out frames/cameras are the ones stored in the avatar's "
-            "provenance.split (never seen in training)."
-        )
-        write_section("Avatar models: held-out light-stage quality", command, results_markdown(rows, notes),
-                      args.results)  # fmt: skip
+        if not args.avatar:
+            parser.error("--quality needs --avatar (and --data unless the avatar already holds an evaluation)")
+        write_quality(args, command)
         return 0
     body = markdown_table(
         ["model", "size", "parameters / fp32 size", "CPU median ms (batch 1)"], timing_rows(args.repeats)

@@ -12,7 +12,13 @@ import logging
 import sys
 
 # name -> module implementing it (imported lazily so `dlatrack --help` stays fast).
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {
+    "serve": "dlatrack_engine.server.cli",
+    "train": "dlatrack_engine.train.cli",
+    "make-sample": "dlatrack_engine.sample.make_sample",
+    "track": "dlatrack_engine.fit.cli",
+    "eval": "dlatrack_engine.metrics.cli",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,441 @@
+"""Socket client for the dlatrack engine, used inside Blender (stdlib + numpy, no bpy, no torch).
+
+A background reader thread owns the socket's input: replies wake the request that is waiting for them,
+events (progress, frame, log, error, done) go to `events()`, a `queue.Queue` that Blender's modal/timer
+pump drains on the main thread without ever blocking on the network. Requests may be issued from any
+thread. The protocol is documented in docs/protocol.md; frames are built by `wire.protocol`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import os
+import queue
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .wire import protocol
+
+log = logging.getLogger(__name__)
+
+CLIENT_VERSION = "dlatrack-addon/0.1.0"
+EVENT_KINDS = ("progress", "frame", "log", "error", "done", "connection_lost")
+
+
+class EngineError(RuntimeError):
+    """The engine answered a request with an error: `code` (machine-readable) and a message naming it."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"[{code}] {message}")
+        self.code = code
+        self.message = message
+
+
+class EngineConnectionError(ConnectionError):
+    """No engine at that address, the connection dropped, or a reply did not come in time."""
+
+
+@dataclass
+class Event:
+    """One streamed event. `kind` is one of EVENT_KINDS; `header` is the full JSON header;
+    `blobs` maps names to numpy arrays (float32/int32) or PNG bytes (e.g. a frame's `vertices [V,3]`)."""
+
+    kind: str
+    job_id: str | None
+    header: dict[str, Any]
+    blobs: dict[str, np.ndarray | bytes] = field(default_factory=dict)
+
+
+class _Pending:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.message: protocol.Message | None = None
+        self.error: BaseException | None = None
+
+
+class EngineClient:
+    """A connection to one engine. Authenticates (`hello`) on construction; `close()` when done."""
+
+    def __init__(self, host: str, port: int, token: str, timeout: float = 60.0, connect_timeout: float = 5.0) -> None:
+        self.host, self.port, self.timeout = host, int(port), timeout
+        try:
+            self._sock = socket.create_connection((host, self.port), timeout=connect_timeout)
+        except OSError as exc:
+            raise EngineConnectionError(f"cannot connect to the engine at {host}:{port}: {exc}") from exc
+        self._sock.settimeout(None)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._send_lock = threading.Lock()
+        self._pending: dict[int, _Pending] = {}
+        self._pending_lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._events: queue.Queue[Event] = queue.Queue()
+        self._closed = threading.Event()
+        self._reader = threading.Thread(target=self._read_loop, name="dlatrack-client-reader", daemon=True)
+        self._reader.start()
+        self.engine_info = self._request("hello", {"token": token, "client_version": CLIENT_VERSION})[0]
+
+    @classmethod
+    def from_connection_file(cls, path: str | os.PathLike[str], timeout: float = 60.0) -> EngineClient:
+        """Connect using an engine's connection file (JSON: host, port, token, pid, ...).
+
+        A file left by an engine that died is reported as such rather than as a refused connection."""
+        path = Path(path)
+        try:
+            info = json.loads(path.read_text(encoding="utf-8"))
+            host, port, token = str(info["host"]), int(info["port"]), str(info["token"])
+        except FileNotFoundError as exc:
+            raise EngineConnectionError(f"connection file {path} not found: is the engine running?") from exc
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise EngineConnectionError(
+                f"connection file {path} is unreadable or lacks host/port/token: {exc}"
+            ) from exc
+        pid = info.get("pid")
+        same_machine = info.get("hostname", socket.gethostname()) == socket.gethostname()
+        if same_machine and isinstance(pid, int) and not _pid_alive(pid):
+            raise EngineConnectionError(f"connection file {path} is stale: engine process {pid} is not running")
+        return cls("127.0.0.1" if host == "0.0.0.0" else host, port, token, timeout=timeout)
+
+    # -- plumbing --------------------------------------------------------------------------------------
+    def _read_loop(self) -> None:
+        reason = "engine closed the connection"
+        try:
+            while True:
+                message = protocol.recv_message(self._sock, 0xFFFFFFFF)
+                header = message.header
+                if header.get("type") == "reply":
+                    self._deliver(header.get("reply_to"), message)
+                elif header.get("type") == "event":
+                    kind = str(header.get("kind"))
+                    self._events.put(Event(kind, header.get("job_id"), header, message.blobs))
+                else:
+                    log.warning("engine sent a frame of unknown type %r; ignored", header.get("type"))
+        except protocol.ProtocolError as exc:
+            if not isinstance(exc, protocol.ConnectionClosed):
+                reason = f"protocol error from the engine: {exc.message}"
+        except OSError as exc:
+            if not self._closed.is_set():
+                reason = f"connection to the engine lost: {exc}"
+        finally:
+            self._shutdown(reason)
+
+    def _deliver(self, reply_to: Any, message: protocol.Message) -> None:
+        with self._pending_lock:
+            pending = self._pending.pop(reply_to, None) if isinstance(reply_to, int) else None
+        if pending is None:
+            # An error the engine could not attribute to a request (e.g. an undecodable frame).
+            error = message.header.get("error") or {}
+            self._events.put(Event("error", None, {"kind": "error", "error": error}, {}))
+            return
+        pending.message = message
+        pending.done.set()
+
+    def _shutdown(self, reason: str) -> None:
+        first = not self._closed.is_set()
+        self._closed.set()
+        with self._pending_lock:
+            pending, self._pending = list(self._pending.values()), {}
+        for item in pending:
+            item.error = EngineConnectionError(reason)
+            item.done.set()
+        if first or pending:
+            self._events.put(Event("connection_lost", None, {"kind": "connection_lost", "message": reason}))
+
+    def _request(
+        self,
+        op: str,
+        args: Mapping[str, Any] | None = None,
+        blobs: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Send one request and wait for its reply -> (reply header, reply blobs); raises EngineError."""
+        if self._closed.is_set():
+            raise EngineConnectionError(f"{op}: the connection to the engine is closed")
+        request_id = next(self._ids)
+        pending = _Pending()
+        with self._pending_lock:
+            self._pending[request_id] = pending
+        frame = protocol.encode_frame({"op": op, "id": request_id, "args": dict(args or {})}, blobs)
+        try:
+            with self._send_lock:
+                self._sock.sendall(frame)
+        except OSError as exc:
+            with self._pending_lock:
+                self._pending.pop(request_id, None)
+            raise EngineConnectionError(f"{op}: sending to the engine failed: {exc}") from exc
+        if not pending.done.wait(self.timeout if timeout is None else timeout):
+            with self._pending_lock:
+                self._pending.pop(request_id, None)
+            raise EngineConnectionError(f"{op}: no reply from the engine within {self.timeout:.0f} s")
+        if pending.error is not None:
+            raise pending.error
+        assert pending.message is not None
+        header = pending.message.header
+        if not header.get("ok", False):
+            error = header.get("error") or {}
+            raise EngineError(str(error.get("code", "unknown")), str(error.get("message", "")))
+        for key in ("type", "reply_to", "ok"):
+            header.pop(key, None)
+        return header, pending.message.blobs
+
+    @property
+    def connected(self) -> bool:
+        return not self._closed.is_set()
+
+    def events(self) -> queue.Queue[Event]:
+        """Events of jobs this connection submitted or attached to, plus `connection_lost` at the end."""
+        return self._events
+
+    def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+        self._reader.join(2.0)
+
+    def __enter__(self) -> EngineClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- requests --------------------------------------------------------------------------------------
+    def hello(self) -> dict[str, Any]:
+        """Engine facts from the handshake: engine_version, protocol_version, device, pid."""
+        return dict(self.engine_info)
+
+    def status(self) -> dict[str, Any]:
+        """Engine status: hello fields + uptime_s, connections, avatars [..], jobs [..], current_job, threads."""
+        return self._request("status")[0]
+
+    def load_avatar(self, path: str | os.PathLike[str]) -> str:
+        """Load (and validate) an avatar package on the engine's machine -> avatar_id."""
+        return str(self._request("load_avatar", {"path": str(path)})[0]["avatar_id"])
+
+    def avatar_topology(self, avatar_id: str) -> dict[str, Any]:
+        """-> dict with faces [F,3] int32, uv_faces [F,3] int32, uvs [U,2] f32, neutral [V,3] f32 (head frame),
+        landmark_faces [68] int32, landmark_barycentrics [68,3] f32, plus texture_size, num_vertices, name..."""
+        header, blobs = self._request("avatar_topology", {"avatar_id": avatar_id})
+        return {**header, **blobs}
+
+    def _submit(
+        self,
+        op: str,
+        video_path: str | os.PathLike[str] | None,
+        avatar_id: str,
+        options: Mapping[str, Any] | None,
+        video_bytes: bytes | None,
+        out_dir: str | None,
+        stream_results: bool,
+        stream_textures: bool,
+        video_name: str | None,
+    ) -> str:
+        args: dict[str, Any] = {
+            "avatar_id": avatar_id,
+            "options": dict(options or {}),
+            "stream_results": stream_results,
+            "stream_textures": stream_textures,
+        }
+        blobs: dict[str, Any] = {}
+        if video_bytes is not None:
+            blobs["video"] = video_bytes
+            args["video_name"] = video_name or (Path(video_path).name if video_path else "upload.mp4")
+        elif video_path is not None:
+            args["video"] = str(video_path)
+        else:
+            raise ValueError(f"{op}: give video_path (on the engine's machine) or video_bytes (uploaded)")
+        if out_dir is not None:
+            args["out_dir"] = str(out_dir)
+        return str(self._request(op, args, blobs, timeout=max(self.timeout, 300.0))[0]["job_id"])
+
+    def track(
+        self,
+        video_path: str | os.PathLike[str] | None,
+        avatar_id: str,
+        options: Mapping[str, Any] | None = None,
+        video_bytes: bytes | None = None,
+        out_dir: str | None = None,
+        stream_results: bool = True,
+        stream_textures: bool = False,
+        video_name: str | None = None,
+    ) -> str:
+        """Queue a tracking job -> job_id (use `job_status(job_id)` for the full record incl. its folder).
+
+        `options` are the pipeline's TrackOptions fields (key_frames, quality, ...). With `video_bytes`
+        the video is uploaded (engine on another machine); frame events then carry the results as blobs."""
+        return self._submit(
+            "track", video_path, avatar_id, options, video_bytes, out_dir, stream_results, stream_textures, video_name
+        )
+
+    def adapt(
+        self,
+        video_path: str | os.PathLike[str] | None,
+        avatar_id: str,
+        options: Mapping[str, Any] | None = None,
+        video_bytes: bytes | None = None,
+        out_dir: str | None = None,
+        video_name: str | None = None,
+    ) -> str:
+        """Queue a lighting-adaptation-only job (steps 1 + 2) -> job_id."""
+        return self._submit("adapt", video_path, avatar_id, options, video_bytes, out_dir, True, False, video_name)
+
+    def selftest(self, frames: int = 10, size: int = 32, frame_seconds: float = 0.0, out_dir: str | None = None) -> str:
+        """Queue the engine's self-test job (real per-frame numeric work, no avatar needed) -> job_id."""
+        args: dict[str, Any] = {"frames": frames, "size": size, "frame_seconds": frame_seconds}
+        if out_dir is not None:
+            args["out_dir"] = str(out_dir)
+        return str(self._request("selftest", args)[0]["job_id"])
+
+    def job_status(self, job_id: str) -> dict[str, Any]:
+        """-> {job_id, kind, state, progress {stage, frame, total, loss, message, eta_s}, error, summary, folder,
+        frames_done, created, started, finished}."""
+        return self._request("job_status", {"job_id": job_id})[0]
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return list(self._request("jobs")[0]["jobs"])
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """Ask the engine to stop a job -> its status (state cancelling/cancelled, or already finished)."""
+        return self._request("cancel", {"job_id": job_id})[0]
+
+    def attach(self, job_id: str) -> dict[str, Any]:
+        """Re-attach to a job after reconnecting: its events stream here from now on -> its status.
+        A finished job gets a `done` event right away; finished frames are in its folder / `job_frames`."""
+        return self._request("attach", {"job_id": job_id})[0]
+
+    def job_frames(self, job_id: str, frames: Sequence[int] | None = None, textures: bool = False) -> dict[str, Any]:
+        """Finished frames' arrays for clients without the engine's filesystem -> {"manifest", "frames",
+        "arrays": {frame: {"vertices", "head_R", "head_t", "r", "z", ...}}, "textures": {frame: {kind: png}},
+        "light_code": array | None}."""
+        args: dict[str, Any] = {"job_id": job_id, "textures": textures}
+        if frames is not None:
+            args["frames"] = [int(f) for f in frames]
+        header, blobs = self._request("job_frames", args)
+        arrays: dict[int, dict[str, Any]] = {}
+        textures_out: dict[int, dict[str, bytes]] = {}
+        for name, value in blobs.items():
+            if "/" not in name:
+                continue
+            key, index = name.rsplit("/", 1)
+            if key.startswith("texture_"):
+                textures_out.setdefault(int(index), {})[key[len("texture_") :]] = value
+            else:
+                arrays.setdefault(int(index), {})[key] = value
+        return {
+            "manifest": header.get("manifest"),
+            "frames": header.get("frames"),
+            "arrays": arrays,
+            "textures": textures_out,
+            "light_code": blobs.get("light_code"),
+        }
+
+    def decode_view(
+        self,
+        avatar_id: str,
+        job_id: str | None = None,
+        frames: Sequence[int] | None = None,
+        view: Sequence[float] | np.ndarray | None = None,
+        camera: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        returns: str = "png",
+        codes: Mapping[str, np.ndarray] | None = None,
+        folder: str | os.PathLike[str] | None = None,
+    ) -> dict[str, Any]:
+        """Re-decode fully-lit and relit textures of tracked frames for a viewpoint.
+
+        view: [3] or [N,3] head-frame unit vector(s) towards the camera; or camera {R [3,3], t [3]} (OpenCV
+        world->camera in the video camera's world): the engine computes v per frame from the head pose.
+        name: also write textures/view_<name>/{full,relit}/<i:06d>.png into the job folder.
+        folder: a finished job folder on the engine's disk, instead of a job_id this engine knows.
+        codes: instead of job_id/frames, explicit {"z": [N,Z], "r": [N,3], "light_code": [150]} arrays.
+        returns "png" | "array" | "none" -> {"frames": [...], "relit": bool, "written": [paths],
+        "full": {frame: PNG bytes | [T,T,3] f32 linear}, "relit_textures": {frame: ...}}."""
+        args: dict[str, Any] = {"avatar_id": avatar_id, "return": returns}
+        if job_id is not None or folder is not None:
+            args["frames"] = [int(f) for f in (frames or [])]
+        if job_id is not None:
+            args["job_id"] = job_id
+        if folder is not None:
+            args["folder"] = str(folder)
+        if view is not None:
+            args["view"] = np.asarray(view, dtype=np.float64).tolist()
+        if camera is not None:
+            args["camera"] = {k: np.asarray(v, dtype=np.float64).tolist() for k, v in camera.items()}
+        if name is not None:
+            args["name"] = name
+        blobs = {k: np.asarray(v, dtype=np.float32) for k, v in (codes or {}).items()}
+        header, out = self._request("decode_view", args, blobs)
+        full = {int(k.split("/", 1)[1]): v for k, v in out.items() if k.startswith("full/")}
+        relit = {int(k.split("/", 1)[1]): v for k, v in out.items() if k.startswith("relit/")}
+        return {**header, "full": full, "relit_textures": relit}
+
+    def shutdown(self) -> None:
+        """Stop the engine (a running job is interrupted and resumes when an engine starts again)."""
+        try:
+            self._request("shutdown", timeout=10.0)
+        finally:
+            self.close()
+
+    def wait(self, job_id: str, timeout: float | None = None, poll_s: float = 0.5) -> dict[str, Any]:
+        """Block until the job is finished (batch mode) -> its final status. Uses job_status polling, so
+        it works whether or not this connection receives the job's events."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            status = self.job_status(job_id)
+            if status["state"] in ("completed", "failed", "cancelled"):
+                return status
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id}: still {status['state']} after {timeout:.0f} s")
+            time.sleep(poll_s)
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would send CTRL_C_EVENT there; rely on the connect attempt instead
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def start_local_engine(
+    python: str, connection_file: Path, extra_args: Sequence[str] = (), wait_s: float = 120.0
+) -> subprocess.Popen:
+    """Start `python -m dlatrack_engine.server` (= `dlatrack serve`) and wait until it wrote `connection_file`.
+
+    The engine's log goes to `<connection_file>.log` (a pipe nobody drains would eventually block it).
+    Raises EngineConnectionError with the log's tail if the engine exits or does not come up in time."""
+    connection_file = Path(connection_file)
+    connection_file.parent.mkdir(parents=True, exist_ok=True)
+    log_path = connection_file.with_name(connection_file.name + ".log")
+    command = [python, "-m", "dlatrack_engine.server", "-v", "--connection-file", str(connection_file), *extra_args]
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
+            raise EngineConnectionError(f"engine exited with code {process.returncode}: {tail}")
+        try:
+            if json.loads(connection_file.read_text(encoding="utf-8")).get("pid") == process.pid:
+                return process
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    process.terminate()
+    raise EngineConnectionError(f"engine did not write {connection_file} within {wait_s:.0f} s (log: {log_path})")

@@ -1,0 +1,134 @@
+"""`dlatrack serve`: run the engine as a long-lived server (what the Blender add-on talks to)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from dlatrack_engine.paths import cache_dir
+from dlatrack_engine.wire import protocol
+
+log = logging.getLogger(__name__)
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+DESCRIPTION = "Start the engine: bind a local port, write a connection file (mode 0600), serve requests."
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="run the engine server (Blender add-on back end)", description=DESCRIPTION
+    )
+    add_arguments(parser)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m dlatrack_engine.server`: the same as `dlatrack serve`, without importing the other
+    sub-commands (some import torch at once), so an engine started from Blender is up in a second."""
+    parser = argparse.ArgumentParser(prog="python -m dlatrack_engine.server", description=DESCRIPTION)
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    return run(args)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; anything else needs --allow-remote)"
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="permit binding a non-loopback address (prefer an SSH tunnel, see docs/protocol.md)",
+    )
+    parser.add_argument("--port", type=int, default=0, help="port to bind (default 0: a free port)")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="where job records and default job folders live (default <cache>/server)",
+    )
+    parser.add_argument(
+        "--connection-file",
+        type=Path,
+        default=None,
+        help="where to write host/port/token (default <state-dir>/connection.json)",
+    )
+    parser.add_argument("--device", default=None, help="torch device: cpu, cuda, cuda:N (default: auto)")
+    parser.add_argument(
+        "--max-frame-mb",
+        type=int,
+        default=protocol.DEFAULT_MAX_BLOB_BYTES >> 20,
+        help="largest accepted frame payload in MiB (uploaded videos)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for torch (default: torch's choice). Use fewer when Blender or other work shares the "
+        "cores: oversubscribed OpenMP threads spin and can make small ops 100x slower",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dlatrack_engine.server.connection_file import ConnectionFileError
+    from dlatrack_engine.server.server import EngineServer
+
+    if args.host not in LOOPBACK:
+        if not args.allow_remote:
+            print(
+                f"refusing to bind {args.host}: only loopback is allowed without --allow-remote "
+                "(the token travels unencrypted; use an SSH tunnel instead)",
+                file=sys.stderr,
+            )
+            return 2
+        log.warning(
+            "binding %s: the engine is reachable from the network and traffic is NOT encrypted; "
+            "anyone who learns the token can run jobs and read files the engine can read",
+            args.host,
+        )
+    if args.threads is not None:
+        if args.threads < 1:
+            print(f"--threads must be >= 1, got {args.threads}", file=sys.stderr)
+            return 2
+        # torch is imported lazily (first avatar/job), so the OpenMP/MKL pools pick these up.
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
+        if "torch" in sys.modules:  # `dlatrack serve` after another sub-command imported torch
+            sys.modules["torch"].set_num_threads(args.threads)
+    state_dir = (args.state_dir or cache_dir() / "server").resolve()
+    connection_file = (args.connection_file or state_dir / "connection.json").resolve()
+    server = EngineServer(
+        args.host,
+        args.port,
+        secrets.token_urlsafe(32),
+        state_dir,
+        connection_file,
+        device=args.device,
+        max_frame_bytes=args.max_frame_mb << 20,
+    )
+
+    def stop(signum: int, _frame: Any) -> None:
+        log.info("signal %d: stopping", signum)
+        server.request_stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        server.serve_forever()
+    except ConnectionFileError as exc:
+        print(str(exc), file=sys.stderr)
+        return 3
+    except OSError as exc:
+        print(f"cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 4
+    return 0
