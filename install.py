@@ -113,14 +113,22 @@ def install_blender_side(args: argparse.Namespace) -> Path | None:
     return python
 
 
+def addon_files() -> list[Path]:
+    """The add-on's files, following the `io/wire` symlink (Blender's packager would skip it), minus docs."""
+    files = []
+    for folder, dirs, names in os.walk(ADDON_SOURCE, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if d not in {"__pycache__", "docs"})
+        files += [Path(folder) / name for name in sorted(names) if not name.endswith(".pyc")]
+    return files
+
+
 def build_addon_zip() -> Path:
     """The extension zip Blender installs from (symlinked shared modules are stored as real files)."""
     ADDON_ZIP.parent.mkdir(parents=True, exist_ok=True)
     tmp = ADDON_ZIP.with_suffix(".tmp")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(ADDON_SOURCE.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                archive.write(path, f"{EXTENSION_ID}/{path.relative_to(ADDON_SOURCE)}")
+        for path in addon_files():
+            archive.write(path, f"{EXTENSION_ID}/{path.relative_to(ADDON_SOURCE)}")
     os.replace(tmp, ADDON_ZIP)
     say(f"add-on zip: {ADDON_ZIP}")
     return ADDON_ZIP
@@ -157,7 +165,10 @@ def install_addon(args: argparse.Namespace, bpy_python: Path | None) -> None:
         target.symlink_to(ADDON_SOURCE, target_is_directory=True)
         say(f"add-on linked for development: {target} -> {ADDON_SOURCE}")
     else:
-        shutil.copytree(ADDON_SOURCE, target, symlinks=False, ignore=shutil.ignore_patterns("__pycache__"))
+        for path in addon_files():
+            destination = target / path.relative_to(ADDON_SOURCE)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, destination)
         say(f"add-on installed: {target} (enable 'dlatrack' in Preferences > Add-ons if it is off)")
 
 

@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, str] = {
     "make-sample": "dlatrack_engine.sample.make_sample",
     "track": "dlatrack_engine.fit.cli",
     "eval": "dlatrack_engine.metrics.cli",
+    "demo": "dlatrack_engine.demo",
 }
 
 

@@ -1,0 +1,94 @@
+"""One track run in a scene: the engine job's session plus the scene writer, shared by UI and batch.
+
+The writer is created once the engine has written the manifest's camera (K, size, fps) — before that
+there is nothing to place in the scene. When the engine's job folder is not on this machine (a remote
+engine), frames are mirrored into a local folder first (`io.mirror`).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import bpy
+
+from ..io.mirror import RemoteMirror
+from ..io.result import TrackResult
+from ..io.session import PumpReport, TrackSession
+from ..io.wire.jobfolder import JobFolderError
+from .scene import SceneWriter, WriteOptions
+
+log = logging.getLogger(__name__)
+
+
+class TrackRun:
+    """Submit a track job for `avatar` and mirror its results into `scene` as they arrive."""
+
+    def __init__(self, scene: bpy.types.Scene, avatar: bpy.types.Object, client: Any, job_record: Mapping[str, Any],
+                 options: WriteOptions, mirror: bool | None = None) -> None:  # fmt: skip
+        self.scene_name = scene.name
+        self.avatar_name = avatar.name
+        self.options = options
+        self.writer: SceneWriter | None = None
+        self.session = TrackSession(client, job_record, self.write_frames)
+        if not self.session.folder:
+            raise RuntimeError(f"engine accepted job {self.session.job_id} but named no job folder")
+        self.mirror: RemoteMirror | None = None
+        self.folder = Path(self.session.folder)
+        if mirror or (mirror is None and not self.folder.is_dir()):  # not our disk: mirror over the socket
+            base = Path(options.cache_dir) if options.cache_dir else Path(tempfile.gettempdir()) / "dlatrack"
+            self.folder = base / f"job_{self.session.job_id}"
+            self.mirror = RemoteMirror(client, self.session.job_id, self.folder)
+            log.info("job %s: mirroring the engine's job folder into %s", self.session.job_id, self.folder)
+
+    @classmethod
+    def submit(cls, scene: bpy.types.Scene, avatar: bpy.types.Object, client: Any, avatar_id: str, video: str,
+               options: Mapping[str, Any], out_dir: str | None, write_options: WriteOptions,
+               mirror: bool | None = None) -> TrackRun:  # fmt: skip
+        """Start a track job; `mirror` forces (True) or forbids (False) copying its folder over the socket,
+        None decides by whether the engine's folder is visible here."""
+        job_id = client.track(video, avatar_id, options=dict(options), out_dir=out_dir)
+        return cls(scene, avatar, client, client.job_status(job_id), write_options, mirror)
+
+    def _ensure_writer(self) -> SceneWriter | None:
+        if self.writer is not None:
+            return self.writer
+        try:
+            result = TrackResult(self.folder)
+            if (
+                result.manifest.get("K") is None
+                or result.manifest.get("size") is None
+                or result.manifest.get("fps") is None
+            ):
+                return None
+        except JobFolderError:
+            return None  # the engine has not written the manifest yet
+        scene = bpy.data.scenes[self.scene_name]
+        self.writer = SceneWriter(scene, bpy.data.objects[self.avatar_name], result, self.options)
+        return self.writer
+
+    def write_frames(self) -> int:
+        if self.mirror is not None:
+            self.mirror.want(self.session.announced)
+            self.session.announced.clear()
+            self.mirror.sync()
+        writer = self._ensure_writer()
+        if writer is None:
+            return 0
+        return writer.write_new()
+
+    def pump(self) -> PumpReport:
+        return self.session.pump()
+
+    def finish(self) -> None:
+        """Final writes after the job ended (whatever the outcome): remaining frames and the textures."""
+        if self.mirror is not None:
+            self.mirror.sync(everything=True)
+        writer = self._ensure_writer()
+        if writer is None:
+            return
+        writer.write_new()
+        writer.write_textures()

@@ -1,0 +1,69 @@
+"""A local copy of a job folder that lives on the engine's machine (a remote engine), filled over the socket.
+
+The scene writers read job folders from disk. When Blender cannot see the engine's folder, this mirror
+fetches finished frames (arrays + texture PNGs) with the `job_frames` request and writes them, with the
+manifest and the light code, into a local folder in the same layout — atomically, like the engine does —
+so everything downstream is unchanged. Frame events name the frames to fetch; `sync(everything=True)`
+catches up with frames finished before this Blender session attached (resume, reconnect).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .wire.jobfolder import TEXTURE_KINDS, JobFolder
+
+log = logging.getLogger(__name__)
+
+TRACK_KINDS = ("track", "adapt")
+
+
+class RemoteMirror:
+    """Mirror of job `job_id` in `root`; `want(frames)` queues frames, `sync()` fetches them in batches."""
+
+    def __init__(self, client: Any, job_id: str, root: str | Path, batch: int = 16) -> None:
+        self.client, self.job_id, self.batch = client, job_id, batch
+        self.folder = JobFolder(root)
+        self.root = self.folder.root
+        self._wanted: set[int] = set()
+
+    def want(self, frames: Iterable[int]) -> None:
+        self._wanted.update(int(f) for f in frames)
+
+    def _store(self, reply: dict[str, Any]) -> int:
+        manifest = reply.get("manifest")
+        if manifest:
+            self.folder.write_manifest(manifest)
+        track = (manifest or {}).get("kind", "track") in TRACK_KINDS
+        for index, textures in reply["textures"].items():
+            for kind, png in textures.items():
+                if kind in TEXTURE_KINDS:
+                    self.folder.write_texture(kind, index, png)
+        # Arrays last: a frame file's presence means "done", so its textures must already be there.
+        for index, arrays in reply["arrays"].items():
+            self.folder.write_frame(index, arrays, track=track)
+        if reply.get("light_code") is not None:
+            self.folder.write_light_code(reply["light_code"])
+        return len(reply["arrays"])
+
+    def sync(self, everything: bool = False) -> int:
+        """Fetch queued frames (or all finished ones); returns how many frames were written locally."""
+        if everything:
+            reply = self.client.job_frames(self.job_id, None, textures=True)
+            have = set(self.folder.frames_done())
+            reply["arrays"] = {i: a for i, a in reply["arrays"].items() if i not in have}
+            reply["textures"] = {i: t for i, t in reply["textures"].items() if i not in have}
+            self._wanted.clear()
+            return self._store(reply)
+        todo = sorted(self._wanted - set(self.folder.frames_done()))
+        written = 0
+        for start in range(0, len(todo), self.batch):
+            chunk = todo[start : start + self.batch]
+            written += self._store(self.client.job_frames(self.job_id, chunk, textures=True))
+            self._wanted.difference_update(chunk)
+        if not todo and not self.folder.exists():  # the manifest alone (camera, fps) before any frame
+            self._store(self.client.job_frames(self.job_id, [], textures=False))
+        return written

@@ -1,0 +1,18 @@
+"""Blender UI of the add-on: preferences, scene properties, operators and the sidebar panel."""
+
+from __future__ import annotations
+
+
+def classes() -> list[type]:
+    """Every class to register, in dependency order (property groups before users)."""
+    from . import avatar_ops, engine, panel, preferences, properties, relight, track
+
+    return [
+        preferences.DLATrackPreferences,
+        properties.DLATrackSceneSettings,
+        *engine.CLASSES,
+        *avatar_ops.CLASSES,
+        *track.CLASSES,
+        *relight.CLASSES,
+        *panel.CLASSES,
+    ]

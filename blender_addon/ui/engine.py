@@ -1,0 +1,131 @@
+"""The engine connection for this Blender session: start a local engine, connect, show status, stop.
+
+One connection per Blender session lives here (module state, not scene data: sockets cannot be saved in
+a .blend). Operators report the engine's own error messages.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import bpy
+
+from . import preferences
+
+log = logging.getLogger(__name__)
+
+_state: dict[str, Any] = {"client": None, "info": {}, "avatars": {}, "process": None}
+
+
+def client() -> Any | None:
+    return _state["client"]
+
+
+def info() -> dict[str, Any]:
+    return _state["info"]
+
+
+def _default_connection_file() -> Path:
+    return Path(bpy.app.tempdir or "/tmp") / "dlatrack-engine.json"
+
+
+def connect(context: bpy.types.Context) -> Any:
+    """Connect according to the preferences (starting a local engine when asked); returns the client."""
+    from ..io import client as client_mod
+
+    if _state["client"] is not None:
+        return _state["client"]
+    prefs = preferences.get(context)
+    mode = prefs.engine_mode if prefs else "LOCAL"
+    if mode == "LOCAL":
+        python = bpy.path.abspath(prefs.engine_python) if prefs and prefs.engine_python else ""
+        if not python:
+            raise RuntimeError("set 'Engine Python' in the DLATrack preferences (the .venv Python made by install.py)")
+        connection_file = _default_connection_file()
+        _state["process"] = client_mod.start_local_engine(python, connection_file)
+        engine = client_mod.EngineClient.from_connection_file(connection_file)
+    elif prefs and prefs.connection_file:
+        engine = client_mod.EngineClient.from_connection_file(bpy.path.abspath(prefs.connection_file))
+    else:
+        if not prefs or not prefs.port:
+            raise RuntimeError("set a connection file, or host + port + token, in the DLATrack preferences")
+        engine = client_mod.EngineClient(prefs.host, prefs.port, prefs.token)
+    return adopt(engine)
+
+
+def adopt(engine: Any) -> Any:
+    """Use an already-connected client (batch mode starts its own)."""
+    _state["client"] = engine
+    _state["info"] = dict(engine.hello() or {})
+    _state["avatars"] = {}
+    return engine
+
+
+def disconnect(shutdown: bool | None = None) -> None:
+    """Drop the connection; `shutdown` (default: only an engine this session started) also stops it."""
+    if shutdown is None:
+        shutdown = _state["process"] is not None
+    engine, process = _state["client"], _state["process"]
+    _state.update(client=None, info={}, avatars={}, process=None)
+    if engine is not None:
+        try:
+            if shutdown:
+                engine.shutdown()
+            else:
+                engine.close()
+        except (OSError, ConnectionError, RuntimeError) as exc:
+            log.info("engine connection closed with: %s", exc)
+    if process is not None and shutdown:
+        try:
+            process.wait(timeout=10)
+        except Exception:  # still running after a shutdown request: stop the process we started
+            process.terminate()
+
+
+def avatar_package(settings: Any) -> str:
+    """The avatar package path: the sidebar's, else the one the avatar object was imported from."""
+    path = settings.avatar_path or (settings.avatar_object or {}).get("dlatrack_avatar", "")
+    if not path:
+        raise RuntimeError("choose the avatar package (the engine needs its weights)")
+    return bpy.path.abspath(path)
+
+
+def avatar_id(path: str) -> str:
+    """Load the avatar package on the engine once per session; returns its id there."""
+    engine = _state["client"]
+    key = str(Path(path).resolve())
+    if key not in _state["avatars"]:
+        _state["avatars"][key] = engine.load_avatar(key)
+    return _state["avatars"][key]
+
+
+class DLATRACK_OT_engine_connect(bpy.types.Operator):
+    """Start a local engine or connect to a running one (see the add-on preferences)"""
+
+    bl_idname = "dlatrack.engine_connect"
+    bl_label = "Start / Connect Engine"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        try:
+            connect(context)
+        except Exception as exc:  # the engine's message is what the user needs to see
+            self.report({"ERROR"}, f"DLATrack engine: {exc}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"DLATrack engine {info().get('engine_version', '?')} on {info().get('device', '?')}")
+        return {"FINISHED"}
+
+
+class DLATRACK_OT_engine_stop(bpy.types.Operator):
+    """Stop the engine this session started (or just disconnect from a remote one)"""
+
+    bl_idname = "dlatrack.engine_stop"
+    bl_label = "Stop Engine"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        disconnect()
+        return {"FINISHED"}
+
+
+CLASSES = [DLATRACK_OT_engine_connect, DLATRACK_OT_engine_stop]

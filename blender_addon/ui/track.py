@@ -1,0 +1,163 @@
+"""Track Video (modal) and Cancel.
+
+The client's reader thread queues engine events; a window-manager timer wakes the modal operator on the
+main thread, which pumps the session (never blocking on the socket) and writes finished frames into the
+scene, so Blender stays responsive. ESC or Cancel asks the engine to stop; an engine that dies ends the
+operator with its message and keeps every frame already written.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import bpy
+
+from ..blender.scene import WriteOptions
+from ..blender.tracking import TrackRun
+from ..io.options import track_options
+from . import engine, preferences
+
+log = logging.getLogger(__name__)
+
+_runs: dict[str, TrackRun] = {}  # scene name -> its running job
+
+
+def active_run(scene: bpy.types.Scene) -> TrackRun | None:
+    return _runs.get(scene.name)
+
+
+def stop_all() -> None:
+    for run in list(_runs.values()):
+        run.session.cancel()
+    _runs.clear()
+
+
+def write_options(context: bpy.types.Context) -> WriteOptions:
+    prefs = preferences.get(context)
+    settings = context.scene.dlatrack
+    options = WriteOptions(mode=settings.write_mode)
+    if prefs is not None:
+        options.mesh_cache_above = prefs.mesh_cache_above
+        if prefs.output_dir:
+            options.cache_dir = bpy.path.abspath(prefs.output_dir)
+    return options
+
+
+class DLATRACK_OT_track_video(bpy.types.Operator):
+    """Track the video with the avatar in the engine and animate the avatar as frames arrive (ESC cancels)"""
+
+    bl_idname = "dlatrack.track_video"
+    bl_label = "Track Video"
+
+    _timer = None
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        settings = getattr(context.scene, "dlatrack", None)
+        return settings is not None and settings.avatar_object is not None and not settings.running
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        return self.invoke(context, None)
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event | None) -> set[str]:
+        if context.window is None:  # background mode: no event loop for a modal operator
+            self.report({"ERROR"}, "Track Video needs Blender's UI; headless, use blender_addon/batch.py")
+            return {"CANCELLED"}
+        settings = context.scene.dlatrack
+        video = bpy.path.abspath(settings.video_path)
+        if not video:
+            self.report({"ERROR"}, "choose a video first")
+            return {"CANCELLED"}
+        prefs = preferences.get(context)
+        try:
+            client = engine.connect(context)
+            options = track_options(settings.frame_start, settings.frame_count, settings.key_frames, settings.preset)
+            out_dir = bpy.path.abspath(prefs.output_dir) if prefs and prefs.output_dir else None
+            avatar_id = engine.avatar_id(engine.avatar_package(settings))
+            avatar, scene = settings.avatar_object, context.scene
+            run = TrackRun.submit(scene, avatar, client, avatar_id, video, options, out_dir, write_options(context))
+        except Exception as exc:  # engine errors carry the engine's message
+            self.report({"ERROR"}, f"DLATrack: {exc}")
+            return {"CANCELLED"}
+        _runs[context.scene.name] = run
+        settings.job_id, settings.job_folder = run.session.job_id, str(run.folder)
+        settings.running, settings.progress, settings.status = True, 0.0, "queued"
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.1, window=context.window)
+        wm.progress_begin(0.0, 1.0)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        run = active_run(context.scene)
+        if run is None:
+            return self._end(context, {"CANCELLED"})
+        if event.type == "ESC" and event.value == "PRESS":
+            run.session.cancel()
+            context.scene.dlatrack.status = "cancelling"
+            return {"RUNNING_MODAL"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        try:
+            report = run.pump()
+        except Exception as exc:
+            log.exception("DLATrack: writing results failed")
+            self.report({"ERROR"}, f"DLATrack: writing results failed: {exc}")
+            run.session.cancel()
+            return self._end(context, {"CANCELLED"})
+        settings = context.scene.dlatrack
+        settings.progress, settings.status = report.fraction, report.text
+        context.window_manager.progress_update(report.fraction)
+        if context.workspace is not None:
+            context.workspace.status_text_set(f"DLATrack: {report.text} — ESC to cancel")
+        for area in context.screen.areas if context.screen else []:
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+        if not report.finished:
+            return {"RUNNING_MODAL"}
+        try:
+            run.finish()
+        except Exception as exc:  # keep what was written; say why the rest is missing
+            log.exception("DLATrack: final writes failed")
+            self.report({"ERROR"}, f"DLATrack: final writes failed: {exc}")
+            return self._end(context, {"CANCELLED"})
+        if report.error:
+            self.report({"ERROR"}, f"DLATrack: {report.error} ({run.session.frames_written} frames kept)")
+        else:
+            self.report({"INFO"}, f"DLATrack: {report.state.value}, {run.session.frames_written} frames written")
+        return self._end(context, {"FINISHED"} if report.state.value == "completed" else {"CANCELLED"})
+
+    def _end(self, context: bpy.types.Context, result: set[str]) -> set[str]:
+        wm = context.window_manager
+        if self._timer is not None:
+            wm.event_timer_remove(self._timer)
+            self._timer = None
+        wm.progress_end()
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)
+        _runs.pop(context.scene.name, None)
+        settings = context.scene.dlatrack
+        settings.running = False
+        settings.status = "done" if "FINISHED" in result else "stopped"
+        return result
+
+
+class DLATRACK_OT_cancel(bpy.types.Operator):
+    """Stop the running tracking job (frames already written stay)"""
+
+    bl_idname = "dlatrack.cancel"
+    bl_label = "Cancel"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return active_run(context.scene) is not None
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        run = active_run(context.scene)
+        if run is not None:
+            run.session.cancel()
+            context.scene.dlatrack.status = "cancelling"
+        return {"FINISHED"}
+
+
+CLASSES = [DLATRACK_OT_track_video, DLATRACK_OT_cancel]

@@ -1,0 +1,147 @@
+"""TrackSession (the add-on's job pump) against a real engine process: completion, cancel, engine death.
+
+The engine's `selftest` job does real per-frame work and writes frames atomically like a track job, so
+the pump's behaviour is checked end to end over the socket without a trained avatar.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from blender_addon.io.client import EngineClient, start_local_engine
+from blender_addon.io.session import TrackSession
+from blender_addon.io.wire.jobfolder import JobFolder
+from blender_addon.io.wire.jobs import JobState
+
+
+def _start(state: Path) -> Iterator[tuple[subprocess.Popen, EngineClient]]:
+    process = start_local_engine(
+        sys.executable, state / "connection.json", ("--state-dir", str(state), "--device", "cpu"), wait_s=60.0
+    )
+    client = EngineClient.from_connection_file(state / "connection.json")
+    yield process, client
+    client.close()
+    if process.poll() is None:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def shared_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subprocess.Popen, EngineClient]]:
+    """One engine for the tests that leave it alive (an engine start costs seconds: torch import)."""
+    yield from _start(tmp_path_factory.mktemp("engine") / "state")
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, EngineClient]]:
+    yield from _start(tmp_path / "state")
+
+
+class FolderCounter:
+    """The session's write callback: counts frames that appeared in the job folder (what a writer does)."""
+
+    def __init__(self) -> None:
+        self.seen: set[int] = set()
+        self.folder: JobFolder | None = None
+
+    def __call__(self) -> int:
+        new = set(self.folder.frames_done()) - self.seen if self.folder else set()
+        self.seen |= new
+        return len(new)
+
+
+def open_session(
+    client: EngineClient, frames: int, frame_seconds: float, out: Path
+) -> tuple[TrackSession, FolderCounter]:
+    job_id = client.selftest(frames=frames, size=8, frame_seconds=frame_seconds, out_dir=str(out))
+    counter = FolderCounter()
+    session = TrackSession(client, client.job_status(job_id), counter, status_interval_s=0.5)
+    counter.folder = JobFolder(session.folder)
+    return session, counter
+
+
+def pump_until(session: TrackSession, condition, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        report = session.pump()
+        if condition(report):
+            return report
+        time.sleep(0.05)
+    raise AssertionError(f"job {session.job_id} did not reach the condition within {timeout} s")
+
+
+def test_session_completes_and_writes_every_frame(shared_engine, tmp_path: Path) -> None:
+    _, client = shared_engine
+    session, counter = open_session(client, frames=6, frame_seconds=0.0, out=tmp_path / "job")
+    report = session.run_blocking(poll_s=0.05, timeout_s=60)
+    assert report.state is JobState.COMPLETED and report.error is None
+    assert session.frames_written == 6 and counter.seen == set(range(6))
+
+
+def test_cancel_stops_the_job_and_keeps_written_frames(shared_engine, tmp_path: Path) -> None:
+    _, client = shared_engine
+    session, counter = open_session(client, frames=200, frame_seconds=0.1, out=tmp_path / "job")
+    pump_until(session, lambda r: session.frames_written >= 2)
+    session.cancel()
+    report = pump_until(session, lambda r: r.finished)
+    assert report.state is JobState.CANCELLED
+    assert 2 <= session.frames_written < 200
+    assert counter.seen == set(JobFolder(session.folder).frames_done())
+
+
+def test_engine_death_ends_the_session_cleanly(engine, tmp_path: Path) -> None:
+    process, client = engine
+    session, _ = open_session(client, frames=200, frame_seconds=0.1, out=tmp_path / "job")
+    pump_until(session, lambda r: session.frames_written >= 2)
+    process.send_signal(signal.SIGKILL)
+    process.wait(10)
+    report = pump_until(session, lambda r: r.finished, timeout=20)
+    assert report.state is JobState.FAILED
+    assert report.error and ("connection" in report.error or "engine" in report.error)
+    assert session.frames_written >= 2  # what was written stays
+
+
+def test_remote_mirror_copies_the_job_folder_over_the_socket(shared_engine, tmp_path: Path) -> None:
+    """A Blender without the engine's disk: frames announced by events are fetched with job_frames."""
+    from blender_addon.io.mirror import RemoteMirror
+
+    _, client = shared_engine
+    job_id = client.selftest(frames=5, size=8, out_dir=str(tmp_path / "engine_side"))
+    mirror = RemoteMirror(client, job_id, tmp_path / "blender_side", batch=2)
+    session = TrackSession(client, client.job_status(job_id), lambda: 0, status_interval_s=0.2)
+    report = session.run_blocking(poll_s=0.05, timeout_s=60)
+    assert report.state is JobState.COMPLETED
+    assert session.announced == set(range(5)), "every finished frame is announced by a frame event"
+    mirror.want(sorted(session.announced)[:3])
+    assert mirror.sync() == 3
+    assert mirror.sync(everything=True) == 2  # the rest, e.g. after a reconnect
+    engine_side, blender_side = JobFolder(tmp_path / "engine_side"), JobFolder(tmp_path / "blender_side")
+    assert blender_side.frames_done() == engine_side.frames_done() == list(range(5))
+    assert blender_side.read_manifest()["job_id"] == job_id
+    for index in range(5):
+        ours, theirs = blender_side.read_frame(index, track=False), engine_side.read_frame(index, track=False)
+        assert ours.keys() == theirs.keys()
+        assert all((ours[k] == theirs[k]).all() for k in ours)
+
+
+def test_avatar_mesh_from_the_engine_matches_the_package(shared_engine, tmp_path: Path) -> None:
+    """Import Avatar for an engine elsewhere: the `avatar_topology` reply gives the same mesh as the files."""
+    import addon_synthetic as synthetic
+
+    from blender_addon.io.avatar import avatar_mesh_from_arrays, read_avatar_mesh
+
+    _, client = shared_engine
+    package, _ = synthetic.tiny_avatar_package(tmp_path)
+    reply = client.avatar_topology(client.load_avatar(str(package)))
+    remote = avatar_mesh_from_arrays(reply, str(reply.get("name")), reply.get("texture_size"), "engine")
+    local = read_avatar_mesh(package)
+    assert remote.name == local.name == "tiny" and remote.texture_size == local.texture_size == 16
+    for field in ("faces", "uv_faces", "uvs", "neutral"):
+        assert (getattr(remote, field) == getattr(local, field)).all(), field
