@@ -101,7 +101,9 @@ def write_quality(args: argparse.Namespace, command: str) -> None:
         f"training images {data['training_image_size'][0]} px). Held out: cameras "
         f"{provenance['split']['holdout_cameras']}, frames {provenance['split']['holdout_frame_ids']}. "
         f"DAM: {stages['dam']['epochs']} epochs in {stages['dam']['seconds'] / 60:.1f} min; "
-        f"G: {light.get('epochs', 0)} epochs in {light.get('seconds', 0) / 60:.1f} min. "
+        f"G: {(light.get('texture_warmup') or {}).get('epochs', 0)} texture-space warm-up epochs + "
+        f"{light.get('epochs', 0)} render-loss (Eq. 4-5) epochs of {light.get('config', {}).get('samples_per_epoch')} "
+        f"samples, {light.get('seconds', 0) / 60:.1f} min in all. "
         f"Evaluation command: `{evaluation['command']}` (images at {evaluation['image_size'][0]} px)."
     )
     write_section("Avatar models: held-out light-stage quality", command,

@@ -1,0 +1,153 @@
+"""The lighting model G (PAPER.md §2, supplement Fig. 10): per-texel gain and bias on the fully-lit texture.
+
+    T_v = T̂_v ⊙ g_v + b_v                  (Eq. 2, `relight`)
+    g_v, b_v = G(l, h_v, T̂_v; φ)           (Eq. 3, `LightingModel.forward`)
+
+Layout (paper sizes for input_texture_size = 256):
+  l (150) and h_v (6) -> two MLPs -> 256 each -> concat -> FC -> [C, g0, g0] -> conv -> four transposed convs
+  -> lighting feature at input/16;  T̂_v resized to input² -> four (conv + down-sample) -> texture feature at
+  input/16;  concat -> two branches of two transposed convs (x4 each) -> gain, bias at input² -> bilinear to
+  the texture size. With input 256 the FC grid is 1x1 and each transposed conv doubles (1 -> 16). Smaller
+  inputs keep the four transposed convs but the first ones that would overshoot use stride 1.
+The last layer of each branch starts at zero and gain = softplus(x + log(e - 1)), so G starts as the
+identity relighting (g = 1, b = 0) and the gain stays non-negative. (exp(x) was tried on the sample light
+stage and learnt slower.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dlatrack_engine.models.blocks import ConvDownsample, config_from_dict, leaky, log2_int, mlp
+
+GAIN_OFFSET = math.log(math.e - 1.0)  # softplus(GAIN_OFFSET) == 1
+
+
+@dataclass(kw_only=True)
+class LightingConfig:
+    """Sizes of G. `light_channels`: FC grid channels then the output of each of the four transposed convs;
+    `texture_channels`: output of each of the four texture-encoder stages."""
+
+    texture_size: int
+    code_size: int = 150
+    pose_size: int = 6
+    input_texture_size: int = 256
+    mlp_width: int = 256
+    light_channels: tuple[int, ...] = (256, 128, 64, 64, 32)
+    texture_channels: tuple[int, ...] = (32, 64, 128, 128)
+    branch_channels: int = 64
+    # The bias map is predicted in units of `bias_scale`: linear radiance of single light groups is ~1e-2,
+    # so at scale 1 every Adam step (~lr) would move the bias by the size of the signal itself.
+    bias_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        log2_int(self.texture_size, "LightingConfig.texture_size")
+        if log2_int(self.input_texture_size, "LightingConfig.input_texture_size") < 4:
+            raise ValueError(f"LightingConfig.input_texture_size must be >= 16, got {self.input_texture_size}")
+        if len(self.light_channels) != 5:
+            raise ValueError(
+                f"LightingConfig.light_channels needs 5 widths (FC + 4 deconvs), got {self.light_channels}"
+            )
+        if len(self.texture_channels) != 4:
+            raise ValueError(f"LightingConfig.texture_channels needs 4 widths, got {self.texture_channels}")
+
+    @property
+    def feature_size(self) -> int:
+        return self.input_texture_size // 16
+
+    @property
+    def light_grid(self) -> int:
+        return max(1, self.feature_size // 16)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LightingConfig:
+        return config_from_dict(cls, data, "lighting config")
+
+
+def _branch(cin: int, hidden: int) -> nn.Sequential:
+    """Two transposed convs, x4 each (kernel 8 = 2 x stride: no checkerboard), the last one zero-initialised."""
+    last = nn.ConvTranspose2d(hidden, 3, 8, stride=4, padding=2)
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    return nn.Sequential(nn.ConvTranspose2d(cin, hidden, 8, stride=4, padding=2), leaky(), last)
+
+
+class LightingModel(nn.Module):
+    """G of Eq. 3: (light_code [B,150], head_view [B,6] = (r, v_v), fully-lit texture [B,3,T,T]) -> gain, bias."""
+
+    def __init__(self, cfg: LightingConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        w = cfg.mlp_width
+        self.light_mlp = mlp([cfg.code_size, w, w])
+        self.pose_mlp = mlp([cfg.pose_size, w, w])
+        lc = cfg.light_channels
+        self.fc = nn.Sequential(nn.Linear(2 * w, lc[0] * cfg.light_grid**2), leaky())
+        self.conv = nn.Sequential(nn.Conv2d(lc[0], lc[0], 3, padding=1), leaky())
+        doublings = log2_int(cfg.feature_size // cfg.light_grid, "feature/grid ratio")
+        deconvs: list[nn.Module] = []
+        for i in range(4):
+            if i < doublings:
+                deconvs.append(nn.ConvTranspose2d(lc[i], lc[i + 1], 4, stride=2, padding=1))
+            else:
+                deconvs.append(nn.ConvTranspose2d(lc[i], lc[i + 1], 3, stride=1, padding=1))
+            deconvs.append(leaky())
+        self.deconvs = nn.Sequential(*deconvs)
+        stages, cin = [], 3
+        for cout in cfg.texture_channels:
+            stages.append(ConvDownsample(cin, cout))
+            cin = cout
+        self.texture_encoder = nn.Sequential(*stages)
+        joint = lc[-1] + cfg.texture_channels[-1]
+        self.gain_branch = _branch(joint, cfg.branch_channels)
+        self.bias_branch = _branch(joint, cfg.branch_channels)
+
+    def forward(
+        self, light_code: torch.Tensor, head_view: torch.Tensor, texture: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eq. 3. Returns gain, bias [B,3,T,T] at the texture's size T (= cfg.texture_size)."""
+        cfg = self.cfg
+        batch = texture.shape[0]
+        expected = {
+            "light_code": (light_code, (batch, cfg.code_size)),
+            "head_view": (head_view, (batch, cfg.pose_size)),
+            "texture": (texture, (batch, 3, cfg.texture_size, cfg.texture_size)),
+        }
+        for name, (x, shape) in expected.items():
+            if tuple(x.shape) != shape:
+                raise ValueError(f"LightingModel: {name} must be {list(shape)}, got {list(x.shape)}")
+        light = torch.cat([self.light_mlp(light_code), self.pose_mlp(head_view)], dim=1)
+        grid = self.fc(light).view(batch, -1, cfg.light_grid, cfg.light_grid)
+        light_feat = self.deconvs(self.conv(grid))
+        small = texture
+        if cfg.input_texture_size != cfg.texture_size:
+            small = F.interpolate(
+                texture, size=(cfg.input_texture_size,) * 2, mode="bilinear", align_corners=False, antialias=True
+            )
+        tex_feat = self.texture_encoder(small)
+        joint = torch.cat([light_feat, tex_feat], dim=1)
+        gain = F.softplus(self.gain_branch(joint) + GAIN_OFFSET)
+        bias = self.bias_branch(joint) * cfg.bias_scale
+        if cfg.input_texture_size != cfg.texture_size:
+            gain = F.interpolate(gain, size=(cfg.texture_size,) * 2, mode="bilinear", align_corners=False)
+            bias = F.interpolate(bias, size=(cfg.texture_size,) * 2, mode="bilinear", align_corners=False)
+        return gain, bias
+
+
+def relight(texture: torch.Tensor, gain: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Eq. 2: the relit texture T_v = T̂_v ⊙ g_v + b_v (all [B,3,T,T])."""
+    return texture * gain + bias
+
+
+def head_view_vector(rotation: torch.Tensor, view: torch.Tensor) -> torch.Tensor:
+    """h_v of Eq. 3: concatenation of the head rotation r (axis-angle [B,3]) and the view vector v_v [B,3]."""
+    return torch.cat([rotation, view], dim=-1)

@@ -1,0 +1,204 @@
+"""`dlatrack train dam|lighting|eval|sample`: train an avatar from a light-stage dataset.
+
+    dlatrack train dam      --data D --out A   # DAM -> package A (with an identity G)
+    dlatrack train lighting --data D --out A   # G (Eq. 4-5) against A's DAM -> A
+    dlatrack train eval     --data D --avatar A  # held-out metrics -> A's avatar.json provenance
+    dlatrack train sample                      # all three for the sample subject -> sample_scenes/avatar
+
+Training resumes from the last checkpoint (`--checkpoint-dir`, default cache/train/<name of A>) unless
+`--fresh` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+from dlatrack_engine.device import pick_device
+from dlatrack_engine.paths import SAMPLE_SCENES, cache_dir
+from dlatrack_engine.train import pipeline
+from dlatrack_engine.train.dam_trainer import DAMTrainConfig
+from dlatrack_engine.train.lighting_trainer import LightingTrainConfig
+
+log = logging.getLogger(__name__)
+
+PRESETS = {
+    "tiny": (pipeline.TINY_DAM, pipeline.TINY_LIGHTING),
+    "sample": (pipeline.SAMPLE_DAM, pipeline.SAMPLE_LIGHTING),
+    "real": (pipeline.REAL_DAM, pipeline.REAL_LIGHTING),
+}
+SAMPLE_DATA = Path("sample") / "lightstage"
+SAMPLE_OUT = SAMPLE_SCENES / "avatar"
+# Settings of the shipped sample avatar (recorded in its avatar.json with the exact commands).
+SAMPLE_SETTINGS = {
+    "texture_size": "128",
+    "image_size": "128",
+    "dam": ["--epochs", "60", "--batch-size", "8", "--lr", "2e-3", "--time-limit-minutes", "8"],
+    "lighting": [
+        "--epochs", "30", "--batch-size", "4", "--samples-per-epoch", "16", "--lr", "1e-3",
+        "--texture-warmup-epochs", "200", "--texture-warmup-lr", "3e-3", "--texture-warmup-minutes", "7",
+        "--time-limit-minutes", "12",
+    ],
+    "eval": ["--max-frames", "8", "--fit-iterations", "50"],
+}  # fmt: skip
+
+
+def _command() -> str:
+    return "dlatrack " + shlex.join(sys.argv[1:])
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, required=True, help="light-stage dataset folder")
+    parser.add_argument("--image-size", type=int, default=128, help="train on images downsampled to this longer side")
+    parser.add_argument(
+        "--first-frames",
+        type=int,
+        default=None,
+        help="use only the first N frames of the dataset (reproducible subsets)",
+    )
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA if present)")
+    parser.add_argument("--checkpoint-dir", type=Path, default=None)
+    parser.add_argument("--fresh", action="store_true", help="ignore and delete an existing checkpoint")
+
+
+def _schedule(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--samples-per-epoch", type=int, help="random (frame, camera) pairs per epoch")
+    parser.add_argument(
+        "--time-limit-minutes", type=float, help="stop (with a checkpoint) after the epoch that crosses this"
+    )
+
+
+def _checkpoints(args: argparse.Namespace, out: Path, stage: str) -> Path:
+    directory = args.checkpoint_dir or pipeline.default_checkpoint_dir(out)
+    if args.fresh:
+        (directory / f"{stage}.pt").unlink(missing_ok=True)
+    return directory
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser("train", help="train an avatar (DAM, lighting model G) from a light stage")
+    stages = train.add_subparsers(dest="stage", required=True)
+
+    dam = stages.add_parser("dam", help="train the DAM and write the avatar package")
+    _common(dam)
+    dam.add_argument("--out", type=Path, required=True, help="avatar package to write (folder or .zip)")
+    dam.add_argument("--preset", choices=sorted(PRESETS), default="sample", help="model sizes")
+    dam.add_argument("--texture-size", type=int, default=128)
+    dam.add_argument("--latent-size", type=int, default=None, help="override the preset's z size")
+    _schedule(dam)
+    dam.add_argument("--kl-weight", type=float)
+    dam.add_argument("--screen-weight", type=float, help="weight of the optional screen-space loss")
+    dam.add_argument("--holdout-cameras", default=None, help="comma-separated camera names to hold out")
+    dam.add_argument("--holdout-every", type=int, default=6, help="hold out every N-th frame of each kind")
+    dam.add_argument("--name", default=None, help="avatar name (default: the output folder's name)")
+    dam.set_defaults(func=_run_dam)
+
+    light = stages.add_parser("lighting", help="train G (Eq. 4-5) against the package's DAM")
+    _common(light)
+    light.add_argument("--out", type=Path, required=True, help="avatar package written by `train dam`")
+    light.add_argument("--preset", choices=sorted(PRESETS), default=None, help="G sizes (default: keep)")
+    light.add_argument("--input-size", type=int, default=None, help="G's input texture size")
+    _schedule(light)
+    light.add_argument("--lr-decay-every", type=int)
+    light.add_argument("--texture-warmup-epochs", type=int, help="texture-space warm-up of G (not in the paper)")
+    light.add_argument("--texture-warmup-lr", type=float)
+    light.add_argument("--texture-warmup-minutes", type=float)
+    light.set_defaults(func=_run_lighting)
+
+    ev = stages.add_parser("eval", help="held-out DAM / G / SH / no-lighting metrics of a package")
+    _common(ev)
+    ev.add_argument("--avatar", type=Path, required=True)
+    ev.add_argument("--max-frames", type=int, default=12, help="frames per evaluation set (evenly spaced)")
+    ev.add_argument("--fit-iterations", type=int, default=100, help="light-code fit for unseen patterns")
+    ev.set_defaults(func=_run_eval)
+
+    sample = stages.add_parser("sample", help="train and evaluate the sample avatar (all stages)")
+    sample.add_argument("--data", type=Path, default=None, help="default: <cache>/sample/lightstage")
+    sample.add_argument("--out", type=Path, default=SAMPLE_OUT)
+    sample.add_argument("--device", default=None)
+    sample.add_argument("--first-frames", type=int, default=None, help="use only the first N dataset frames")
+    sample.add_argument("--fresh", action="store_true")
+    sample.set_defaults(func=_run_sample)
+
+
+def _run_dam(args: argparse.Namespace) -> int:
+    dam_sizes, light_sizes = PRESETS[args.preset]
+    dam_sizes = dict(dam_sizes)
+    if args.latent_size:
+        dam_sizes["latent_size"] = args.latent_size
+    cfg = pipeline.train_config_from(DAMTrainConfig, vars(args))
+    holdout = args.holdout_cameras.split(",") if args.holdout_cameras else None
+    pipeline.run_dam_stage(
+        args.data, args.out, args.texture_size, args.image_size, dam_sizes, light_sizes, cfg,
+        pick_device(args.device), holdout, args.holdout_every, _checkpoints(args, args.out, "dam"),
+        _command(), args.name or args.out.stem, first_frames=args.first_frames,
+    )  # fmt: skip
+    return 0
+
+
+def _run_lighting(args: argparse.Namespace) -> int:
+    sizes = None
+    if args.preset or args.input_size:
+        sizes = dict(PRESETS[args.preset or "sample"][1])
+        if args.input_size:
+            sizes["input_texture_size"] = args.input_size
+    cfg = pipeline.train_config_from(LightingTrainConfig, vars(args))
+    pipeline.run_lighting_stage(
+        args.data, args.out, args.image_size, sizes, cfg, pick_device(args.device),
+        _checkpoints(args, args.out, "lighting"), _command(), first_frames=args.first_frames,
+    )  # fmt: skip
+    return 0
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    rows = pipeline.run_evaluation(
+        args.data,
+        args.avatar,
+        args.image_size,
+        pick_device(args.device),
+        _command(),
+        max_frames=args.max_frames,
+        fit_iterations=args.fit_iterations,
+        first_frames=args.first_frames,
+    )
+    json.dump(rows, sys.stdout, indent=1)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _run_sample(args: argparse.Namespace) -> int:
+    data = args.data or cache_dir() / SAMPLE_DATA
+    s = SAMPLE_SETTINGS
+    fresh = ["--fresh"] if args.fresh else []
+    device = ["--device", args.device] if args.device else []
+    first = ["--first-frames", str(args.first_frames)] if args.first_frames else []
+    common = ["--data", str(data), "--image-size", s["image_size"], *first, *device, *fresh]
+    from dlatrack_engine.cli import main
+
+    steps = [
+        ["train", "dam", *common, "--out", str(args.out), "--texture-size", s["texture_size"], *s["dam"],
+         "--name", "sample"],
+        ["train", "lighting", *common, "--out", str(args.out), *s["lighting"]],
+        ["train", "eval", *common, "--avatar", str(args.out), *s["eval"]],
+    ]  # fmt: skip
+    if args.fresh and args.out.exists():
+        shutil.rmtree(args.out)
+    for step in steps:
+        log.info("running: dlatrack %s", shlex.join(step))
+        saved = sys.argv
+        sys.argv = ["dlatrack", *step]
+        try:
+            code = main(step)
+        finally:
+            sys.argv = saved
+        if code:
+            return code
+    return 0

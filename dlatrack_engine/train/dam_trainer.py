@@ -1,0 +1,235 @@
+"""Training the DAM (Lombardi et al. 2018) on the fully-lit light-stage frames.
+
+Targets are unwrapped per-camera textures (view-dependent) and the tracked meshes. Loss per sample:
+    vertex L2 (normalised units) + visibility-weighted texture L1 (normalised units) + kl_weight · KL
+  (+ screen_weight · masked image L1 of the decoded mesh+texture rendered through the differentiable
+  renderer — optional, off by default because on a CPU it costs a render per sample).
+Means, not sums, so the weights read the same at any mesh or texture size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from dlatrack_engine.models.dam import DAM, DAMConfig, kl_divergence
+from dlatrack_engine.models.uv_space import UVAtlas
+from dlatrack_engine.render.mesh_renderer import MeshRenderer
+from dlatrack_engine.train.checkpoint import load_checkpoint, save_checkpoint
+from dlatrack_engine.train.data import LightStageData, Split
+from dlatrack_engine.train.unwrap import average_texture, unwrap_images
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DAMTrainConfig:
+    epochs: int = 200
+    batch_size: int = 8
+    lr: float = 1e-3
+    kl_weight: float = 1e-3
+    vertex_weight: float = 1.0
+    texture_weight: float = 1.0
+    screen_weight: float = 0.0
+    samples_per_epoch: int | None = None  # None: every (frame, camera) pair once; else a random subset
+    time_limit_minutes: float | None = None  # stop after the epoch that crosses it (shared CPUs)
+    checkpoint_every: int = 10
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class UnwrappedFrames:
+    """Unwrapped textures of the fully-lit frames: `frames` (dataset indices) x all cameras."""
+
+    frames: list[int]
+    textures: torch.Tensor  # [Nf,C,3,T,T] float16
+    weights: torch.Tensor  # [Nf,C,1,T,T] float16
+    average: torch.Tensor  # [Nf,3,T,T] view-averaged over the training cameras (encoder input)
+
+    def row(self, frame: int) -> int:
+        return self.frames.index(frame)
+
+
+@torch.no_grad()
+def unwrap_frames(
+    data: LightStageData,
+    split: Split,
+    frames: list[int],
+    texture_size: int,
+    device: torch.device,
+    renderer: MeshRenderer,
+) -> UnwrappedFrames:
+    """Unwrap `frames` in every camera (held-out ones too: evaluation compares against them)."""
+    atlas = UVAtlas(renderer, texture_size)
+    cams = torch.arange(data.num_cameras)
+    train_cams = split.train_cameras(data)
+    textures, weights, averages = [], [], []
+    for f in tqdm(frames, desc="unwrap", leave=False, disable=len(frames) < 4):
+        idx = torch.full((data.num_cameras,), f)
+        world = data.world_vertices(data.vertices[idx], idx).to(device)
+        tex, w = unwrap_images(
+            renderer,
+            atlas,
+            data.images[f].to(device),
+            data.masks[f].to(device),
+            world,
+            data.camera(cams).to(device),
+        )
+        textures.append(tex.half().cpu())
+        weights.append(w.half().cpu())
+        averages.append(average_texture(tex[train_cams], w[train_cams]).cpu())
+    return UnwrappedFrames(list(frames), torch.stack(textures), torch.stack(weights), torch.stack(averages))
+
+
+def unwrap_full_frames(
+    data: LightStageData, split: Split, texture_size: int, device: torch.device, renderer: MeshRenderer
+) -> UnwrappedFrames:
+    """Unwrap every fully-lit frame (the DAM's targets and the encoder's inputs)."""
+    frames = data.full_frames()
+    if not frames:
+        raise ValueError(f"{data.root}: no fully-lit frames to train the DAM on")
+    return unwrap_frames(data, split, frames, texture_size, device, renderer)
+
+
+def normalisation_stats(
+    data: LightStageData, unwrapped: UnwrappedFrames, frames: list[int]
+) -> tuple[torch.Tensor, float, torch.Tensor, float]:
+    """Mean mesh, global vertex std, mean texture, global texture std over the training frames."""
+    verts = data.vertices[frames]
+    mean_vertices = verts.mean(0)
+    vertex_std = float((verts - mean_vertices).std()) if len(frames) > 1 else 1e-3
+    rows = [unwrapped.row(f) for f in frames]
+    tex = unwrapped.textures[rows].float().flatten(0, 1)
+    w = unwrapped.weights[rows].float().flatten(0, 1)
+    overall = (tex * w).sum() / (3 * w.sum()).clamp_min(1e-6)
+    mean_texture = average_texture(tex, w, fallback=torch.full_like(tex[0], float(overall)))
+    seen = (w > 0).expand_as(tex)
+    texture_std = float((tex - mean_texture)[seen].std()) if bool(seen.any()) else 1.0
+    return mean_vertices, max(vertex_std, 1e-5), mean_texture, max(texture_std, 1e-4)
+
+
+def dam_losses(
+    dam: DAM,
+    data: LightStageData,
+    unwrapped: UnwrappedFrames,
+    frames: torch.Tensor,
+    cams: torch.Tensor,
+    cfg: DAMTrainConfig,
+    device: torch.device,
+    renderer: MeshRenderer | None = None,
+    sample: bool = True,
+) -> dict[str, torch.Tensor]:
+    """The DAM loss terms for (frame, camera) pairs; `total` is their weighted sum."""
+    rows = torch.tensor([unwrapped.row(int(f)) for f in frames])
+    verts = data.vertices[frames].to(device)
+    avg = unwrapped.average[rows].to(device)
+    target = unwrapped.textures[rows, cams].float().to(device)
+    weight = unwrapped.weights[rows, cams].float().to(device)
+    view = data.view_vectors(frames, cams).to(device)
+    out_v, out_t, mu, logvar = dam(verts, avg, view, sample=sample)
+    terms = {
+        "vertex": ((out_v - verts) / dam.vertex_std).pow(2).mean(),
+        "texture": (weight * (out_t - target).abs()).sum() / (3 * weight.sum()).clamp_min(1e-6) / dam.texture_std,
+        "kl": kl_divergence(mu, logvar),
+    }
+    total = cfg.vertex_weight * terms["vertex"] + cfg.texture_weight * terms["texture"] + cfg.kl_weight * terms["kl"]
+    if cfg.screen_weight > 0 and renderer is not None:
+        world = data.world_vertices(out_v, frames)
+        out = renderer.render(world, data.camera(cams).to(device), out_t)
+        image = data.images[frames, cams].float().to(device)
+        mask = data.masks[frames, cams].float().to(device)
+        terms["screen"] = (mask * (out.image - image).abs()).sum() / (3 * mask.sum()).clamp_min(1.0)
+        total = total + cfg.screen_weight * terms["screen"]
+    terms["total"] = total
+    return terms
+
+
+def train_dam(
+    data: LightStageData,
+    split: Split,
+    model_cfg: DAMConfig,
+    cfg: DAMTrainConfig,
+    device: torch.device,
+    checkpoint_dir: Path | None = None,
+    progress: bool = True,
+) -> tuple[DAM, UnwrappedFrames, dict]:
+    """Train a DAM; resumes from `checkpoint_dir` when it holds a checkpoint of the same configuration.
+
+    Returns the trained model (eval mode), the unwrapped textures (evaluation reuses them) and a summary
+    (epochs, final losses, seconds) for the package provenance.
+    """
+    start_time = time.time()
+    torch.manual_seed(cfg.seed)
+    renderer = MeshRenderer(data.topology.faces, data.topology.uv_faces, data.topology.uvs, device)
+    unwrapped = unwrap_full_frames(data, split, model_cfg.texture_size, device, renderer)
+    frames = split.train_frames(data, kind="full")
+    cams = split.train_cameras(data)
+    if not frames or not cams:
+        raise ValueError(f"{data.root}: the split leaves no training frames ({len(frames)}) or cameras ({len(cams)})")
+    dam = DAM(model_cfg).to(device)
+    dam.set_normalisation(*normalisation_stats(data, unwrapped, frames))
+    optimiser = torch.optim.Adam(dam.parameters(), lr=cfg.lr)
+    pairs = torch.tensor([(f, c) for f in frames for c in cams])
+    full_config = {"model": model_cfg.to_dict(), "train": cfg.to_dict(), "split": split.to_dict()}
+    first_epoch, history = 0, []
+    if checkpoint_dir is not None:
+        state = load_checkpoint(checkpoint_dir, "dam", full_config)
+        if state is not None:
+            dam.load_state_dict(state["model"])
+            optimiser.load_state_dict(state["optimiser"])
+            first_epoch, history = int(state["epoch"]), list(state["history"])
+    dam.train()
+    bar = tqdm(range(first_epoch, cfg.epochs), desc="DAM", disable=not progress, initial=first_epoch, total=cfg.epochs)
+    for epoch in bar:
+        order = pairs[torch.randperm(len(pairs))][: cfg.samples_per_epoch or len(pairs)]
+        sums: dict[str, float] = {}
+        for start in range(0, len(order), cfg.batch_size):
+            batch = order[start : start + cfg.batch_size]
+            terms = dam_losses(dam, data, unwrapped, batch[:, 0], batch[:, 1], cfg, device, renderer)
+            optimiser.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            optimiser.step()
+            for key, value in terms.items():
+                sums[key] = sums.get(key, 0.0) + float(value.detach()) * len(batch)
+        means = {key: value / len(order) for key, value in sums.items()}
+        history.append(means)
+        bar.set_postfix(loss=f"{means['total']:.4f}", tex=f"{means['texture']:.3f}", vert=f"{means['vertex']:.4f}")
+        done = epoch + 1
+        out_of_time = cfg.time_limit_minutes is not None and time.time() - start_time > 60 * cfg.time_limit_minutes
+        if checkpoint_dir is not None and (done % cfg.checkpoint_every == 0 or done == cfg.epochs or out_of_time):
+            save_checkpoint(
+                checkpoint_dir,
+                "dam",
+                {
+                    "config": full_config,
+                    "epoch": done,
+                    "history": history,
+                    "model": dam.state_dict(),
+                    "optimiser": optimiser.state_dict(),
+                },
+            )
+        if out_of_time:
+            log.warning("%s: time limit of %s min reached after epoch %d", bar.desc, cfg.time_limit_minutes, done)
+            break
+    dam.eval()
+    summary = {
+        "epochs": len(history),
+        "epochs_planned": cfg.epochs,
+        "final_losses": history[-1] if history else {},
+        "first_losses": history[0] if history else {},
+        "seconds": round(time.time() - start_time, 1),
+        "train_frames": len(frames),
+        "train_cameras": [data.camera_names[c] for c in cams],
+        "config": cfg.to_dict(),
+    }
+    log.info("DAM trained: %s", summary["final_losses"])
+    return dam, unwrapped, summary

@@ -1,0 +1,236 @@
+"""Training the lighting model G on light-stage data (PAPER.md §2, Eq. 4-5).
+
+The DAM is frozen; G's weights φ and one expression code z_t per frame are optimised:
+
+    L_render = Σ_{t,v} ‖(I_t^v − R(T_t^v, M̂_t)) ⊙ m^v‖_1                          (Eq. 4)
+    L = L_render + λ_geo Σ_t ‖M_t − M̂_t‖² + λ_reg ‖Z‖²                            (Eq. 5)
+
+with T_t^v = T̂ ⊙ g + b (Eq. 2), g, b = G(l_t, h_v, T̂) (Eq. 3), (M̂_t, T̂) = D(z_t, v_v) (Eq. 1), R the
+differentiable renderer and m^v the foreground mask. Each term is a mean (per masked pixel and channel,
+per vertex coordinate in the DAM's normalised units, per latent dimension) so that the paper's λ values
+keep a sensible balance at any image, mesh or latent size.
+
+Relative render loss (`relative_render_loss`, on by default): each (t, v) term of Eq. 4 is divided by the
+mean intensity of its masked target. Light-stage frames span two orders of magnitude (one group of 50 vs
+all groups), and an absolute L1 would let the fully-lit frames drown out every lighting pattern; the paper
+does not say how its HDR frames are weighted.
+
+Colour augmentation: each sample's lit light groups get one random RGB scale s; the image is multiplied
+by s and the code's RGB entries too. The dataset stores the sum over the lit groups, not each group, so a
+single s per sample is the augmentation that stays exactly consistent (light transport is linear).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from dlatrack_engine.models.dam import DAM
+from dlatrack_engine.models.lighting import LightingConfig, LightingModel, head_view_vector, relight
+from dlatrack_engine.render.mesh_renderer import MeshRenderer
+from dlatrack_engine.train.checkpoint import load_checkpoint, save_checkpoint
+from dlatrack_engine.train.dam_trainer import UnwrappedFrames
+from dlatrack_engine.train.data import LightStageData, Split, nearest_full_frame
+from dlatrack_engine.train.texture_warmup import texture_warmup
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LightingTrainConfig:
+    """Schedule of Eq. 4-5; defaults are the paper's values where it gives them."""
+
+    epochs: int = 30
+    batch_size: int = 4
+    lr: float = 1e-3
+    lr_decay: float = 0.25
+    lr_decay_every: int = 10
+    lambda_geo: float = 1.0
+    lambda_reg: float = 0.1
+    colour_augmentation: tuple[float, float] = (0.6, 1.4)
+    relative_render_loss: bool = True
+    texture_warmup_epochs: int = 0  # optional texture-space warm-up of G (train/texture_warmup.py)
+    texture_warmup_lr: float = 1e-3
+    texture_warmup_minutes: float | None = None
+    samples_per_epoch: int | None = None  # None: every (frame, camera) pair once; else a random subset
+    time_limit_minutes: float | None = None  # stop after the epoch that crosses it (shared CPUs)
+    checkpoint_every: int = 1
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@torch.no_grad()
+def initial_codes(dam: DAM, data: LightStageData, unwrapped: UnwrappedFrames, device: torch.device) -> torch.Tensor:
+    """z_t for every frame from the DAM encoder: the frame's mesh + the view-averaged texture of the nearest
+    fully-lit frame (group frames have no fully-lit texture of their own). [N,Z] on `device`."""
+    codes = []
+    for start in range(0, data.num_frames, 16):
+        frames = list(range(start, min(start + 16, data.num_frames)))
+        rows = [unwrapped.row(nearest_full_frame(data, f)) for f in frames]
+        mu, _ = dam.encode(data.vertices[frames].to(device), unwrapped.average[rows].to(device))
+        codes.append(mu)
+    return torch.cat(codes)
+
+
+def render_relit(
+    dam: DAM,
+    lighting: LightingModel,
+    renderer: MeshRenderer,
+    data: LightStageData,
+    z: torch.Tensor,
+    frames: torch.Tensor,
+    cams: torch.Tensor,
+    light_code: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Decode (Eq. 1), relight (Eq. 2-3) and render for (frame, camera) pairs:
+    -> (image [B,H,W,3], coverage [B,H,W,1], decoded vertices [B,V,3])."""
+    device = z.device
+    view = data.view_vectors(frames, cams).to(device)
+    vertices, texture = dam.decode(z, view)
+    head_view = head_view_vector(data.head_r[frames.cpu()].to(device), view)
+    gain, bias = lighting(light_code, head_view, texture)
+    relit = relight(texture, gain, bias)
+    out = renderer.render(data.world_vertices(vertices, frames), data.camera(cams).to(device), relit)
+    return out.image, out.mask, vertices
+
+
+def lighting_losses(
+    dam: DAM,
+    lighting: LightingModel,
+    renderer: MeshRenderer,
+    data: LightStageData,
+    codes: torch.Tensor,
+    frames: torch.Tensor,
+    cams: torch.Tensor,
+    cfg: LightingTrainConfig,
+    augment: bool = True,
+) -> dict[str, torch.Tensor]:
+    """Eq. 4-5 for a batch of (frame, camera) pairs; `total` is L."""
+    device = codes.device
+    batch = len(frames)
+    scale = torch.ones(batch, 3)
+    if augment:
+        low, high = cfg.colour_augmentation
+        scale = low + (high - low) * torch.rand(batch, 3)
+    scale = scale.to(device)
+    light_code = (data.light_codes[frames].to(device).view(batch, -1, 3) * scale[:, None]).flatten(1)
+    z = codes[frames.to(device)]
+    image, coverage, vertices = render_relit(dam, lighting, renderer, data, z, frames, cams, light_code)
+    target = data.images[frames, cams].float().to(device) * scale[:, None, None]
+    # m^v: the foreground the mesh covers (the capture's mask also holds hair, neck, ...: no gradient there).
+    mask = data.masks[frames, cams].float().to(device) * (coverage.detach() > 0.5)
+    tracked = data.vertices[frames].to(device)
+    pixels = (3 * mask.sum(dim=(1, 2, 3))).clamp_min(1.0)
+    per_sample = (mask * (image - target).abs()).sum(dim=(1, 2, 3)) / pixels
+    if cfg.relative_render_loss:
+        per_sample = per_sample / ((mask * target).sum(dim=(1, 2, 3)) / pixels + 1e-3)
+    terms = {
+        "render": per_sample.mean(),  # Eq. 4
+        "geo": ((vertices - tracked) / dam.vertex_std).pow(2).mean(),
+        "reg": z.pow(2).mean(),
+    }
+    terms["total"] = terms["render"] + cfg.lambda_geo * terms["geo"] + cfg.lambda_reg * terms["reg"]  # Eq. 5
+    return terms
+
+
+def train_lighting(
+    dam: DAM,
+    data: LightStageData,
+    split: Split,
+    unwrapped: UnwrappedFrames,
+    model_cfg: LightingConfig,
+    cfg: LightingTrainConfig,
+    device: torch.device,
+    checkpoint_dir: Path | None = None,
+    progress: bool = True,
+) -> tuple[LightingModel, torch.Tensor, dict]:
+    """Train G (and the per-frame codes) with the DAM frozen; resumes from `checkpoint_dir`.
+
+    Returns G (eval mode), the optimised codes [N,Z] and a summary for the package provenance.
+    """
+    start_time = time.time()
+    torch.manual_seed(cfg.seed)
+    dam = dam.to(device).eval()
+    dam.requires_grad_(False)
+    renderer = MeshRenderer(data.topology.faces, data.topology.uv_faces, data.topology.uvs, device)
+    lighting = LightingModel(model_cfg).to(device)
+    codes = torch.nn.Parameter(initial_codes(dam, data, unwrapped, device))
+    optimiser = torch.optim.Adam([*lighting.parameters(), codes], lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=cfg.lr_decay_every, gamma=cfg.lr_decay)
+    frames = split.train_frames(data)
+    cams = split.train_cameras(data)
+    if not frames or not cams:
+        raise ValueError(f"{data.root}: the split leaves no training frames ({len(frames)}) or cameras ({len(cams)})")
+    pairs = torch.tensor([(f, c) for f in frames for c in cams])
+    full_config = {"model": model_cfg.to_dict(), "train": cfg.to_dict(), "split": split.to_dict()}
+    first_epoch, history = 0, []
+    if checkpoint_dir is not None:
+        state = load_checkpoint(checkpoint_dir, "lighting", full_config)
+        if state is not None:
+            lighting.load_state_dict(state["model"])
+            with torch.no_grad():
+                codes.copy_(state["codes"])
+            optimiser.load_state_dict(state["optimiser"])
+            scheduler.load_state_dict(state["scheduler"])
+            first_epoch, history = int(state["epoch"]), list(state["history"])
+    lighting.train()
+    warmup: list[dict] = []
+    if cfg.texture_warmup_epochs > 0 and first_epoch == 0:
+        warmup = texture_warmup(lighting, dam, data, split, codes.detach(), cfg, device, renderer, progress)
+    bar = tqdm(range(first_epoch, cfg.epochs), desc="G", disable=not progress, initial=first_epoch, total=cfg.epochs)
+    for epoch in bar:
+        order = pairs[torch.randperm(len(pairs))][: cfg.samples_per_epoch or len(pairs)]
+        sums: dict[str, float] = {}
+        for start in range(0, len(order), cfg.batch_size):
+            batch = order[start : start + cfg.batch_size]
+            terms = lighting_losses(dam, lighting, renderer, data, codes, batch[:, 0], batch[:, 1], cfg)
+            optimiser.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            optimiser.step()
+            for key, value in terms.items():
+                sums[key] = sums.get(key, 0.0) + float(value.detach()) * len(batch)
+        scheduler.step()
+        means = {key: value / len(order) for key, value in sums.items()}
+        history.append(means)
+        bar.set_postfix(loss=f"{means['total']:.4f}", render=f"{means['render']:.4f}")
+        done = epoch + 1
+        out_of_time = cfg.time_limit_minutes is not None and time.time() - start_time > 60 * cfg.time_limit_minutes
+        if checkpoint_dir is not None and (done % cfg.checkpoint_every == 0 or done == cfg.epochs or out_of_time):
+            save_checkpoint(
+                checkpoint_dir,
+                "lighting",
+                {
+                    "config": full_config,
+                    "epoch": done,
+                    "history": history,
+                    "model": lighting.state_dict(),
+                    "codes": codes.detach().cpu(),
+                    "optimiser": optimiser.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                },
+            )
+        if out_of_time:
+            log.warning("%s: time limit of %s min reached after epoch %d", bar.desc, cfg.time_limit_minutes, done)
+            break
+    lighting.eval()
+    summary = {
+        "epochs": len(history),
+        "epochs_planned": cfg.epochs,
+        "texture_warmup": {"epochs": len(warmup), "final_loss": warmup[-1] if warmup else None},
+        "final_losses": history[-1] if history else {},
+        "first_losses": history[0] if history else {},
+        "seconds": round(time.time() - start_time, 1),
+        "train_frames": len(frames),
+        "train_cameras": [data.camera_names[c] for c in cams],
+        "config": cfg.to_dict(),
+    }
+    log.info("G trained: %s", summary["final_losses"])
+    return lighting, codes.detach(), summary

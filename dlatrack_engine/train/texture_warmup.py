@@ -1,0 +1,86 @@
+"""Optional texture-space warm-up of G before the render-loss training of Eq. 4-5.
+
+The same comparison as Eq. 4 — relit texture against the captured image — but made in UV space against
+the unwrapped, visibility-weighted camera images, with the DAM's textures for each (frame, camera)
+decoded once from the encoder's codes. No rasterisation per step, so on a CPU it runs ~10x more steps
+per minute; the Eq. 4-5 stage that follows then refines G (and the codes and geometry) through the
+renderer. Off by default (`texture_warmup_epochs = 0`): it is an engineering shortcut, not in the paper.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+from tqdm import tqdm
+
+from dlatrack_engine.models.dam import DAM
+from dlatrack_engine.models.lighting import LightingModel, head_view_vector, relight
+from dlatrack_engine.render.mesh_renderer import MeshRenderer
+from dlatrack_engine.train.dam_trainer import UnwrappedFrames, unwrap_frames
+from dlatrack_engine.train.data import LightStageData, Split
+
+log = logging.getLogger(__name__)
+
+
+def texture_warmup(
+    lighting: LightingModel,
+    dam: DAM,
+    data: LightStageData,
+    split: Split,
+    codes: torch.Tensor,
+    cfg,
+    device: torch.device,
+    renderer: MeshRenderer,
+    progress: bool = True,
+) -> list[dict]:
+    """Train `lighting` in texture space for `cfg.texture_warmup_epochs`; returns the loss history."""
+    start_time = time.time()
+    frames = split.train_frames(data)
+    cams = split.train_cameras(data)
+    unwrapped: UnwrappedFrames = unwrap_frames(data, split, frames, dam.cfg.texture_size, device, renderer)
+    pairs = torch.tensor([(i, c) for i in range(len(frames)) for c in cams])
+    frame_ids = torch.tensor(frames)
+    with torch.no_grad():
+        decoded = []
+        for start in range(0, len(pairs), 16):
+            rows, cc = pairs[start : start + 16, 0], pairs[start : start + 16, 1]
+            view = data.view_vectors(frame_ids[rows], cc).to(device)
+            decoded.append(dam.decode(codes[frame_ids[rows].to(device)], view)[1].half())
+        textures = torch.cat(decoded)  # [P,3,T,T] in pair order
+    optimiser = torch.optim.Adam(lighting.parameters(), lr=cfg.texture_warmup_lr)
+    history: list[dict] = []
+    bar = tqdm(range(cfg.texture_warmup_epochs), desc="G warm-up", disable=not progress)
+    low, high = cfg.colour_augmentation
+    for _ in bar:
+        order = torch.randperm(len(pairs))
+        total = 0.0
+        for start in range(0, len(order), cfg.batch_size):
+            sel = order[start : start + cfg.batch_size]
+            rows, cc = pairs[sel, 0], pairs[sel, 1]
+            fids = frame_ids[rows]
+            scale = (low + (high - low) * torch.rand(len(sel), 3)).to(device)
+            code = (data.light_codes[fids].to(device).view(len(sel), -1, 3) * scale[:, None]).flatten(1)
+            view = data.view_vectors(fids, cc).to(device)
+            head_view = head_view_vector(data.head_r[fids].to(device), view)
+            texture = textures[sel].float()
+            target = unwrapped.textures[rows, cc].float().to(device) * scale[:, :, None, None]
+            weight = unwrapped.weights[rows, cc].float().to(device)
+            gain, bias = lighting(code, head_view, texture)
+            norm = 3 * weight.sum(dim=(1, 2, 3)).clamp_min(1e-6)
+            per_sample = (weight * (relight(texture, gain, bias) - target).abs()).sum(dim=(1, 2, 3)) / norm
+            if cfg.relative_render_loss:
+                per_sample = per_sample / ((weight * target).sum(dim=(1, 2, 3)) / norm + 1e-3)
+            loss = per_sample.mean()
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * len(sel)
+        history.append({"texture_render": total / len(pairs)})
+        bar.set_postfix(loss=f"{history[-1]['texture_render']:.4f}")
+        limit = cfg.texture_warmup_minutes
+        if limit is not None and time.time() - start_time > 60 * limit:
+            log.warning("G warm-up: time limit of %s min reached after epoch %d", limit, len(history))
+            break
+    return history
