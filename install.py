@@ -32,6 +32,7 @@ EXTENSION_ID = "dlatrack"
 # torch 2.13.0 is the release this project is tested with; on Linux PyPI serves its CUDA build, which runs
 # on the CPU too. `--torch-index-url` points pip at a CPU-only wheel index to save gigabytes.
 TORCH_SPEC = "torch==2.13.0"
+MEDIAPIPE_SPEC = "mediapipe==0.10.14"  # the last release with the face-mesh model and `solutions` API
 BPY_SPEC = "bpy==5.0.1"  # Blender 5.0's Python module; needs CPython 3.11
 BPY_PYTHON = (3, 11)
 
@@ -79,13 +80,18 @@ def install_engine(args: argparse.Namespace) -> Path:
     if args.torch_index_url:
         torch_command += ["--index-url", args.torch_index_url]
     run(torch_command)
-    extras = ["dev"] if args.dev else []
+    # The landmark detector (MediaPipe face mesh) and the identity embedding for CSIM (dlib) are the models
+    # that ship inside PyPI packages, so the engine works without downloading any weights.
+    extras = ["landmarks-fallback", "eval", *(["dev"] if args.dev else [])]
     use_cuda = args.cuda or gpu_present()
     if use_cuda:
         extras.append("cuda")
         say("GPU found (or --cuda): installing nvdiffrast; it compiles its CUDA kernels on first use")
-    target = f"{REPO}[{','.join(extras)}]" if extras else str(REPO)
+    target = f"{REPO}[{','.join(extras)}]"
     run([*pip, "-e", target])
+    # mediapipe's declared requirements (jax, opencv-contrib, sounddevice) are unused by its face mesh and
+    # opencv-contrib would clash with the headless OpenCV: install it alone; the extra above has what it imports.
+    run([*pip, "--no-deps", MEDIAPIPE_SPEC])
     run([str(python), "-m", "dlatrack_engine", "--help"], stdout=subprocess.DEVNULL)
     say(f"engine ready: {python} (CLI: {ENGINE_VENV / 'bin' / 'dlatrack'})")
     return python

@@ -1,0 +1,1 @@
+"""dlatrack_engine.fit"""

@@ -1,0 +1,76 @@
+"""The video's lighting during registration: one code for the whole clip plus the network that turns it
+into per-texel gain and bias (Eq. 2-3), in the three variants the pipeline compares.
+
+- "G":    the paper's model: light code l (150, from zeros) and a copy of the avatar's G (φ, adapted in
+          step 2; the avatar itself is never modified). `pretrained=False` re-initialises φ randomly:
+          the "without light-stage pre-training" ablation of Table 2.
+- "SH":   the "Ours-SH" baseline: 27 second-order SH coefficients (from the identity, ambient = 1), gain
+          from per-texel normals in the camera frame, bias 0. No network to adapt.
+- "none": the fully-lit texture as is (gain 1, bias 0).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import torch
+from torch import nn
+
+from dlatrack_engine.geometry import vertex_normals
+from dlatrack_engine.models.sh import NUM_SH_COEFFS, SHLighting, identity_sh_coeffs
+
+log = logging.getLogger(__name__)
+
+LIGHTING_KINDS = ("G", "SH", "none")
+
+
+class VideoLighting(nn.Module):
+    """`code` is the video-wide lighting parameter (l, or SH coefficients); `network` is φ (G only)."""
+
+    def __init__(self, kind: str, avatar, renderer=None, pretrained: bool = True, seed: int = 0) -> None:
+        super().__init__()
+        if kind not in LIGHTING_KINDS:
+            raise ValueError(f"unknown lighting '{kind}': expected one of {LIGHTING_KINDS}")
+        self.kind = kind
+        self.renderer = renderer
+        device = avatar.device
+        self.network: nn.Module | None = None
+        if kind == "G":
+            self.network = copy.deepcopy(avatar.lighting)
+            if not pretrained:
+                generator_state = torch.random.get_rng_state()
+                torch.manual_seed(seed)
+                for module in self.network.modules():
+                    if hasattr(module, "reset_parameters") and module is not self.network:
+                        module.reset_parameters()
+                torch.random.set_rng_state(generator_state)
+            self.code = nn.Parameter(torch.zeros(1, self.network.cfg.code_size, device=device))  # l from zeros
+        elif kind == "SH":
+            if renderer is None:
+                raise ValueError("SH lighting needs the renderer (per-texel normals come from the UV raster)")
+            self.sh = SHLighting()
+            self.code = nn.Parameter(identity_sh_coeffs(1, device))
+        else:
+            self.code = nn.Parameter(torch.zeros(1, 0, device=device), requires_grad=False)
+
+    def network_parameters(self) -> list[nn.Parameter]:
+        """φ (empty for SH / none)."""
+        return list(self.network.parameters()) if self.network is not None else []
+
+    def gain_bias(self, head_view: torch.Tensor, texture: torch.Tensor,
+                  vertices_world: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eq. 3 (or the SH / identity stand-in): -> gain, bias [B, 3, T, T]."""
+        batch = texture.shape[0]
+        if self.kind == "G":
+            return self.network(self.code.expand(batch, -1), head_view, texture)
+        if self.kind == "SH":
+            size = texture.shape[-1]
+            normals = vertex_normals(vertices_world, faces)  # camera frame: the lighting is fixed there
+            rast = self.renderer.uv_rast(size).expand(batch, -1, -1, -1).to(normals.dtype)
+            normals_uv = self.renderer.backend.interpolate(normals, rast, self.renderer.faces)
+            return self.sh(self.code.expand(batch, NUM_SH_COEFFS), normals_uv.permute(0, 3, 1, 2), texture)
+        return torch.ones_like(texture), torch.zeros_like(texture)
+
+    def light_code(self) -> torch.Tensor:
+        return self.code.detach()[0]

@@ -1,0 +1,344 @@
+"""The whole registration of a video (PAPER.md §3) into a job folder: landmarks -> step 1 -> step 2 ->
+step 3 -> per-frame results, resumable.
+
+Each stage's result is stored atomically in the job folder before the next starts, and step 3 writes
+every frame as soon as its batch is solved, so rerunning with the same `out_dir` and options skips finished
+stages and frames (a different request into a used folder is an error, not a silent mix).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from dlatrack_engine import __version__
+from dlatrack_engine.device import pick_device
+from dlatrack_engine.fit import output
+from dlatrack_engine.fit.camera_setup import resolve_intrinsics
+from dlatrack_engine.fit.keyframes import select_key_frames
+from dlatrack_engine.fit.lighting import LIGHTING_KINDS, VideoLighting
+from dlatrack_engine.fit.optim import Cancelled
+from dlatrack_engine.fit.scene import FaceScene
+from dlatrack_engine.fit.schedule import Schedule
+from dlatrack_engine.fit.step1 import fit_landmarks
+from dlatrack_engine.fit.step2 import adapt_lighting as run_step2
+from dlatrack_engine.fit.step3 import track_batch
+from dlatrack_engine.landmarks import LandmarkTrack, create_detector, detect_clip
+from dlatrack_engine.video import read_clip
+from dlatrack_engine.wire.jobfolder import JobFolder, JobFolderError
+
+log = logging.getLogger(__name__)
+STAGES = ("landmarks", "init", "adapt", "track", "write")
+
+
+@dataclass
+class TrackOptions:
+    """What to track and how. `quality` picks the schedule preset ("fast" | "paper"); the other fields
+    override parts of it or choose a baseline (lighting "SH"/"none", adapt False, pretrained_lighting False,
+    steps "landmarks" = step 1 alone)."""
+
+    key_frames: int = 48  # K; 0 = all frames; capped by the frame count
+    quality: str = "fast"
+    start: int = 0
+    stop: int | None = None
+    stride: int = 1
+    lighting: str = "G"
+    adapt: bool = True
+    pretrained_lighting: bool = True
+    steps: str = "full"  # "full" | "landmarks"
+    device: str | None = None
+    detector: str = "auto"
+    landmark_weights_dir: str | None = None
+    focal: float | None = None  # pixels; None: clip calibration or a phone-like default
+    flow_weight: float | None = None  # λ_flow override (paper 3.0)
+    batch_size: int | None = None  # step-3 frames per batch override
+    write_textures: bool = True
+    write_overlays: bool = True
+    landmark_detector: Any = field(default=None, repr=False, compare=False)  # an instance, for tests/tools
+
+    def __post_init__(self) -> None:
+        if self.quality not in ("fast", "paper"):
+            raise ValueError(f"quality must be 'fast' or 'paper', got {self.quality!r}")
+        if self.lighting not in LIGHTING_KINDS:
+            raise ValueError(f"lighting must be one of {LIGHTING_KINDS}, got {self.lighting!r}")
+        if self.steps not in ("full", "landmarks"):
+            raise ValueError(f"steps must be 'full' or 'landmarks', got {self.steps!r}")
+        if self.stride < 1 or self.start < 0:
+            raise ValueError(f"frame range: start {self.start} must be >= 0 and stride {self.stride} >= 1")
+
+    def schedule(self) -> Schedule:
+        schedule = Schedule.preset(self.quality)
+        schedule.step2.key_frames = self.key_frames
+        if self.flow_weight is not None:
+            schedule.step3.flow_weight = self.flow_weight
+        if self.batch_size is not None:
+            schedule.step3.batch_size = self.batch_size
+        return schedule
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "landmark_detector"}
+
+    def fingerprint(self, video: Path, avatar_name: str) -> str:
+        """What the results depend on (not device/output switches): a rerun with another is refused."""
+        keys = {k: v for k, v in self.to_dict().items() if k not in ("device", "write_textures", "write_overlays")}
+        text = json.dumps({"video": str(Path(video).resolve()), "avatar": avatar_name, **keys}, sort_keys=True)
+        return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class ProgressEvent:
+    stage: str  # one of STAGES
+    frame: int
+    total: int
+    loss: float | None = None
+    message: str = ""
+
+
+@dataclass
+class JobSummary:
+    out_dir: str
+    frames: int
+    computed_frames: int
+    skipped_frames: int
+    stages_done: list[str]
+    seconds: dict[str, float]
+    losses: dict[str, float]
+    key_frames: list[int]
+    cancelled: bool = False
+
+
+class _Job:
+    """State shared by the stages of one run."""
+
+    def __init__(self, video: Path, avatar, out_dir: Path, options: TrackOptions,
+                 progress: Callable[[ProgressEvent], None] | None, cancel: threading.Event | None) -> None:
+        self.options, self.avatar = options, avatar
+        self.schedule = options.schedule()
+        self.progress_fn, self.cancel = progress, cancel
+        self.device = avatar.device if options.device is None else pick_device(options.device)
+        if self.device != avatar.device:
+            raise ValueError(f"avatar is on {avatar.device} but options.device is {self.device}; load it there")
+        self.clip = read_clip(video, options.start, options.stop, options.stride)
+        width, height = self.clip.size
+        K, k_source = resolve_intrinsics(video, width, height, options.focal)
+        # Steps 1-3 run at the schedule's working size; results are 3-D, so they do not depend on it.
+        work = self.schedule.work_size
+        self.scale = min(1.0, work / max(width, height)) if work else 1.0
+        work_w, work_h = round(width * self.scale), round(height * self.scale)
+        frames = self.clip.frames if self.scale == 1.0 else np.stack(
+            [cv2.resize(f, (work_w, work_h), interpolation=cv2.INTER_AREA) for f in self.clip.frames])
+        self.frames = torch.from_numpy(np.ascontiguousarray(frames))  # CPU; batches move to the device
+        work_K = np.diag([self.scale, self.scale, 1.0]) @ K  # pixel corners at 0: u' = s u
+        self.scene = FaceScene(avatar, torch.as_tensor(work_K), work_w, work_h)
+        self.seconds: dict[str, float] = {}
+        self.lighting: VideoLighting | None = None
+        self.computed = self.skipped = 0
+        self.folder = self._open_folder(Path(out_dir), video, K, k_source)
+
+    def _open_folder(self, out_dir: Path, video: Path, K: np.ndarray, k_source: str) -> JobFolder:
+        name = str(self.avatar.config.get("name", "avatar"))
+        fingerprint = self.options.fingerprint(video, name)
+        folder = JobFolder(out_dir)
+        self.owns_manifest = not folder.exists()
+        if self.owns_manifest:
+            folder = JobFolder.create(out_dir, fingerprint, "track", engine_version=__version__)
+        manifest = folder.read_manifest()
+        previous = manifest.get("pipeline_fingerprint")
+        if previous and previous != fingerprint:
+            raise JobFolderError(f"{folder.manifest_path}: holds results of another request (fingerprint {previous}, "
+                                 f"this one {fingerprint}); choose an empty output folder")
+        folder.update_manifest(
+            pipeline_fingerprint=fingerprint, options=self.options.to_dict(), avatar=name, video=str(video),
+            frames=self.clip.indices, fps=self.clip.fps, size=list(self.clip.size), K=K.tolist(), K_source=k_source,
+            work_size=[self.scene.width, self.scene.height], schedule=self.schedule.to_dict(),
+            **({"state": "running"} if self.owns_manifest else {}))
+        return folder
+
+    def emit(self, stage: str, frame: int, total: int, loss: float | None = None, message: str = "") -> None:
+        if self.progress_fn is not None:
+            self.progress_fn(ProgressEvent(stage, frame, total, loss, message))
+
+    def check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled("cancelled")
+
+    # -- stages ------------------------------------------------------------------------------------------
+    def landmarks(self) -> LandmarkTrack:
+        path = self.folder.root / "landmarks.npz"
+        if path.exists():
+            track = LandmarkTrack.load(str(path))
+            if track.points.shape != (len(self.frames), 68, 2):
+                raise JobFolderError(f"{path}: field 'points' has shape {track.points.shape}, expected "
+                                     f"({len(self.frames)}, 68, 2) for the {len(self.frames)} selected frames")
+            return track
+        start = time.monotonic()
+        detector = self.options.landmark_detector or create_detector(
+            self.options.detector, str(self.device), self.options.landmark_weights_dir)
+        n = len(self.frames)
+
+        def tick(done: int, total: int) -> None:
+            self.check_cancel()
+            self.emit("landmarks", done, total)
+
+        track = detect_clip(detector, self.clip.frames, str(self.clip.path), tick)
+        track.save(str(path) + ".tmp.npz")
+        Path(str(path) + ".tmp.npz").replace(path)
+        self.folder.update_manifest(landmark_detector=track.detector, landmark_failed_frames=[
+            self.clip.indices[i] for i in track.failed_frames])
+        self.folder.mark_stage_done("landmarks")
+        self.seconds["landmarks"] = time.monotonic() - start
+        log.info("landmarks: %d frames, %d failed", n, len(track.failed_frames))
+        return track
+
+    def init(self, marks: LandmarkTrack):
+        path = self.folder.root / "init.npz"
+        if path.exists():
+            params, data = output.load_params(path, self.device)
+            return params, torch.as_tensor(data["loss"])
+        start = time.monotonic()
+        points = torch.as_tensor(marks.points) * self.scale  # detected at full size, fitted at working size
+        weights = torch.as_tensor(marks.confidence)
+        weights = torch.where(torch.as_tensor(marks.detected)[:, None], weights.clamp_min(0.05), 0.2)
+        weights[:, :17] *= self.schedule.step1.jaw_weight
+        total = self.schedule.step1.iterations
+        params, loss = fit_landmarks(self.scene, points, weights, self.schedule,
+                                     cancel=self.cancel, on_iteration=lambda i, v: self.emit("init", i, total, v))
+        output.save_params(path, params, loss=loss.cpu().numpy())
+        self.folder.mark_stage_done("init")
+        self.seconds["init"] = time.monotonic() - start
+        return params, loss
+
+    def adapt(self, init) -> tuple[VideoLighting | None, list[int]]:
+        if self.options.lighting == "none":
+            return None, []
+        lighting = VideoLighting(self.options.lighting, self.avatar, self.scene.renderer,
+                                 pretrained=self.options.pretrained_lighting)
+        info = output.read_lighting_info(self.folder)
+        if info is not None and "adapt" in self.folder.read_manifest()["stages_done"]:
+            with torch.no_grad():
+                lighting.code.copy_(torch.as_tensor(self.folder.read_light_code())[None])
+                if lighting.network is not None:
+                    from safetensors.torch import load_file
+
+                    lighting.network.load_state_dict(load_file(str(self.folder.lighting_weights_path)))
+            return lighting, list(info["key_frames"])
+        start = time.monotonic()
+        keys = select_key_frames(init.r.cpu().numpy(), self.schedule.step2.key_frames)
+        s2 = self.schedule.step2
+        total = s2.rounds * (s2.light_iterations + (s2.model_iterations if self.options.adapt else 0))
+        count = {"i": 0}
+
+        def tick(stage: str, it: int, value: float) -> None:
+            count["i"] += 1
+            self.emit("adapt", count["i"], total, value, stage)
+
+        _, history = run_step2(self.scene, self.frames[keys], init.select(keys), lighting, self.schedule,
+                                     adapt_network=self.options.adapt, cancel=self.cancel, on_iteration=tick)
+        key_sources = [self.clip.indices[k] for k in keys]
+        output.write_lighting(self.folder, self.options.lighting, lighting.light_code(), lighting.network,
+                              {"key_frames": keys, "key_source_frames": key_sources, "losses": history})
+        self.folder.mark_stage_done("adapt")
+        self.seconds["adapt"] = time.monotonic() - start
+        return lighting, keys
+
+    def track(self, init, init_loss: torch.Tensor, lighting: VideoLighting | None) -> dict[str, float]:
+        """Step 3 over all frames in fixed batches; counts go to self.computed / self.skipped as they happen
+        (so a cancelled run still reports what it wrote)."""
+        n = len(self.frames)
+        batch = max(1, self.schedule.step3.batch_size)
+        sums = {"landmark": 0.0, "pixel": 0.0, "flow": 0.0}
+        start = time.monotonic()
+        landmark_only = self.options.steps == "landmarks"
+        for first in range(0, n, batch):
+            rows = list(range(first, min(first + batch, n)))
+            todo = [r for r in rows if not self.folder.has_frame(self.clip.indices[r])]
+            self.skipped += len(rows) - len(todo)
+            if not todo:
+                continue
+            self.check_cancel()
+            frames = self.frames[rows].to(self.device)
+            sub_init = init.select(rows)
+            if landmark_only:
+                params, terms = sub_init, None
+            else:
+                params, terms = track_batch(self.scene, frames, sub_init, lighting, self.schedule, cancel=self.cancel,
+                                            on_iteration=lambda i, v, f=first: self.emit(
+                                                "track", f, n, v, f"iteration {i}"))
+            self._write(rows, todo, frames, params, terms, init_loss)
+            self.computed += len(todo)
+            self.emit("write", first + len(rows), n, None, f"frames {self.clip.indices[rows[0]]}-"
+                      f"{self.clip.indices[rows[-1]]}")
+            if terms is not None:
+                sums["pixel"] += float(terms.pixel.sum())
+                sums["flow"] += float(terms.flow.sum())
+        sums["landmark"] = float(init_loss.sum())
+        self.folder.mark_stage_done("track")
+        self.seconds["track"] = time.monotonic() - start
+        return {k: v / max(n, 1) for k, v in sums.items()}
+
+    def _write(self, rows, todo, frames, params, terms, init_loss) -> None:
+        with torch.no_grad():
+            out = self.scene.render(params, self.lighting, background=frames)
+        for j, row in enumerate(rows):
+            if row not in todo:
+                continue
+            losses = {"landmark": float(init_loss[row])}
+            if terms is not None:
+                losses.update(pixel=float(terms.pixel[j]), flow=float(terms.flow[j]))
+            overlay = None
+            if self.options.write_overlays:
+                overlay = output.overlay_image(frames[j].cpu().numpy(), out.image[j].cpu().numpy(),
+                                               out.mask[j].cpu().numpy())
+            textures = (out.texture[j], out.relit_texture[j]) if self.options.write_textures else (None, None)
+            output.write_frame_results(self.folder, self.clip.indices[row], params, j, out.vertices[j], losses,
+                                       *textures, overlay)
+
+
+def _run(video, avatar, out_dir, options, progress, cancel, adapt_only: bool) -> JobSummary:
+    job = _Job(Path(video), avatar, Path(out_dir), options, progress, cancel)
+    losses: dict[str, float] = {}
+    keys: list[int] = []
+    cancelled = False
+    try:
+        marks = job.landmarks()
+        init, init_loss = job.init(marks)
+        job.lighting, keys = job.adapt(init)
+        if not adapt_only:
+            losses = job.track(init, init_loss, job.lighting)
+    except Cancelled:
+        cancelled = True
+        log.info("job in '%s' cancelled; rerun to resume", out_dir)
+    manifest = job.folder.read_manifest()
+    summary = JobSummary(str(out_dir), len(job.frames), job.computed, job.skipped, manifest["stages_done"], job.seconds,
+                         losses, [job.clip.indices[k] for k in keys], cancelled)
+    fields: dict[str, Any] = {"metrics": {**manifest.get("metrics", {}), "losses": losses, "seconds": job.seconds}}
+    if job.owns_manifest:
+        fields["state"] = "cancelled" if cancelled else "completed"
+    job.folder.update_manifest(**fields)
+    return summary
+
+
+def track_video(video: str | Path, avatar, out_dir: Path, options: TrackOptions,
+                progress: Callable[[ProgressEvent], None] | None = None,
+                cancel: threading.Event | None = None) -> JobSummary:
+    """Register every selected frame of `video` (steps 1-3) and write the job folder `out_dir`."""
+    return _run(video, avatar, out_dir, options, progress, cancel, adapt_only=False)
+
+
+def adapt_lighting(video: str | Path, avatar, out_dir: Path, options: TrackOptions,
+                   progress: Callable[[ProgressEvent], None] | None = None,
+                   cancel: threading.Event | None = None) -> JobSummary:
+    """Steps 1 and 2 only: landmarks, initialisation and the video's adapted lighting (l, G)."""
+    return _run(video, avatar, out_dir, options, progress, cancel, adapt_only=True)

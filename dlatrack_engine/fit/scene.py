@@ -1,0 +1,113 @@
+"""The registration's forward model: avatar (DAM + G) + camera + renderer, for batches of frames.
+
+This is the only module of `fit/` that calls the avatar and the renderer, so every step sees one small
+interface: landmarks (Eq. 6), vertex projections (Eq. 8) and the relit render Î(p) (Eq. 7).
+World = the video camera's frame (extrinsics identity), `x_world = R(r) x_head + t` (conventions.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from dlatrack_engine.fit.lighting import VideoLighting
+from dlatrack_engine.fit.params import FrameParams
+from dlatrack_engine.geometry import transform_points
+from dlatrack_engine.models.lighting import head_view_vector, relight
+from dlatrack_engine.render.camera import Camera, project
+from dlatrack_engine.render.mesh_renderer import MeshRenderer
+
+
+@dataclass
+class RenderOut:
+    image: torch.Tensor  # [B, H, W, 3] linear RGB, relit
+    mask: torch.Tensor  # [B, H, W, 1] coverage
+    vertices: torch.Tensor  # [B, V, 3] head frame
+    vertices_world: torch.Tensor  # [B, V, 3]
+    texture: torch.Tensor  # [B, 3, T, T] fully lit
+    relit_texture: torch.Tensor  # [B, 3, T, T]
+
+
+class FaceScene:
+    """Avatar seen by one pinhole camera (K [3, 3], width x height)."""
+
+    def __init__(self, avatar, K: torch.Tensor, width: int, height: int, renderer: MeshRenderer | None = None,
+                 backend: str | None = None) -> None:
+        self.avatar = avatar
+        self.device = avatar.device
+        self.K = torch.as_tensor(K, dtype=torch.float32, device=self.device)
+        self.width, self.height = int(width), int(height)
+        if renderer is None:
+            topo = avatar.topology
+            renderer = MeshRenderer(topo.faces, topo.uv_faces, topo.uvs, self.device, backend)
+        self.renderer = renderer
+
+    def camera(self, batch: int) -> Camera:
+        eye = torch.eye(3, device=self.device).expand(batch, 3, 3)
+        return Camera(self.K.expand(batch, 3, 3), eye, torch.zeros(batch, 3, device=self.device),
+                      self.width, self.height)
+
+    # -- geometry ------------------------------------------------------------------------------------
+    def geometry(self, z: torch.Tensor) -> torch.Tensor:
+        """Head-frame vertices M̃ [B, V, 3] from z without decoding the texture (step 1 needs only the mesh)."""
+        dam = self.avatar.dam
+        offsets = dam.decoder.mesh(z).view(-1, dam.cfg.num_vertices, 3)
+        return dam.mean_vertices + offsets * dam.vertex_std
+
+    def to_world(self, points_head: torch.Tensor, params: FrameParams) -> torch.Tensor:
+        return transform_points(params.rotation(), params.t, points_head)
+
+    def project(self, points_world: torch.Tensor) -> torch.Tensor:
+        """Π: world (= camera) points [B, N, 3] -> pixels [B, N, 2]."""
+        uv, _ = project(points_world, self.camera(points_world.shape[0]))
+        return uv
+
+    def landmarks_3d(self, z: torch.Tensor) -> torch.Tensor:
+        """M̃(ℓ_i) [B, 68, 3] head frame. The DAM's mesh decoder ends in a linear layer, so only the rows of
+        the 3 x 68 landmark-triangle corners are evaluated (step 1 runs this every iteration for every
+        frame; decoding all V vertices would cost ~V / 200 times more)."""
+        dam = self.avatar.dam
+        layers = dam.decoder.mesh
+        last = layers[-1] if isinstance(layers, torch.nn.Sequential) else None
+        if not isinstance(last, torch.nn.Linear):
+            return self.avatar.landmarks(self.geometry(z))
+        topo = self.avatar.topology
+        corners = topo.faces[topo.landmark_faces]  # [68, 3] vertex ids
+        rows = (corners.reshape(-1, 1) * 3 + torch.arange(3, device=z.device)).reshape(-1)  # xyz rows
+        hidden = layers[:-1](z)
+        offsets = torch.nn.functional.linear(hidden, last.weight[rows], last.bias[rows]).view(-1, 68, 3, 3)
+        points = dam.mean_vertices[corners] + offsets * dam.vertex_std  # [B, 68, 3 corners, 3]
+        return (points * topo.landmark_barycentrics[None, :, :, None]).sum(dim=2)
+
+    def landmarks_2d(self, params: FrameParams) -> torch.Tensor:
+        """Eq. 6's Π(r̃ M̃(ℓ_i) + t̃) -> [B, 68, 2]."""
+        return self.project(self.to_world(self.landmarks_3d(params.z), params))
+
+    def view_vector(self, params: FrameParams) -> torch.Tensor:
+        """v_v: unit vector head centre -> camera centre (the origin), in the head frame [B, 3]."""
+        to_camera = -params.t / params.t.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+        return (params.rotation().transpose(-1, -2) @ to_camera[..., None])[..., 0]
+
+    # -- appearance ----------------------------------------------------------------------------------
+    def render(self, params: FrameParams, lighting: VideoLighting | None = None,
+               vertices: torch.Tensor | None = None, background: torch.Tensor | None = None) -> RenderOut:
+        """Î(p) of Eq. 7: decode (Eq. 1), relight (Eq. 2-3 with the video's lighting; None = fully lit),
+        rasterise. `vertices` overrides the decoded head-frame mesh (ground truth in tests)."""
+        view = self.view_vector(params)
+        decoded_vertices, texture = self.avatar.decode(params.z, view)
+        vertices = decoded_vertices if vertices is None else vertices
+        world = self.to_world(vertices, params)
+        if lighting is None:
+            relit = texture
+        else:
+            gain, bias = lighting.gain_bias(head_view_vector(params.r, view), texture, world,
+                                            self.avatar.topology.faces)
+            relit = relight(texture, gain, bias)  # Eq. 2
+        out = self.renderer.render(world, self.camera(len(params)), relit, background)
+        return RenderOut(out.image, out.mask, vertices, world, texture, relit)
+
+    @torch.no_grad()
+    def visible_vertices(self, vertices_world: torch.Tensor) -> torch.Tensor:
+        """[B, V] float 0/1: vertices inside the image and not occluded (the vertex set of Eq. 8)."""
+        return self.renderer.visible_vertices(vertices_world, self.camera(vertices_world.shape[0])).float()

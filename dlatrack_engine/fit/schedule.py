@@ -1,0 +1,110 @@
+"""The registration schedule (PAPER.md §3): iterations, learning rates, K, loss weights, in one dataclass.
+
+Defaults are the paper's values (`Schedule.paper()`); `Schedule.fast()` is the preset that tracks a
+60-frame 256² clip on 2 CPU cores in minutes. Choices the paper leaves open are documented here.
+
+λ_Δ (`laplacian_weight`, Eq. 7) = 0.25. The paper gives no value. For a residual that is i.i.d. per pixel
+(misalignment of fine texture, noise) the 5-point Laplacian multiplies its L1 norm by about √20 ≈ 4.5,
+so λ_Δ = 0.25 makes the two terms weigh high-frequency (alignment) residue about equally, while
+low-frequency lighting residue - which the Laplacian removes - is weighed by the plain L1 term alone.
+A larger λ_Δ lets edge alignment dominate, a smaller one lets a wrong overall brightness pull the pose.
+
+Parameter units: Adam's step is about `lr` in parameter units whatever the loss scale, so the pose is
+optimised in scaled units - rotation in `rotation_unit` = 0.1 rad, translation in `translation_unit` = 1 cm -
+so the paper's lr 0.1 moves the head by about 0.6° / 1 mm per iteration: it crosses a typical landmark
+initialisation error (~0.1 rad, ~1 cm) in tens of iterations and settles below 0.1° / 0.1 mm once halved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Step1Schedule:
+    """Eq. 6, landmark initialisation: Adam, lr halved every `lr_halving` iterations; early stop when the
+    loss improved by less than `tolerance` (relative) over `patience` iterations."""
+
+    iterations: int = 1000
+    lr: float = 0.1
+    lr_halving: int = 500
+    tolerance: float = 1e-5
+    patience: int = 50
+    z_prior_weight: float = 1e-3  # λ_reg-like pull of z to 0: 68 points cannot pin the whole code
+    # iBUG jaw points 0-16 are silhouette points: where a detector puts them depends on the view, not on a
+    # fixed mesh point (MediaPipe's sit 11-16 px from the sample subject's at 256², other groups 2-10 px).
+    jaw_weight: float = 0.25
+
+
+@dataclass
+class Step2Schedule:
+    """Algorithm 1, lighting adaptation on K key frames: `rounds` x {l: light_iterations at light_lr;
+    φ and p_k: model_iterations at model_lr}."""
+
+    key_frames: int = 48
+    rounds: int = 4
+    light_iterations: int = 250
+    light_lr: float = 1e-2
+    model_iterations: int = 500
+    model_lr: float = 1e-3
+    pose_lr_scale: float = 1.0  # p_k step relative to model_lr (scaled pose units); 0 = keep step-1 poses
+    batch_size: int = 8  # key frames per optimisation step (memory bound on CPU)
+
+
+@dataclass
+class Step3Schedule:
+    """Eq. 7 + Eq. 8 per-frame tracking with G and l fixed; "same schedule as step 1"."""
+
+    iterations: int = 1000
+    lr: float = 0.1
+    lr_halving: int = 500
+    tolerance: float = 1e-5
+    patience: int = 50
+    flow_weight: float = 3.0  # λ_flow
+    batch_size: int = 16
+    z_prior_weight: float = 1e-3
+
+
+@dataclass
+class Schedule:
+    """Everything the three steps need; `paper()` is the default."""
+
+    step1: Step1Schedule = field(default_factory=Step1Schedule)
+    step2: Step2Schedule = field(default_factory=Step2Schedule)
+    step3: Step3Schedule = field(default_factory=Step3Schedule)
+    laplacian_weight: float = 0.25  # λ_Δ of Eq. 7, see module docstring
+    rotation_unit: float = 0.1  # radians per optimiser unit
+    translation_unit: float = 0.01  # metres per optimiser unit
+    dis_preset: str = "medium"  # OpenCV DIS preset for Eq. 8: ultrafast | fast | medium
+    work_size: int | None = None  # longer image side for steps 2-3 (frames and K scaled down); None = full
+
+    @classmethod
+    def paper(cls) -> Schedule:
+        """The paper's full schedule: 1000 it step 1; 4 x (250 + 500) step 2; K = 48; λ_flow = 3.0."""
+        return cls()
+
+    @classmethod
+    def fast(cls) -> Schedule:
+        """Minutes on 2 CPU cores for 60 frames at 256²: fewer, larger steps, key-frame poses kept from
+        step 1, images at 128 px for steps 2-3 (the CPU rasteriser's cost grows with pixels); same losses,
+        same K."""
+        return cls(
+            step1=Step1Schedule(iterations=300, lr=0.1, lr_halving=150, patience=30),
+            step2=Step2Schedule(key_frames=48, rounds=2, light_iterations=40, light_lr=3e-2,
+                                model_iterations=40, model_lr=1e-3, pose_lr_scale=0.0, batch_size=8),
+            step3=Step3Schedule(iterations=30, lr=0.05, lr_halving=15, patience=10, batch_size=20),
+            dis_preset="fast",
+            work_size=128,
+        )
+
+    @classmethod
+    def preset(cls, name: str) -> Schedule:
+        if name == "paper":
+            return cls.paper()
+        if name == "fast":
+            return cls.fast()
+        raise ValueError(f"unknown quality preset '{name}': expected 'fast' or 'paper'")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

@@ -1,0 +1,137 @@
+"""Step 2: lighting adaptation, Algorithm 1 (Eq. 7) on K key frames.
+
+    l <- 0, φ <- pre-trained
+    repeat `rounds` times:
+        a. freeze φ and {p_k}: fit l for `light_iterations` (Adam, `light_lr`)
+        b. freeze l: fit φ and {p_k} for `model_iterations` (Adam, `model_lr`)
+
+    L_pix(l, φ, {p_k}) = Σ_k ‖r_k ⊙ w_k‖₁ + λ_Δ ‖Δr_k ⊙ w_k‖₁,   r_k = I_k − Î(p_k)          (Eq. 7)
+
+w_k is the rendered avatar's coverage (detached: a weight, not something to optimise), optionally times a
+per-frame foreground matte. On CPU the K frames are visited in fixed mini-batches of `batch_size`, cycling,
+one batch per iteration (the paper's GPU batch is all K; with batch_size >= K this is exactly that).
+
+When the key-frame poses are not optimised (`pose_lr_scale = 0`, the fast preset; and always in half-round
+a, where p_k is frozen) the geometry and the fully-lit texture are constants, so each key frame is decoded
+and rasterised once per half-round and every iteration only re-runs G and the texture lookup: the loss is
+the same function of (l, φ), at a fraction of the cost on a CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import torch
+
+from dlatrack_engine.fit.lighting import VideoLighting
+from dlatrack_engine.fit.losses import pixel_loss
+from dlatrack_engine.fit.optim import run_adam
+from dlatrack_engine.fit.params import FrameParams, ScaledParams
+from dlatrack_engine.fit.scene import FaceScene
+from dlatrack_engine.fit.schedule import Schedule
+from dlatrack_engine.models.lighting import head_view_vector, relight
+
+log = logging.getLogger(__name__)
+
+
+def key_frame_loss(scene: FaceScene, frames: torch.Tensor, params: FrameParams, lighting: VideoLighting,
+                   laplacian_weight: float, matte: torch.Tensor | None = None) -> torch.Tensor:
+    """Eq. 7 per key frame: frames [B, H, W, 3] linear RGB -> [B]."""
+    out = scene.render(params, lighting)
+    weight = out.mask.detach()
+    if matte is not None:
+        weight = weight * matte
+    return pixel_loss(frames, out.image, weight, laplacian_weight)
+
+
+class _FixedGeometry:
+    """Decoded texture, rasterised UVs and coverage of each key-frame batch at fixed p_k (no gradients)."""
+
+    def __init__(self, scene: FaceScene, params: FrameParams, batches: list[list[int]]) -> None:
+        self.scene = scene
+        self.entries = []
+        with torch.no_grad():
+            for index in batches:
+                sub = params.select(index)
+                out = scene.render(sub, None)
+                uv = scene.renderer.render(out.vertices_world, scene.camera(len(index)), out.texture).uv
+                self.entries.append((out.texture, uv, out.mask, head_view_vector(sub.r, scene.view_vector(sub)),
+                                     out.vertices_world))
+
+    def loss(self, batch: int, frames: torch.Tensor, lighting: VideoLighting, laplacian_weight: float,
+             matte: torch.Tensor | None) -> torch.Tensor:
+        texture, uv, mask, head_view, world = self.entries[batch]
+        gain, bias = lighting.gain_bias(head_view, texture, world, self.scene.avatar.topology.faces)
+        relit = relight(texture, gain, bias)  # Eq. 2
+        image = self.scene.renderer.backend.texture(relit.permute(0, 2, 3, 1), uv) * mask
+        weight = mask if matte is None else mask * matte
+        return pixel_loss(frames, image, weight, laplacian_weight)  # Eq. 7
+
+
+def adapt_lighting(scene: FaceScene, frames: torch.Tensor, params: FrameParams, lighting: VideoLighting,
+                   schedule: Schedule, adapt_network: bool = True, matte: torch.Tensor | None = None,
+                   cancel: threading.Event | None = None,
+                   on_iteration: Callable[[str, int, float], None] | None = None) -> tuple[FrameParams, list[float]]:
+    """Algorithm 1 on key frames [K, H, W, 3] with initial params p_k (from step 1).
+
+    Returns the refined p_k and the loss after each half-round. `adapt_network=False` is the "without
+    adaptation" ablation: only l is fitted (φ stays pre-trained, p_k stay at step 1).
+    """
+    s2 = schedule.step2
+    frames = frames.to(scene.device)
+    k = frames.shape[0]
+    batch = max(1, min(s2.batch_size, k))
+    batches = [list(range(i, min(i + batch, k))) for i in range(0, k, batch)]
+    leaves = ScaledParams(params, schedule.rotation_unit, schedule.translation_unit)
+    cursor = {"i": 0}
+    fixed: dict[str, _FixedGeometry | None] = {"geometry": None}
+
+    def loss_fn() -> torch.Tensor:
+        b = cursor["i"] % len(batches)
+        index = batches[b]
+        cursor["i"] += 1
+        sub_matte = matte[index] if matte is not None else None
+        if fixed["geometry"] is not None:
+            per_frame = fixed["geometry"].loss(b, frames[index], lighting, schedule.laplacian_weight, sub_matte)
+        else:
+            sub = leaves.params().select(index)
+            per_frame = key_frame_loss(scene, frames[index], sub, lighting, schedule.laplacian_weight, sub_matte)
+        return per_frame.sum() * (k / len(index))  # an unbiased estimate of the sum over all K
+
+    def report(stage: str) -> Callable[[int, float], None] | None:
+        return None if on_iteration is None else (lambda it, value: on_iteration(stage, it, value))
+
+    history: list[float] = []
+    network = lighting.network_parameters()
+    for round_index in range(s2.rounds):
+        for p in network:
+            p.requires_grad_(False)
+        leaves.requires_grad_(False)
+        lighting.code.requires_grad_(lighting.code.numel() > 0)
+        fixed["geometry"] = _FixedGeometry(scene, leaves.params().detach(), batches)
+        if lighting.code.numel() > 0:  # a. fit l
+            loss, _ = run_adam([lighting.code], loss_fn, s2.light_iterations, s2.light_lr, cancel=cancel,
+                               on_iteration=report(f"adapt l {round_index + 1}/{s2.rounds}"))
+            history.append(loss)
+        lighting.code.requires_grad_(False)
+        if adapt_network:  # b. fit φ and p_k
+            for p in network:
+                p.requires_grad_(True)
+            groups = []
+            if s2.pose_lr_scale > 0:
+                fixed["geometry"] = None
+                leaves.requires_grad_(True)
+                groups.append({"params": [leaves.r, leaves.t, leaves.z], "lr": s2.model_lr * s2.pose_lr_scale})
+            if network:
+                groups.append({"params": network, "lr": s2.model_lr})
+            if not groups:
+                continue
+            loss, _ = run_adam(groups, loss_fn, s2.model_iterations, s2.model_lr, cancel=cancel,
+                               on_iteration=report(f"adapt φ,p {round_index + 1}/{s2.rounds}"))
+            history.append(loss)
+        log.info("step 2 round %d/%d: loss %.5g", round_index + 1, s2.rounds, history[-1] if history else float("nan"))
+    for p in network:
+        p.requires_grad_(False)
+    return leaves.params().detach(), history

@@ -1,0 +1,82 @@
+"""Step 3: per-frame tracking with G and l fixed (Eq. 7 + Eq. 8).
+
+    L(p) = L_pix(p) + λ_flow L_flow(p)
+    L_flow(p) = Σ_i ‖Π(r M(i) + t) − Π(r̃ M̃(i) + t̃) − d_i‖²  over visible vertices i           (Eq. 8)
+
+d is OpenCV DIS flow from the render at the step-1 parameters p̃ (composited over the frame, so the
+background matches) to the frame, sampled at the projected vertices. Frames are independent given G and
+l, so they are optimised in batches of `batch_size`, each batch from its step-1 start: the result of a
+frame does not depend on which other frames were tracked before it, which is what lets an interrupted job
+resume and reproduce the same output.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from dlatrack_engine.fit.flow import vertex_flow
+from dlatrack_engine.fit.lighting import VideoLighting
+from dlatrack_engine.fit.losses import flow_loss, pixel_loss
+from dlatrack_engine.fit.optim import run_adam
+from dlatrack_engine.fit.params import FrameParams, ScaledParams
+from dlatrack_engine.fit.scene import FaceScene
+from dlatrack_engine.fit.schedule import Schedule
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrackTerms:
+    """Per-frame loss terms at the solution, [B] each."""
+
+    pixel: torch.Tensor
+    flow: torch.Tensor
+
+
+def flow_targets(scene: FaceScene, frames: torch.Tensor, init: FrameParams, lighting: VideoLighting | None,
+                 preset: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(Π(r̃ M̃ + t̃) [B, V, 2], d [B, V, 2], visible [B, V]) for Eq. 8, all constants."""
+    with torch.no_grad():
+        out = scene.render(init, lighting, background=frames)
+        projected_init = scene.project(out.vertices_world)
+        visible = scene.visible_vertices(out.vertices_world)
+        flow = vertex_flow(out.image, frames, projected_init, preset)
+    return projected_init, flow, visible
+
+
+def track_batch(scene: FaceScene, frames: torch.Tensor, init: FrameParams, lighting: VideoLighting | None,
+                schedule: Schedule, flow_weight: float | None = None, cancel: threading.Event | None = None,
+                on_iteration: Callable[[int, float], None] | None = None) -> tuple[FrameParams, TrackTerms]:
+    """Eq. 7 + 8 for frames [B, H, W, 3] from their step-1 parameters `init`; returns p and the terms."""
+    s3 = schedule.step3
+    lam = s3.flow_weight if flow_weight is None else flow_weight
+    frames = frames.to(scene.device)
+    if lam > 0:
+        projected_init, flow, visible = flow_targets(scene, frames, init, lighting, schedule.dis_preset)
+    leaves = ScaledParams(init, schedule.rotation_unit, schedule.translation_unit)
+
+    def terms(params: FrameParams) -> TrackTerms:
+        out = scene.render(params, lighting)
+        pix = pixel_loss(frames, out.image, out.mask.detach(), schedule.laplacian_weight)  # Eq. 7
+        if lam > 0:
+            flo = flow_loss(scene.project(out.vertices_world), projected_init, flow, visible)  # Eq. 8
+        else:
+            flo = torch.zeros_like(pix)
+        return TrackTerms(pix, flo)
+
+    def loss_fn() -> torch.Tensor:
+        params = leaves.params()
+        t = terms(params)
+        return (t.pixel + lam * t.flow + s3.z_prior_weight * params.z.pow(2).sum(-1)).sum()
+
+    run_adam(leaves.parameters(), loss_fn, s3.iterations, s3.lr, s3.lr_halving, s3.tolerance, s3.patience,
+             cancel, on_iteration)
+    result = leaves.params().detach()
+    with torch.no_grad():
+        final = terms(result)
+    return result, TrackTerms(final.pixel.detach(), final.flow.detach())

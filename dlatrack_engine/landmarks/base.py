@@ -1,0 +1,95 @@
+"""The landmark interface every detector implements, and the per-clip result with failure handling.
+
+A detector maps one 8-bit sRGB frame to 68 iBUG-ordered 2-D points in pixels (conventions.md: u right,
+v down, the image's top-left corner at (0, 0)) or None when it finds no face. `detect_clip` runs it over
+a clip, flags failed frames and fills them by linear interpolation in time (nearest detection at the
+ends), because one missed frame must not stop a track.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from dlatrack_engine.colour import linear_to_srgb8
+
+log = logging.getLogger(__name__)
+NUM_LANDMARKS = 68
+
+
+class LandmarkError(RuntimeError):
+    """Landmarks could not be produced (no model, or no face in any frame); the message says which."""
+
+
+class LandmarkDetector(Protocol):
+    name: str
+
+    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """image [H, W, 3] uint8 sRGB -> (points [68, 2] float32 pixels, confidence [68] float32) or None."""
+        ...
+
+
+@dataclass
+class LandmarkTrack:
+    """Landmarks of every frame of a clip.
+
+    points [N, 68, 2] pixels; confidence [N, 68] in [0, 1] (0 where interpolated); detected [N] bool.
+    """
+
+    points: np.ndarray
+    confidence: np.ndarray
+    detected: np.ndarray
+    detector: str
+
+    @property
+    def failed_frames(self) -> list[int]:
+        return np.flatnonzero(~self.detected).tolist()
+
+    def save(self, path: str) -> None:
+        np.savez(path, points=self.points, confidence=self.confidence, detected=self.detected,
+                 detector=np.array(self.detector))
+
+    @classmethod
+    def load(cls, path: str) -> LandmarkTrack:
+        with np.load(path, allow_pickle=False) as data:
+            return cls(data["points"], data["confidence"], data["detected"].astype(bool), str(data["detector"]))
+
+
+def interpolate_missing(points: np.ndarray, detected: np.ndarray) -> np.ndarray:
+    """Fill frames where `detected` is False by linear interpolation between the nearest detected frames."""
+    good = np.flatnonzero(detected)
+    if len(good) == 0:
+        raise LandmarkError("no face was detected in any frame, nothing to interpolate from")
+    frames = np.arange(len(points))
+    flat = points.reshape(len(points), -1)
+    filled = np.stack([np.interp(frames, good, flat[good, k]) for k in range(flat.shape[1])], axis=1)
+    return filled.reshape(points.shape).astype(np.float32)
+
+
+def detect_clip(detector: LandmarkDetector, frames_linear: np.ndarray, source: str = "clip",
+                progress: Callable[[int, int], None] | None = None) -> LandmarkTrack:
+    """Run `detector` on frames [N, H, W, 3] linear RGB; failed frames are flagged and interpolated."""
+    n = len(frames_linear)
+    points = np.zeros((n, NUM_LANDMARKS, 2), np.float32)
+    confidence = np.zeros((n, NUM_LANDMARKS), np.float32)
+    detected = np.zeros(n, bool)
+    for i, frame in enumerate(frames_linear):
+        result = detector.detect(linear_to_srgb8(frame))
+        if result is not None:
+            points[i], confidence[i] = result
+            detected[i] = True
+        if progress is not None:
+            progress(i + 1, n)
+    if not detected.any():
+        raise LandmarkError(f"'{source}': detector '{detector.name}' found no face in any of its {n} frames")
+    failed = np.flatnonzero(~detected).tolist()
+    if failed:
+        listed = ", ".join(map(str, failed[:20])) + (" ..." if len(failed) > 20 else "")
+        log.warning("'%s': no face found by '%s' in %d of %d frames (%s); interpolated", source,
+                    detector.name, len(failed), n, listed)
+        points = interpolate_missing(points, detected)
+    return LandmarkTrack(points, confidence, detected, detector.name)

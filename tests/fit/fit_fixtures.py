@@ -1,0 +1,109 @@
+"""A tiny, random-but-fixed avatar and synthetic clip for the registration tests.
+
+The avatar is a 12x12-vertex dome (train.toy.dome_topology) with a small random DAM (latent 6) whose mean
+texture is a procedural pattern with detail at several scales (so the pixel and flow terms have something to
+align), and a small G perturbed away from identity. The clip's ground truth comes from the same avatar, so a
+perfect registration exists and the tests can measure how close each step gets.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from dlatrack_engine.avatar.runtime import Avatar
+from dlatrack_engine.fit.params import FrameParams
+from dlatrack_engine.fit.schedule import Schedule, Step1Schedule, Step2Schedule, Step3Schedule
+from dlatrack_engine.models.dam import DAM, DAMConfig
+from dlatrack_engine.models.lighting import LightingConfig, LightingModel
+from dlatrack_engine.train.toy import dome_topology
+
+TEX = 32
+LATENT = 6
+SMALL_G = dict(mlp_width=16, light_channels=(16, 16, 8, 8, 8), texture_channels=(8, 8, 8, 8), branch_channels=8)
+WIDTH = HEIGHT = 96
+FOCAL = 220.0
+
+
+def pattern_texture(size: int) -> torch.Tensor:
+    """[3, T, T] linear RGB in (0.1, 0.9): stripes + checks + blobs, distinct per channel."""
+    y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    base = 0.5 + 0.2 * torch.sin(2 * math.pi * 3 * x) * torch.cos(2 * math.pi * 2 * y)
+    checks = 0.15 * torch.sign(torch.sin(2 * math.pi * 5 * x) * torch.sin(2 * math.pi * 5 * y))
+    blob = 0.2 * torch.exp(-((x - 0.35) ** 2 + (y - 0.6) ** 2) / 0.02)
+    return torch.stack([base + checks, base - 0.5 * checks + blob, 0.6 * base + blob]).clamp(0.1, 0.9)
+
+
+def make_avatar(seed: int = 0) -> Avatar:
+    torch.manual_seed(seed)
+    topo = dome_topology(12, radius=0.1, seed=seed)
+    dam = DAM(DAMConfig(num_vertices=topo.num_vertices, texture_size=TEX, latent_size=LATENT, base_grid=4,
+                        mesh_hidden=32, max_channels=16, min_channels=8))
+    dam.set_normalisation(torch.as_tensor(topo.neutral), 0.004, pattern_texture(TEX), 0.02)
+    lighting = LightingModel(LightingConfig(texture_size=TEX, input_texture_size=16, **SMALL_G))
+    with torch.no_grad():
+        for p in lighting.parameters():
+            p.add_(0.03 * torch.randn_like(p))
+    return Avatar(dam, lighting, topo, {"name": "test-dome"})
+
+
+def intrinsics() -> torch.Tensor:
+    return torch.tensor([[FOCAL, 0, WIDTH / 2], [0, FOCAL, HEIGHT / 2], [0, 0, 1.0]])
+
+
+def gt_params(frames: int, seed: int = 1) -> FrameParams:
+    """Head facing the camera 0.45 m away, turning up to ±0.35 rad, drifting a few cm; z ~ N(0, 0.5)."""
+    g = torch.Generator().manual_seed(seed)
+    s = torch.linspace(0, 1, frames)
+    r = torch.stack([math.pi + 0.15 * torch.sin(4 * s), 0.35 * torch.sin(2 * math.pi * s), 0.1 * s], -1)
+    t = torch.stack([0.02 * torch.sin(3 * s), 0.01 * s, 0.45 + 0.03 * s], -1)
+    z = 0.5 * torch.randn(frames, LATENT, generator=g)
+    return FrameParams(r, t, z)
+
+
+def render_clip(avatar: Avatar, truth: FrameParams, light_seed: int = 7) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames [N, H, W, 3] of `avatar` at `truth` under a lighting it was not adapted to: the avatar's G with
+    a random code and a perturbed φ (so adapting φ, not only l, is needed), over a grey background.
+    Returns (frames, true light code)."""
+    import copy
+
+    from dlatrack_engine.fit.lighting import VideoLighting
+    from dlatrack_engine.fit.scene import FaceScene
+
+    scene = FaceScene(avatar, intrinsics(), WIDTH, HEIGHT)
+    lighting = VideoLighting("G", avatar)
+    g = torch.Generator().manual_seed(light_seed)
+    with torch.no_grad():
+        lighting.network = copy.deepcopy(avatar.lighting)
+        for p in lighting.network.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+        lighting.code.copy_(torch.rand(1, 150, generator=g))
+        background = torch.full((len(truth), HEIGHT, WIDTH, 3), 0.2)
+        frames = scene.render(truth, lighting, background=background).image.clamp(0, 1)
+    return frames, lighting.code.detach().clone()
+
+
+FRAMES = 6
+TINY = Schedule(  # the pipeline tests' schedule: seconds, not minutes
+
+    step1=Step1Schedule(iterations=60, lr=0.1, lr_halving=30, patience=0),
+    step2=Step2Schedule(key_frames=3, rounds=1, light_iterations=8, light_lr=5e-2, model_iterations=8,
+                        batch_size=3),
+    step3=Step3Schedule(iterations=8, lr=0.05, lr_halving=4, patience=0, batch_size=2),
+)
+
+
+class ReplayDetector:
+    """Landmarks of the ground truth (+ noise), handed out in frame order; frame 3 'fails'."""
+
+    name = "replay"
+
+    def __init__(self, points: np.ndarray) -> None:
+        self.points, self.calls = points, 0
+
+    def detect(self, image: np.ndarray):
+        i = self.calls
+        self.calls += 1
+        return None if i == 3 else (self.points[i], np.ones(68, np.float32))

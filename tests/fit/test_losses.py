@@ -1,0 +1,88 @@
+"""Eq. 6-8 losses: values on hand-made cases and finite-difference gradient checks (float64)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dlatrack_engine.fit.flow import dis_flow, sample_at, vertex_flow
+from dlatrack_engine.fit.keyframes import select_key_frames
+from dlatrack_engine.fit.losses import flow_loss, landmark_loss, laplacian, pixel_loss
+
+
+def test_laplacian_of_a_quadratic_is_constant_inside():
+    y, x = torch.meshgrid(torch.arange(8.0), torch.arange(9.0), indexing="ij")
+    image = (x**2 + 2 * y**2)[None, :, :, None].double()
+    lap = laplacian(image)[0, 1:-1, 1:-1, 0]
+    assert torch.allclose(lap, torch.full_like(lap, 6.0))
+    assert torch.equal(laplacian(torch.ones(1, 5, 5, 3)), torch.zeros(1, 5, 5, 3))
+
+
+def test_pixel_loss_ignores_masked_pixels_and_weights_the_laplacian():
+    frame = torch.zeros(1, 6, 6, 3)
+    render = torch.zeros(1, 6, 6, 3)
+    render[0, 2, 2] = 1.0
+    mask = torch.ones(1, 6, 6, 1)
+    data_only = pixel_loss(frame, render, mask, 0.0)
+    assert float(data_only) == 3.0
+    assert float(pixel_loss(frame, render, mask, 0.5)) == 3.0 + 0.5 * 3 * (4 + 4 * 1)
+    mask[0, 2, 2] = 0.0
+    assert float(pixel_loss(frame, render, mask, 0.5)) == 0.0
+
+
+def test_pixel_loss_gradient_matches_finite_differences():
+    g = torch.Generator().manual_seed(0)
+    frame = torch.rand(2, 7, 6, 3, generator=g, dtype=torch.float64)
+    render = torch.rand(2, 7, 6, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    mask = (torch.rand(2, 7, 6, 1, generator=g, dtype=torch.float64) > 0.3).double()
+    assert torch.autograd.gradcheck(lambda r: pixel_loss(frame, r, mask, 0.25), (render,), eps=1e-6, atol=1e-5)
+
+
+def test_flow_and_landmark_gradients_match_finite_differences():
+    g = torch.Generator().manual_seed(1)
+    projected = torch.rand(2, 10, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    init = torch.rand(2, 10, 2, generator=g, dtype=torch.float64)
+    flow = torch.rand(2, 10, 2, generator=g, dtype=torch.float64)
+    visible = (torch.rand(2, 10, generator=g) > 0.4).double()
+    assert torch.autograd.gradcheck(lambda p: flow_loss(p, init, flow, visible), (projected,))
+    detected = torch.rand(2, 10, 2, generator=g, dtype=torch.float64)
+    weight = torch.rand(2, 10, generator=g, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda p: landmark_loss(p, detected, weight), (projected,))
+    # Eq. 8 is zero exactly when the vertices moved by the flow, and counts only visible vertices.
+    assert torch.allclose(flow_loss(init + flow, init, flow, visible), torch.zeros(2, dtype=torch.float64))
+    moved = (init + flow).clone()
+    moved[:, 0, 0] += 1.0
+    assert torch.allclose(flow_loss(moved, init, flow, visible), visible[:, 0])
+
+
+def test_dis_flow_recovers_a_known_shift_at_vertices():
+    rng = np.random.default_rng(0)
+    texture = torch.from_numpy(rng.random((1, 16, 16, 1)).repeat(3, -1).astype(np.float32))
+    base = torch.nn.functional.interpolate(texture.permute(0, 3, 1, 2), size=(64, 64), mode="bicubic",
+                                           align_corners=False).permute(0, 2, 3, 1).clamp(0, 1)
+    shifted = torch.roll(base, shifts=(2, 3), dims=(1, 2))  # content moves 3 px right, 2 px down
+    flow = dis_flow(base, shifted, "medium")
+    centre = flow[0, 16:48, 16:48].reshape(-1, 2).median(0).values
+    assert torch.allclose(centre, torch.tensor([3.0, 2.0]), atol=0.3)
+    points = torch.tensor([[[32.0, 32.0], [20.5, 40.5]]])
+    d = vertex_flow(base, shifted, points, "medium")
+    assert torch.allclose(d, torch.tensor([3.0, 2.0]).expand_as(d), atol=0.5)
+
+
+def test_sample_at_uses_pixel_centres():
+    field = torch.arange(12.0).reshape(1, 3, 4, 1)
+    assert float(sample_at(field, torch.tensor([[[2.5, 1.5]]]))) == 6.0  # centre of col 2, row 1
+    assert float(sample_at(field, torch.tensor([[[2.0, 1.5]]]))) == 5.5  # halfway between cols 1 and 2
+
+
+def test_key_frames_cover_the_rotation_range():
+    yaw = np.linspace(-0.8, 0.8, 41)
+    rotations = np.stack([np.full_like(yaw, np.pi), yaw, np.zeros_like(yaw)], -1)
+    keys = select_key_frames(rotations, 5)
+    assert len(keys) == 5 and keys == sorted(keys)
+    assert 0 in keys and 40 in keys  # both extremes
+    assert np.ptp(np.diff(yaw[keys])) < 0.25  # roughly uniform over the range
+    assert select_key_frames(rotations, 0) == list(range(41))
+    valid = np.ones(41, bool)
+    valid[40] = False
+    assert 40 not in select_key_frames(rotations, 5, valid)

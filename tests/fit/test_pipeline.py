@@ -1,0 +1,86 @@
+"""track_video end to end on a tiny synthetic clip: job folder contents, resume after interruption."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from fit_fixtures import FRAMES, TINY, ReplayDetector, intrinsics
+
+from dlatrack_engine.fit.pipeline import ProgressEvent, TrackOptions, track_video
+from dlatrack_engine.metrics.evaluate import evaluate_job
+from dlatrack_engine.wire.jobfolder import JobFolder, JobFolderError
+
+
+@pytest.fixture(autouse=True)
+def tiny_schedule(monkeypatch):
+    monkeypatch.setattr(TrackOptions, "schedule", lambda self: TINY)
+
+
+def _options(marks: np.ndarray) -> TrackOptions:
+    return TrackOptions(key_frames=3, landmark_detector=ReplayDetector(marks))
+
+
+def _read_all(folder: JobFolder) -> dict[int, dict[str, np.ndarray]]:
+    return {i: folder.read_frame(i) for i in folder.frames_done()}
+
+
+def test_track_video_writes_the_job_folder(tmp_path, avatar, clip_dir):
+    root, marks = clip_dir
+    events: list[ProgressEvent] = []
+    summary = track_video(root, avatar, tmp_path / "job", _options(marks), progress=events.append)
+    folder = JobFolder(tmp_path / "job")
+    manifest = folder.read_manifest()
+    assert manifest["state"] == "completed" and manifest["frames"] == list(range(FRAMES))
+    assert set(manifest["stages_done"]) >= {"landmarks", "init", "adapt", "track"}
+    assert manifest["landmark_failed_frames"] == [3]
+    assert np.allclose(manifest["K"], intrinsics().numpy())
+    assert folder.frames_done() == list(range(FRAMES))
+    frame = folder.read_frame(2)
+    assert frame["vertices"].shape == (avatar.topology.neutral.shape[0], 3) and frame["vertices"].dtype == np.float32
+    assert np.allclose(frame["head_R"] @ frame["head_R"].T, np.eye(3), atol=1e-5)
+    assert folder.read_light_code().shape == (150,) and folder.lighting_weights_path.exists()
+    assert folder.read_texture("relit", 5).shape == (32, 32, 3)
+    assert folder.overlay_path(0).exists()
+    assert {e.stage for e in events} >= {"landmarks", "init", "adapt", "track", "write"}
+    assert summary.computed_frames == FRAMES and not summary.cancelled and len(summary.key_frames) == 3
+    metrics = evaluate_job(tmp_path / "job", avatar, csim=False)
+    assert {"l2", "ssim", "psnr", "vertex_mm", "landmark_px", "rotation_deg", "jitter_mm"} <= set(metrics)
+    assert 0 < metrics["ssim"] <= 1 and metrics["psnr"] > 15 and metrics["vertex_mm"] < 20
+    assert folder.read_manifest()["metrics"]["eval"]["l2"] == metrics["l2"]
+
+
+def test_resume_after_interruption_reproduces_the_same_outputs(tmp_path, avatar, clip_dir):
+    root, marks = clip_dir
+    reference = _read_all(JobFolder(_run_full(tmp_path / "reference", avatar, root, marks)))
+    cancel = threading.Event()
+
+    def stop_after_first_batch(event: ProgressEvent) -> None:
+        if event.stage == "write":
+            cancel.set()
+
+    first = track_video(root, avatar, tmp_path / "job", _options(marks), stop_after_first_batch, cancel)
+    assert first.cancelled and first.computed_frames == 2
+    assert JobFolder(tmp_path / "job").read_manifest()["state"] == "cancelled"
+    second = track_video(root, avatar, tmp_path / "job", _options(marks))
+    assert second.skipped_frames == 2 and second.computed_frames == FRAMES - 2
+    resumed = _read_all(JobFolder(tmp_path / "job"))
+    assert resumed.keys() == reference.keys()
+    for index, arrays in reference.items():
+        for key, value in arrays.items():
+            np.testing.assert_allclose(resumed[index][key], value, atol=1e-6, err_msg=f"frame {index} {key}")
+
+
+def _run_full(out, avatar, root, marks):
+    track_video(root, avatar, out, _options(marks))
+    return out
+
+
+def test_a_different_request_into_a_used_folder_is_refused(tmp_path, avatar, clip_dir):
+    root, marks = clip_dir
+    options = _options(marks)
+    options.steps = "landmarks"
+    track_video(root, avatar, tmp_path / "job", options)
+    with pytest.raises(JobFolderError, match="another request"):
+        track_video(root, avatar, tmp_path / "job", _options(marks))
