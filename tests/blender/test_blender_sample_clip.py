@@ -2,7 +2,7 @@
 from the generator's scene), written by the add-on and rendered by Blender, covers the clip's masks.
 
 Checks the whole chain of conventions (head frame -> object frame, OpenCV world -> Blender world, K ->
-Blender camera) on real data. Needs the generated sample clip (`dlatrack make-sample`); skipped without it.
+Blender camera) on real data. Uses the committed sample clip.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from blender_data import SCRIPTS
 from blender_runner import run_in_blender
 
-from dlatrack_engine.paths import cache_dir
+from dlatrack_engine.paths import SAMPLE_SCENES
 from dlatrack_engine.wire.jobfolder import JobFolder
 from dlatrack_engine.wire.png import decode_png
 
@@ -24,15 +24,11 @@ pytestmark = pytest.mark.blender
 FRAMES = (1, 30, 60)
 
 
-def sample_clip() -> Path | None:
-    clips = sorted((cache_dir() / "sample" / "clips").glob("*/gt.npz"))
-    ready = [c.parent for c in clips if (c.parent / "masks").is_dir() and (c.parent / "topology.npz").is_file()]
-    return ready[0] if ready else None
+CLIP = SAMPLE_SCENES / "clips" / "warm_key_cool_fill"  # committed with its masks and ground truth
 
 
-@pytest.mark.skipif(sample_clip() is None, reason="no generated sample clip (run `dlatrack make-sample`)")
 def test_ground_truth_written_by_the_addon_covers_the_clip_masks(tmp_path: Path) -> None:
-    clip = sample_clip()
+    clip = CLIP
     truth = np.load(clip / "gt.npz")
     meta = json.loads((clip / "clip.json").read_text())
     package = tmp_path / "avatar"

@@ -1,7 +1,6 @@
-"""The headless batch on the sample subject: the real engine tracks 3 frames of a generated sample clip
+"""The headless batch on the sample subject: the real engine tracks 3 frames of the committed sample clip
 with the committed sample avatar (landmarks, steps 1-3 with the fast schedule), Blender writes and saves
-the result, and the tracked avatar covers the face in the video. Needs the generated clip
-(`dlatrack make-sample`); skipped without it."""
+the result, and the tracked avatar covers the face in the video."""
 
 from __future__ import annotations
 
@@ -14,7 +13,7 @@ import pytest
 from blender_data import SCRIPTS
 from blender_runner import run_in_blender
 
-from dlatrack_engine.paths import REPO_ROOT, SAMPLE_SCENES, blender_command, cache_dir
+from dlatrack_engine.paths import REPO_ROOT, SAMPLE_SCENES, blender_command
 from dlatrack_engine.wire.png import decode_png
 
 pytestmark = [pytest.mark.blender, pytest.mark.slow]
@@ -22,17 +21,11 @@ FRAMES = 3
 AVATAR = SAMPLE_SCENES / "avatar"
 
 
-def sample_clip() -> Path | None:
-    clip = cache_dir() / "sample" / "clips" / "sun_sky"
-    return clip if (clip / "video.mp4").is_file() and (clip / "masks").is_dir() else None
+CLIP = SAMPLE_SCENES / "clips" / "warm_key_cool_fill"  # committed with its masks and ground truth
 
 
-MISSING = sample_clip() is None or not (AVATAR / "weights.safetensors").is_file()
-
-
-@pytest.mark.skipif(MISSING, reason="needs sample_scenes/avatar and the generated sun_sky clip (dlatrack make-sample)")
 def test_batch_tracks_the_sample_clip(tmp_path: Path) -> None:
-    clip = sample_clip()
+    clip = CLIP
     blend, job = tmp_path / "scene.blend", tmp_path / "job"
     args = ["--video", str(clip / "video.mp4"), "--avatar", str(AVATAR), "--out", str(blend), "--job-dir", str(job),
             "--frames", f"0:{FRAMES}", "--key-frames", "2", "--preset", "FAST", "--engine-python", sys.executable,

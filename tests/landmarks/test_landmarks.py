@@ -97,7 +97,6 @@ def _sample_frames() -> list[str]:
 
 @pytest.mark.skipif(not _sample_frames(), reason="no rendered sample clip (dlatrack make-sample)")
 def test_mediapipe_finds_the_synthetic_subject():
-    pytest.importorskip("mediapipe")
     from dlatrack_engine.landmarks.mediapipe_backend import MediaPipeDetector
 
     path = _sample_frames()[0]
