@@ -9,39 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from grid_topology import grid_topology
 
 from dlatrack_engine.avatar.format import (
     AVATAR_JSON,
     TOPOLOGY_FILE,
     WEIGHTS_FILE,
     AvatarFormatError,
-    Topology,
     load_avatar_package,
     save_avatar_package,
 )
-
-
-def _grid_topology(n: int = 6) -> Topology:
-    """A small n x n vertex grid with its own UV set, standing in for a face mesh."""
-    ys, xs = np.meshgrid(np.linspace(-0.1, 0.1, n), np.linspace(-0.1, 0.1, n), indexing="ij")
-    neutral = np.stack([xs, ys, 0.05 * np.cos(xs * 10)], -1).reshape(-1, 3).astype(np.float32)
-    uvs = np.stack([(xs + 0.1) / 0.2, (ys + 0.1) / 0.2], -1).reshape(-1, 2).astype(np.float32)
-    faces = []
-    for row in range(n - 1):
-        for col in range(n - 1):
-            a = row * n + col
-            faces += [[a, a + 1, a + n], [a + 1, a + n + 1, a + n]]
-    faces = np.asarray(faces, np.int32)
-    rng = np.random.default_rng(0)
-    bary = rng.random((68, 3)).astype(np.float32)
-    return Topology(
-        faces=faces,
-        uv_faces=faces.copy(),
-        uvs=uvs,
-        neutral=neutral,
-        landmark_faces=rng.integers(0, len(faces), 68).astype(np.int32),
-        landmark_barycentrics=bary / bary.sum(1, keepdims=True),
-    )
 
 
 def _config() -> dict:
@@ -70,12 +47,12 @@ def _tensors() -> dict[str, torch.Tensor]:
 
 @pytest.fixture
 def package(tmp_path: Path) -> Path:
-    return save_avatar_package(tmp_path / "avatar", _config(), _tensors(), _grid_topology())
+    return save_avatar_package(tmp_path / "avatar", _config(), _tensors(), grid_topology())
 
 
 def test_folder_round_trip_keeps_every_array_and_tensor(package: Path) -> None:
     loaded = load_avatar_package(package)
-    original = _grid_topology()
+    original = grid_topology()
     for name, array in original.arrays().items():
         np.testing.assert_array_equal(getattr(loaded.topology, name), array)
     for key, tensor in _tensors().items():
@@ -85,7 +62,7 @@ def test_folder_round_trip_keeps_every_array_and_tensor(package: Path) -> None:
 
 
 def test_zip_round_trip_with_and_without_folder_prefix(tmp_path: Path, package: Path) -> None:
-    direct = save_avatar_package(tmp_path / "direct.zip", _config(), _tensors(), _grid_topology())
+    direct = save_avatar_package(tmp_path / "direct.zip", _config(), _tensors(), grid_topology())
     assert load_avatar_package(direct).topology.num_faces == 50
     prefixed = tmp_path / "prefixed.zip"
     with zipfile.ZipFile(prefixed, "w") as archive:
@@ -157,10 +134,10 @@ def test_truncated_weights(package: Path) -> None:
 def test_weights_without_lighting_network_and_with_nan(tmp_path: Path) -> None:
     tensors = {"dam.decoder.weight": torch.zeros(2, 2)}
     with pytest.raises(AvatarFormatError, match=r"no tensors under 'lighting\.'"):
-        save_avatar_package(tmp_path / "a", _config(), tensors, _grid_topology())
+        save_avatar_package(tmp_path / "a", _config(), tensors, grid_topology())
     tensors = {**_tensors(), "lighting.fc.bias": torch.tensor([0.0, float("nan"), 0.0])}
     with pytest.raises(AvatarFormatError, match=r"'lighting\.fc\.bias' contains NaN"):
-        save_avatar_package(tmp_path / "b", _config(), tensors, _grid_topology())
+        save_avatar_package(tmp_path / "b", _config(), tensors, grid_topology())
 
 
 def _rewrite_topology(package: Path, **changes: np.ndarray | None) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import addon_io
+from grid_topology import grid_topology
 
 
 @pytest.fixture(scope="session")
@@ -87,31 +88,6 @@ def shared_engine(tmp_path_factory: pytest.TempPathFactory, client_mod: ModuleTy
             process.wait(20)
         except subprocess.TimeoutExpired:
             engine.kill()
-
-
-def grid_topology(n: int = 6):
-    """A small n x n vertex grid with its own UVs and 68 landmark points, standing in for a face mesh."""
-    from dlatrack_engine.avatar.format import Topology
-
-    ys, xs = np.meshgrid(np.linspace(-0.1, 0.1, n), np.linspace(-0.1, 0.1, n), indexing="ij")
-    neutral = np.stack([xs, ys, 0.05 * np.cos(xs * 10)], -1).reshape(-1, 3).astype(np.float32)
-    uvs = np.stack([(xs + 0.1) / 0.2, (ys + 0.1) / 0.2], -1).reshape(-1, 2).astype(np.float32)
-    faces = []
-    for row in range(n - 1):
-        for col in range(n - 1):
-            a = row * n + col
-            faces += [[a, a + 1, a + n], [a + 1, a + n + 1, a + n]]
-    faces_array = np.asarray(faces, np.int32)
-    rng = np.random.default_rng(0)
-    bary = rng.random((68, 3)).astype(np.float32)
-    return Topology(
-        faces=faces_array,
-        uv_faces=faces_array.copy(),
-        uvs=uvs,
-        neutral=neutral,
-        landmark_faces=rng.integers(0, len(faces_array), 68).astype(np.int32),
-        landmark_barycentrics=bary / bary.sum(1, keepdims=True),
-    )
 
 
 @pytest.fixture(scope="session")
