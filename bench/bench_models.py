@@ -77,6 +77,14 @@ def timing_rows(repeats: int) -> list[list[str]]:
     return rows
 
 
+def _lighting_data(light: dict, dam_data: dict) -> str:
+    """The suffix ' (trained on N frames, M fully lit)' when G's stage used other data than the DAM's."""
+    data = light.get("data")
+    if not isinstance(data, dict) or data.get("frame_ids") == dam_data.get("frame_ids"):
+        return ""
+    return f" (trained on {data['frames']} frames, {data['full_frames']} fully lit)"
+
+
 def write_quality(args: argparse.Namespace, command: str) -> None:
     """The held-out quality section, from the evaluation stored in the package by `dlatrack train eval`
     (or, when absent, from a fresh evaluation on `--data`)."""
@@ -101,7 +109,8 @@ def write_quality(args: argparse.Namespace, command: str) -> None:
         f"training images {data['training_image_size'][0]} px). Held out: cameras "
         f"{provenance['split']['holdout_cameras']}, frames {provenance['split']['holdout_frame_ids']}. "
         f"DAM: {stages['dam']['epochs']} epochs in {stages['dam']['seconds'] / 60:.1f} min; "
-        f"G: {(light.get('texture_warmup') or {}).get('epochs', 0)} texture-space warm-up epochs + "
+        f"G{_lighting_data(light, data)}: {(light.get('texture_warmup') or {}).get('epochs', 0)} texture-space "
+        "warm-up epochs + "
         f"{light.get('epochs', 0)} render-loss (Eq. 4-5) epochs of {light.get('config', {}).get('samples_per_epoch')} "
         f"samples, {light.get('seconds', 0) / 60:.1f} min in all. "
         f"Evaluation command: `{evaluation['command']}` (images at {evaluation['image_size'][0]} px)."

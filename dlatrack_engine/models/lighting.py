@@ -9,9 +9,15 @@ Layout (paper sizes for input_texture_size = 256):
   input/16;  concat -> two branches of two transposed convs (x4 each) -> gain, bias at input² -> bilinear to
   the texture size. With input 256 the FC grid is 1x1 and each transposed conv doubles (1 -> 16). Smaller
   inputs keep the four transposed convs but the first ones that would overshoot use stride 1.
-The last layer of each branch starts at zero and gain = softplus(x + log(e - 1)), so G starts as the
-identity relighting (g = 1, b = 0) and the gain stays non-negative. (exp(x) was tried on the sample light
-stage and learnt slower.)
+The last layer of each branch starts at zero, so G starts as the identity relighting (g = 1, b = 0), and the
+gain stays non-negative. `gain_activation` maps the branch output x to the gain:
+  "softplus": g = softplus(x + log(e - 1)) (the first packages; kept so that they load unchanged);
+  "abs":      g = |1 + x| (opt-in: `dlatrack train lighting --gain-activation abs`). softplus (like exp,
+              tried as a log-space gain) has a vanishing derivative on the whole half-line x << 0: on the
+              sample light stage, whose single-group frames are ~100x darker than the fully-lit ones, the
+              first Adam steps push x far negative, g is then stuck at ~0 for every pattern (dg/dx =
+              sigmoid ≈ g) and the bias map takes over the relit face. |dg/dx| = 1 everywhere: nothing to
+              get stuck in, and (unlike (1 + x)², which was tried and diverged) no growth faster than linear.
 """
 
 from __future__ import annotations
@@ -27,6 +33,14 @@ from torch import nn
 from dlatrack_engine.models.blocks import ConvDownsample, config_from_dict, leaky, log2_int, mlp
 
 GAIN_OFFSET = math.log(math.e - 1.0)  # softplus(GAIN_OFFSET) == 1
+GAIN_ACTIVATIONS = ("softplus", "abs")
+
+
+def gain_from_branch(x: torch.Tensor, activation: str) -> torch.Tensor:
+    """The gain map from the gain branch's output; both activations give g = 1 at x = 0."""
+    if activation == "abs":
+        return (1.0 + x).abs()
+    return F.softplus(x + GAIN_OFFSET)
 
 
 @dataclass(kw_only=True)
@@ -45,6 +59,7 @@ class LightingConfig:
     # The bias map is predicted in units of `bias_scale`: linear radiance of single light groups is ~1e-2,
     # so at scale 1 every Adam step (~lr) would move the bias by the size of the signal itself.
     bias_scale: float = 1.0
+    gain_activation: str = "softplus"  # "softplus" or "abs" (see the module docstring)
 
     def __post_init__(self) -> None:
         log2_int(self.texture_size, "LightingConfig.texture_size")
@@ -56,6 +71,10 @@ class LightingConfig:
             )
         if len(self.texture_channels) != 4:
             raise ValueError(f"LightingConfig.texture_channels needs 4 widths, got {self.texture_channels}")
+        if self.gain_activation not in GAIN_ACTIVATIONS:
+            raise ValueError(
+                f"LightingConfig.gain_activation must be one of {GAIN_ACTIVATIONS}, got {self.gain_activation!r}"
+            )
 
     @property
     def feature_size(self) -> int:
@@ -135,7 +154,7 @@ class LightingModel(nn.Module):
             )
         tex_feat = self.texture_encoder(small)
         joint = torch.cat([light_feat, tex_feat], dim=1)
-        gain = F.softplus(self.gain_branch(joint) + GAIN_OFFSET)
+        gain = gain_from_branch(self.gain_branch(joint), cfg.gain_activation)
         bias = self.bias_branch(joint) * cfg.bias_scale
         if cfg.input_texture_size != cfg.texture_size:
             gain = F.interpolate(gain, size=(cfg.texture_size,) * 2, mode="bilinear", align_corners=False)

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from dlatrack_engine.device import pick_device
+from dlatrack_engine.models.lighting import GAIN_ACTIVATIONS
 from dlatrack_engine.paths import SAMPLE_SCENES, cache_dir
 from dlatrack_engine.train import pipeline
 from dlatrack_engine.train.dam_trainer import DAMTrainConfig
@@ -108,6 +109,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     light.add_argument("--input-size", type=int, default=None, help="G's input texture size")
     _schedule(light)
     light.add_argument("--lr-decay-every", type=int)
+    light.add_argument(
+        "--lambda-bias", type=float, help="L1 penalty on G's bias map (not in the paper; default 0 = off)"
+    )
+    light.add_argument(
+        "--gain-activation", choices=GAIN_ACTIVATIONS, help="G's gain activation (default: keep / the preset's)"
+    )
+    light.add_argument(
+        "--texture-warmup-gain-only", action="store_true", default=None, help="warm-up fits the gain alone (b = 0)"
+    )
     light.add_argument("--texture-warmup-epochs", type=int, help="texture-space warm-up of G (not in the paper)")
     light.add_argument("--texture-warmup-lr", type=float)
     light.add_argument("--texture-warmup-minutes", type=float)
@@ -146,10 +156,12 @@ def _run_dam(args: argparse.Namespace) -> int:
 
 def _run_lighting(args: argparse.Namespace) -> int:
     sizes = None
-    if args.preset or args.input_size:
+    if args.preset or args.input_size or args.gain_activation:
         sizes = dict(PRESETS[args.preset or "sample"][1])
         if args.input_size:
             sizes["input_texture_size"] = args.input_size
+        if args.gain_activation:
+            sizes["gain_activation"] = args.gain_activation
     cfg = pipeline.train_config_from(LightingTrainConfig, vars(args))
     pipeline.run_lighting_stage(
         args.data, args.out, args.image_size, sizes, cfg, pick_device(args.device),

@@ -21,8 +21,9 @@ from tqdm import tqdm
 from dlatrack_engine.models.dam import DAM, DAMConfig, kl_divergence
 from dlatrack_engine.models.uv_space import UVAtlas
 from dlatrack_engine.render.mesh_renderer import MeshRenderer
-from dlatrack_engine.train.checkpoint import load_checkpoint, save_checkpoint
+from dlatrack_engine.train.checkpoint import load_checkpoint
 from dlatrack_engine.train.data import LightStageData, Split
+from dlatrack_engine.train.loop import end_epoch, run_epoch, training_summary
 from dlatrack_engine.train.unwrap import average_texture, unwrap_images
 
 log = logging.getLogger(__name__)
@@ -190,46 +191,29 @@ def train_dam(
     dam.train()
     bar = tqdm(range(first_epoch, cfg.epochs), desc="DAM", disable=not progress, initial=first_epoch, total=cfg.epochs)
     for epoch in bar:
-        order = pairs[torch.randperm(len(pairs))][: cfg.samples_per_epoch or len(pairs)]
-        sums: dict[str, float] = {}
-        for start in range(0, len(order), cfg.batch_size):
-            batch = order[start : start + cfg.batch_size]
-            terms = dam_losses(dam, data, unwrapped, batch[:, 0], batch[:, 1], cfg, device, renderer)
-            optimiser.zero_grad(set_to_none=True)
-            terms["total"].backward()
-            optimiser.step()
-            for key, value in terms.items():
-                sums[key] = sums.get(key, 0.0) + float(value.detach()) * len(batch)
-        means = {key: value / len(order) for key, value in sums.items()}
+        means = run_epoch(
+            pairs,
+            cfg.samples_per_epoch,
+            cfg.batch_size,
+            lambda f, c: dam_losses(dam, data, unwrapped, f, c, cfg, device, renderer),
+            optimiser,
+        )
         history.append(means)
         bar.set_postfix(loss=f"{means['total']:.4f}", tex=f"{means['texture']:.3f}", vert=f"{means['vertex']:.4f}")
         done = epoch + 1
-        out_of_time = cfg.time_limit_minutes is not None and time.time() - start_time > 60 * cfg.time_limit_minutes
-        if checkpoint_dir is not None and (done % cfg.checkpoint_every == 0 or done == cfg.epochs or out_of_time):
-            save_checkpoint(
-                checkpoint_dir,
-                "dam",
-                {
-                    "config": full_config,
-                    "epoch": done,
-                    "history": history,
-                    "model": dam.state_dict(),
-                    "optimiser": optimiser.state_dict(),
-                },
-            )
-        if out_of_time:
-            log.warning("%s: time limit of %s min reached after epoch %d", bar.desc, cfg.time_limit_minutes, done)
+
+        def state(done: int = done) -> dict:
+            return {
+                "config": full_config,
+                "epoch": done,
+                "history": history,
+                "model": dam.state_dict(),
+                "optimiser": optimiser.state_dict(),
+            }
+
+        if end_epoch(done, cfg, start_time, checkpoint_dir, "dam", state, "DAM"):
             break
     dam.eval()
-    summary = {
-        "epochs": len(history),
-        "epochs_planned": cfg.epochs,
-        "final_losses": history[-1] if history else {},
-        "first_losses": history[0] if history else {},
-        "seconds": round(time.time() - start_time, 1),
-        "train_frames": len(frames),
-        "train_cameras": [data.camera_names[c] for c in cams],
-        "config": cfg.to_dict(),
-    }
+    summary = training_summary(history, cfg, start_time, frames, [data.camera_names[c] for c in cams])
     log.info("DAM trained: %s", summary["final_losses"])
     return dam, unwrapped, summary

@@ -18,6 +18,16 @@ does not say how its HDR frames are weighted.
 Colour augmentation: each sample's lit light groups get one random RGB scale s; the image is multiplied
 by s and the code's RGB entries too. The dataset stores the sum over the lit groups, not each group, so a
 single s per sample is the augmentation that stays exactly consistent (light transport is linear).
+
+Bias penalty (`lambda_bias`, off by default; a departure from the paper, which states none): L gets
++ λ_bias · mean |b| (over the texture, divided by the same per-sample target intensity as the relative render
+loss). Eq. 2 is ambiguous — G also sees T̂, so the bias map alone can reproduce any relit face. On the sample
+light stage (single-group frames ~100x darker than the fully-lit ones) the committed package collapsed into
+g ≈ 1e-4 everywhere with b carrying the whole relit face: the dark frames drive the softplus gain into its
+flat region, where it is stuck (models/lighting.py, `gain_activation`), and the bias takes over. The |1 + x|
+gain with a gain-only texture warm-up (train/texture_warmup.py) and this penalty keeps lighting in the gain
+(issue 4: fully-lit gain 0.99 ± 0.13, group gain 0.019), but in a 9-minute CPU run its held-out PSNR was
+~7 dB below the collapsed G's, so these stay opt-in until a schedule matches it.
 """
 
 from __future__ import annotations
@@ -34,10 +44,11 @@ from tqdm import tqdm
 from dlatrack_engine.models.dam import DAM
 from dlatrack_engine.models.lighting import LightingConfig, LightingModel, head_view_vector, relight
 from dlatrack_engine.render.mesh_renderer import MeshRenderer
-from dlatrack_engine.train.checkpoint import load_checkpoint, save_checkpoint
+from dlatrack_engine.train.checkpoint import load_checkpoint
 from dlatrack_engine.train.dam_trainer import UnwrappedFrames
 from dlatrack_engine.train.data import LightStageData, Split, nearest_full_frame
-from dlatrack_engine.train.texture_warmup import texture_warmup
+from dlatrack_engine.train.loop import end_epoch, run_epoch, training_summary
+from dlatrack_engine.train.texture_warmup import bias_magnitude, texture_warmup
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +66,11 @@ class LightingTrainConfig:
     lambda_reg: float = 0.1
     colour_augmentation: tuple[float, float] = (0.6, 1.4)
     relative_render_loss: bool = True
+    lambda_bias: float = 0.0  # L1 penalty on the bias map (not in the paper; see the module docstring)
     texture_warmup_epochs: int = 0  # optional texture-space warm-up of G (train/texture_warmup.py)
     texture_warmup_lr: float = 1e-3
     texture_warmup_minutes: float | None = None
+    texture_warmup_gain_only: bool = False  # warm-up fits the gain alone (b = 0; train/texture_warmup.py)
     samples_per_epoch: int | None = None  # None: every (frame, camera) pair once; else a random subset
     time_limit_minutes: float | None = None  # stop after the epoch that crosses it (shared CPUs)
     checkpoint_every: int = 1
@@ -89,9 +102,11 @@ def render_relit(
     frames: torch.Tensor,
     cams: torch.Tensor,
     light_code: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    with_bias: bool = False,
+) -> tuple[torch.Tensor, ...]:
     """Decode (Eq. 1), relight (Eq. 2-3) and render for (frame, camera) pairs:
-    -> (image [B,H,W,3], coverage [B,H,W,1], decoded vertices [B,V,3])."""
+    -> (image [B,H,W,3], coverage [B,H,W,1], decoded vertices [B,V,3]) (+ the bias map [B,3,T,T] if
+    `with_bias`)."""
     device = z.device
     view = data.view_vectors(frames, cams).to(device)
     vertices, texture = dam.decode(z, view)
@@ -99,6 +114,8 @@ def render_relit(
     gain, bias = lighting(light_code, head_view, texture)
     relit = relight(texture, gain, bias)
     out = renderer.render(data.world_vertices(vertices, frames), data.camera(cams).to(device), relit)
+    if with_bias:
+        return out.image, out.mask, vertices, bias
     return out.image, out.mask, vertices
 
 
@@ -123,21 +140,27 @@ def lighting_losses(
     scale = scale.to(device)
     light_code = (data.light_codes[frames].to(device).view(batch, -1, 3) * scale[:, None]).flatten(1)
     z = codes[frames.to(device)]
-    image, coverage, vertices = render_relit(dam, lighting, renderer, data, z, frames, cams, light_code)
+    image, coverage, vertices, bias = render_relit(
+        dam, lighting, renderer, data, z, frames, cams, light_code, with_bias=True
+    )
     target = data.images[frames, cams].float().to(device) * scale[:, None, None]
     # m^v: the foreground the mesh covers (the capture's mask also holds hair, neck, ...: no gradient there).
     mask = data.masks[frames, cams].float().to(device) * (coverage.detach() > 0.5)
     tracked = data.vertices[frames].to(device)
     pixels = (3 * mask.sum(dim=(1, 2, 3))).clamp_min(1.0)
     per_sample = (mask * (image - target).abs()).sum(dim=(1, 2, 3)) / pixels
+    level = None
     if cfg.relative_render_loss:
-        per_sample = per_sample / ((mask * target).sum(dim=(1, 2, 3)) / pixels + 1e-3)
+        level = (mask * target).sum(dim=(1, 2, 3)) / pixels + 1e-3
+        per_sample = per_sample / level
     terms = {
         "render": per_sample.mean(),  # Eq. 4
         "geo": ((vertices - tracked) / dam.vertex_std).pow(2).mean(),
         "reg": z.pow(2).mean(),
+        "bias": bias_magnitude(bias, level).mean(),
     }
     terms["total"] = terms["render"] + cfg.lambda_geo * terms["geo"] + cfg.lambda_reg * terms["reg"]  # Eq. 5
+    terms["total"] = terms["total"] + cfg.lambda_bias * terms["bias"]  # bias penalty (not in the paper)
     return terms
 
 
@@ -187,50 +210,33 @@ def train_lighting(
         warmup = texture_warmup(lighting, dam, data, split, codes.detach(), cfg, device, renderer, progress)
     bar = tqdm(range(first_epoch, cfg.epochs), desc="G", disable=not progress, initial=first_epoch, total=cfg.epochs)
     for epoch in bar:
-        order = pairs[torch.randperm(len(pairs))][: cfg.samples_per_epoch or len(pairs)]
-        sums: dict[str, float] = {}
-        for start in range(0, len(order), cfg.batch_size):
-            batch = order[start : start + cfg.batch_size]
-            terms = lighting_losses(dam, lighting, renderer, data, codes, batch[:, 0], batch[:, 1], cfg)
-            optimiser.zero_grad(set_to_none=True)
-            terms["total"].backward()
-            optimiser.step()
-            for key, value in terms.items():
-                sums[key] = sums.get(key, 0.0) + float(value.detach()) * len(batch)
+        means = run_epoch(
+            pairs,
+            cfg.samples_per_epoch,
+            cfg.batch_size,
+            lambda f, c: lighting_losses(dam, lighting, renderer, data, codes, f, c, cfg),
+            optimiser,
+        )
         scheduler.step()
-        means = {key: value / len(order) for key, value in sums.items()}
         history.append(means)
         bar.set_postfix(loss=f"{means['total']:.4f}", render=f"{means['render']:.4f}")
         done = epoch + 1
-        out_of_time = cfg.time_limit_minutes is not None and time.time() - start_time > 60 * cfg.time_limit_minutes
-        if checkpoint_dir is not None and (done % cfg.checkpoint_every == 0 or done == cfg.epochs or out_of_time):
-            save_checkpoint(
-                checkpoint_dir,
-                "lighting",
-                {
-                    "config": full_config,
-                    "epoch": done,
-                    "history": history,
-                    "model": lighting.state_dict(),
-                    "codes": codes.detach().cpu(),
-                    "optimiser": optimiser.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                },
-            )
-        if out_of_time:
-            log.warning("%s: time limit of %s min reached after epoch %d", bar.desc, cfg.time_limit_minutes, done)
+
+        def state(done: int = done) -> dict:
+            return {
+                "config": full_config,
+                "epoch": done,
+                "history": history,
+                "model": lighting.state_dict(),
+                "codes": codes.detach().cpu(),
+                "optimiser": optimiser.state_dict(),
+                "scheduler": scheduler.state_dict(),
+            }
+
+        if end_epoch(done, cfg, start_time, checkpoint_dir, "lighting", state, "G"):
             break
     lighting.eval()
-    summary = {
-        "epochs": len(history),
-        "epochs_planned": cfg.epochs,
-        "texture_warmup": {"epochs": len(warmup), "final_loss": warmup[-1] if warmup else None},
-        "final_losses": history[-1] if history else {},
-        "first_losses": history[0] if history else {},
-        "seconds": round(time.time() - start_time, 1),
-        "train_frames": len(frames),
-        "train_cameras": [data.camera_names[c] for c in cams],
-        "config": cfg.to_dict(),
-    }
+    summary = training_summary(history, cfg, start_time, frames, [data.camera_names[c] for c in cams])
+    summary["texture_warmup"] = {"epochs": len(warmup), "final_loss": warmup[-1] if warmup else None}
     log.info("G trained: %s", summary["final_losses"])
     return lighting, codes.detach(), summary

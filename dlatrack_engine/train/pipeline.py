@@ -164,7 +164,8 @@ def run_lighting_stage(
     avatar.lighting = lighting.eval()
     provenance = dict(avatar.config["provenance"])
     stages = dict(provenance.get("stages", {}))
-    stages["lighting"] = {"command": command, **summary}
+    # The DAM's data record stays in provenance["data"]; G may be trained on another subset of the capture.
+    stages["lighting"] = {"command": command, "data": _data_record(data, image_size), **summary}
     provenance["stages"] = stages
     provenance["machine"] = _machine()
     path = avatar.to_package(out, provenance)

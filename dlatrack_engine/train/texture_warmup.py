@@ -5,6 +5,9 @@ the unwrapped, visibility-weighted camera images, with the DAM's textures for ea
 decoded once from the encoder's codes. No rasterisation per step, so on a CPU it runs ~10x more steps
 per minute; the Eq. 4-5 stage that follows then refines G (and the codes and geometry) through the
 renderer. Off by default (`texture_warmup_epochs = 0`): it is an engineering shortcut, not in the paper.
+`texture_warmup_gain_only` fits the gain alone (Eq. 2 with b = 0; the bias branch is not trained and stays
+at its zero initialisation), so that the warm-up cannot settle into a bias-only split (lighting_trainer.py);
+otherwise gain and bias are fitted together under the same bias penalty (`lambda_bias`) as Eq. 4-5.
 """
 
 from __future__ import annotations
@@ -22,6 +25,13 @@ from dlatrack_engine.train.dam_trainer import UnwrappedFrames, unwrap_frames
 from dlatrack_engine.train.data import LightStageData, Split
 
 log = logging.getLogger(__name__)
+
+
+def bias_magnitude(bias: torch.Tensor, target_level: torch.Tensor | None) -> torch.Tensor:
+    """Per-sample mean |b| [B] of a bias map [B,3,T,T], divided by `target_level` [B] (the relative render
+    loss's normaliser) when given: the term that `lambda_bias` weights."""
+    magnitude = bias.abs().mean(dim=(1, 2, 3))
+    return magnitude if target_level is None else magnitude / target_level
 
 
 def texture_warmup(
@@ -49,7 +59,9 @@ def texture_warmup(
             view = data.view_vectors(frame_ids[rows], cc).to(device)
             decoded.append(dam.decode(codes[frame_ids[rows].to(device)], view)[1].half())
         textures = torch.cat(decoded)  # [P,3,T,T] in pair order
-    optimiser = torch.optim.Adam(lighting.parameters(), lr=cfg.texture_warmup_lr)
+    gain_only = cfg.texture_warmup_gain_only
+    params = [p for name, p in lighting.named_parameters() if not (gain_only and name.startswith("bias_branch."))]
+    optimiser = torch.optim.Adam(params, lr=cfg.texture_warmup_lr)
     history: list[dict] = []
     bar = tqdm(range(cfg.texture_warmup_epochs), desc="G warm-up", disable=not progress)
     low, high = cfg.colour_augmentation
@@ -68,11 +80,17 @@ def texture_warmup(
             target = unwrapped.textures[rows, cc].float().to(device) * scale[:, :, None, None]
             weight = unwrapped.weights[rows, cc].float().to(device)
             gain, bias = lighting(code, head_view, texture)
+            if gain_only:
+                bias = torch.zeros_like(bias)
             norm = 3 * weight.sum(dim=(1, 2, 3)).clamp_min(1e-6)
             per_sample = (weight * (relight(texture, gain, bias) - target).abs()).sum(dim=(1, 2, 3)) / norm
+            level = None
             if cfg.relative_render_loss:
-                per_sample = per_sample / ((weight * target).sum(dim=(1, 2, 3)) / norm + 1e-3)
+                level = (weight * target).sum(dim=(1, 2, 3)) / norm + 1e-3
+                per_sample = per_sample / level
             loss = per_sample.mean()
+            if cfg.lambda_bias > 0 and not gain_only:
+                loss = loss + cfg.lambda_bias * bias_magnitude(bias, level).mean()
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from dlatrack_engine.models.dam import DAM, DAMConfig, kl_divergence
-from dlatrack_engine.models.lighting import LightingConfig, LightingModel, head_view_vector, relight
+from dlatrack_engine.models.lighting import (
+    GAIN_ACTIVATIONS,
+    LightingConfig,
+    LightingModel,
+    gain_from_branch,
+    head_view_vector,
+    relight,
+)
 from dlatrack_engine.models.sh import SHLighting, identity_sh_coeffs, sh_basis
 
 
@@ -74,10 +81,11 @@ def test_config_round_trip_and_named_errors():
         DAMConfig(num_vertices=3, texture_size=48)
 
 
+@pytest.mark.parametrize("activation", GAIN_ACTIVATIONS)
 @pytest.mark.parametrize(("input_size", "texture_size"), [(16, 16), (32, 64), (64, 32), (256, 256)])
-def test_lighting_model_starts_as_identity(input_size, texture_size):
+def test_lighting_model_starts_as_identity(input_size, texture_size, activation):
     small = dict(mlp_width=32, light_channels=(32, 16, 16, 8, 8), texture_channels=(8, 8, 16, 16), branch_channels=8)
-    cfg = LightingConfig(texture_size=texture_size, input_texture_size=input_size, **small)
+    cfg = LightingConfig(texture_size=texture_size, input_texture_size=input_size, gain_activation=activation, **small)
     model = LightingModel(cfg)
     texture = torch.rand(2, 3, texture_size, texture_size)
     code = torch.rand(2, 150)
@@ -87,6 +95,20 @@ def test_lighting_model_starts_as_identity(input_size, texture_size):
     torch.testing.assert_close(gain, torch.ones_like(gain))
     torch.testing.assert_close(bias, torch.zeros_like(bias))
     torch.testing.assert_close(relight(texture, gain, bias), texture)
+
+
+def test_abs_gain_has_no_flat_region():
+    """The sample-avatar collapse (issue 4): a softplus gain pushed far negative has ~zero gradient and stays
+    at ~0; the |1 + x| gain keeps a unit gradient everywhere, so a gain driven to ~0 can come back."""
+    x = torch.tensor([-20.0, -1.5, -0.99, 0.0, 3.0], requires_grad=True)
+    gain_from_branch(x, "abs").sum().backward()
+    torch.testing.assert_close(x.grad.abs(), torch.ones_like(x))
+    torch.testing.assert_close(gain_from_branch(torch.zeros(3), "abs"), torch.ones(3))
+    y = torch.tensor([-20.0], requires_grad=True)
+    gain_from_branch(y, "softplus").sum().backward()
+    assert float(y.grad) < 1e-6
+    with pytest.raises(ValueError, match="gain_activation"):
+        LightingConfig(texture_size=16, input_texture_size=16, gain_activation="exp")
 
 
 def test_lighting_model_learns_a_code_dependent_gain():

@@ -11,7 +11,7 @@ from dlatrack_engine.avatar.runtime import Avatar
 from dlatrack_engine.models.dam import DAMConfig
 from dlatrack_engine.models.lighting import LightingConfig, LightingModel
 from dlatrack_engine.render.mesh_renderer import MeshRenderer
-from dlatrack_engine.train import dam_trainer
+from dlatrack_engine.train import loop
 from dlatrack_engine.train.dam_trainer import DAMTrainConfig, train_dam
 from dlatrack_engine.train.data import load_lightstage, make_split
 from dlatrack_engine.train.lighting_trainer import (
@@ -20,6 +20,7 @@ from dlatrack_engine.train.lighting_trainer import (
     lighting_losses,
     train_lighting,
 )
+from dlatrack_engine.train.texture_warmup import texture_warmup
 from dlatrack_engine.train.toy import toy_lightstage, write_lightstage
 
 CPU = torch.device("cpu")
@@ -87,17 +88,17 @@ def test_dam_checkpoint_resume_matches_uninterrupted_run(toy, tmp_path, monkeypa
     cfg = DAMTrainConfig(epochs=4, batch_size=4, checkpoint_every=1)
     reference, _, _ = train_dam(toy, split, dam_config(toy), cfg, CPU, tmp_path / "a", progress=False)
 
-    real_save = dam_trainer.save_checkpoint
+    real_save = loop.save_checkpoint
 
     def save_then_crash(directory, stage, state):
         real_save(directory, stage, state)
         if state["epoch"] == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(dam_trainer, "save_checkpoint", save_then_crash)
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_crash)
     with pytest.raises(KeyboardInterrupt):
         train_dam(toy, split, dam_config(toy), cfg, CPU, tmp_path / "b", progress=False)
-    monkeypatch.setattr(dam_trainer, "save_checkpoint", real_save)
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
     resumed, _, summary = train_dam(toy, split, dam_config(toy), cfg, CPU, tmp_path / "b", progress=False)
     assert len(summary["final_losses"]) and summary["epochs"] == 4
     for key, value in reference.state_dict().items():
@@ -126,6 +127,25 @@ def test_lighting_training_reduces_render_loss_with_dam_frozen(toy):
     assert render_loss(lighting, codes) < 0.6 * identity
     for key, value in dam.state_dict().items():
         assert torch.equal(value, before[key]), f"DAM tensor {key} changed: it must stay frozen"
+
+
+@pytest.mark.parametrize("gain_only", [True, False])
+def test_texture_warmup_gain_only_leaves_the_bias_at_zero(toy, gain_only):
+    split = make_split(toy, holdout_cameras=[], holdout_every=0)
+    dam, unwrapped, _ = train_dam(toy, split, dam_config(toy), DAMTrainConfig(epochs=2), CPU, progress=False)
+    model_cfg = LightingConfig(texture_size=16, gain_activation="abs", **SMALL_G)
+    lighting = LightingModel(model_cfg)
+    cfg = LightingTrainConfig(
+        batch_size=3, texture_warmup_epochs=2, texture_warmup_lr=1e-2, texture_warmup_gain_only=gain_only,
+        lambda_bias=0.1,
+    )  # fmt: skip
+    renderer = MeshRenderer(toy.topology.faces, toy.topology.uv_faces, toy.topology.uvs, CPU)
+    codes = initial_codes(dam, toy, unwrapped, CPU)
+    history = texture_warmup(lighting, dam, toy, split, codes, cfg, CPU, renderer, progress=False)
+    assert len(history) == 2
+    last = lighting.bias_branch[-1]
+    assert (last.weight.abs().sum() == 0) == gain_only
+    assert lighting.gain_branch[-1].weight.abs().sum() > 0
 
 
 def test_train_cli_writes_a_loadable_package_with_provenance(toy_on_disk, tmp_path):
