@@ -10,8 +10,6 @@ the cost of a decode, sizes do).
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import logging
 import random
 import sys
@@ -20,27 +18,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
+from blender_addon.io import client as addon_client  # the client Blender uses (stdlib + numpy)
+
 REPO = Path(__file__).resolve().parent.parent
-IO_DIR = REPO / "blender_addon" / "io"
 log = logging.getLogger(__name__)
-
-
-def load_client_module() -> ModuleType:
-    """The add-on's bpy-free `io` package imported as `dlatrack_addon_io` (its relative imports intact)."""
-    name = "dlatrack_addon_io"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, IO_DIR / "__init__.py", submodule_search_locations=[str(IO_DIR)]
-        )
-        assert spec is not None and spec.loader is not None
-        package = importlib.util.module_from_spec(spec)
-        sys.modules[name] = package
-        spec.loader.exec_module(package)
-    return importlib.import_module(f"{name}.client")
 
 
 @dataclass
@@ -69,7 +53,6 @@ def run_load(
 ) -> LoadResult:
     """Each client (own connection, own thread) loops until the deadline: status, or decode_view of one
     random code (PNG textures back). Returns every latency per op and every error's text."""
-    client_mod = load_client_module()
     result = LoadResult(clients, seconds)
     lock = threading.Lock()
     start = threading.Barrier(clients)
@@ -80,7 +63,7 @@ def run_load(
         local: dict[str, list[float]] = {"status": [], "decode_view": []}
         errors: list[str] = []
         try:
-            client = client_mod.EngineClient.from_connection_file(connection_file, timeout=120.0)
+            client = addon_client.EngineClient.from_connection_file(connection_file, timeout=120.0)
         except Exception as exc:
             errors.append(f"client {index}: connect: {exc}")
             start.abort()
@@ -148,21 +131,21 @@ def make_avatar(path: Path, num_vertices: int, texture_size: int, latent_size: i
 
 
 def measure(
-    client_mod: ModuleType, avatar: Path, state: Path, device: str, threads: str, clients: int, seconds: float
+    avatar: Path, state: Path, device: str, threads: str, clients: int, seconds: float
 ) -> tuple[dict, LoadResult, LoadResult]:
     """Start an engine with `threads` ("auto" = torch's default), run the load and the one-client reference."""
     connection = state / "connection.json"
     extra = ["--state-dir", str(state), "--device", device] + ([] if threads == "auto" else ["--threads", threads])
-    process = client_mod.start_local_engine(sys.executable, connection, extra)
+    process = addon_client.start_local_engine(sys.executable, connection, extra)
     try:
-        with client_mod.EngineClient.from_connection_file(connection) as client:
+        with addon_client.EngineClient.from_connection_file(connection) as client:
             avatar_id = client.load_avatar(avatar)
             info = client.avatar_topology(avatar_id)
             info["threads"] = client.status()["threads"]
         latent = int(info["latent_size"])
         result = run_load(connection, avatar_id, latent, clients, seconds)
         alone = run_load(connection, avatar_id, latent, 1, max(3.0, seconds / 3), decode_fraction=1.0)
-        with client_mod.EngineClient.from_connection_file(connection) as client:
+        with addon_client.EngineClient.from_connection_file(connection) as client:
             client.shutdown()
         process.wait(30)
     finally:
@@ -190,7 +173,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from bench.harness import machine_description, markdown_table, write_section
 
-    client_mod = load_client_module()
     rows: list[list[object]] = []
     errors: list[str] = []
     with tempfile.TemporaryDirectory(prefix="dlatrack-bench-server-") as tmp:
@@ -198,7 +180,6 @@ def main(argv: list[str] | None = None) -> int:
         avatar = args.avatar or make_avatar(tmp_path / "avatar", args.vertices, args.texture_size, args.latent_size)
         for threads in args.engine_threads.split(","):
             info, result, alone = measure(
-                client_mod,
                 avatar,
                 tmp_path / f"state-{threads}",
                 args.device,
