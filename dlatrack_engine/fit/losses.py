@@ -2,12 +2,23 @@
 
 All take batched tensors and return one loss per frame ([B]) so callers can sum (optimisation: frames are
 independent, so the sum's gradient is each frame's own) or report per-frame values.
+
+Normalisation of Eq. 7 and Eq. 8 (the paper writes norms and gives λ_flow = 3.0, but not its units). Both
+are *means* - over covered pixels and channels, over visible vertices - so that their balance, and hence
+λ_flow, does not change with the working resolution, the face's size in the frame or the mesh's vertex count.
+Units: the image residual in 8-bit intensity levels (`INTENSITY_LEVELS`), the flow residual in pixels of an
+image whose longer side is `FLOW_REFERENCE_SIDE`. With sums in linear [0, 1] intensities and working pixels
+(the first version) the flow term outweighed the image term ~60x on the sample clips and held the pose at
+DIS's estimate between a CG render and the frame (bench/RESULTS.md, "step-3 weighting").
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+INTENSITY_LEVELS = 255.0  # Eq. 7 residual unit: one 8-bit level of linear intensity
+FLOW_REFERENCE_SIDE = 256.0  # Eq. 8 residual unit: one pixel at this longer image side
 
 _LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
@@ -33,25 +44,28 @@ def landmark_loss(projected: torch.Tensor, detected: torch.Tensor, weight: torch
 
 
 def pixel_loss(frame: torch.Tensor, render: torch.Tensor, mask: torch.Tensor, laplacian_weight: float) -> torch.Tensor:
-    """Eq. 7: ‖r ⊙ w‖₁ + λ_Δ ‖Δr ⊙ w‖₁ with r = I − Î, per frame.
+    """Eq. 7: (‖r ⊙ w‖₁ + λ_Δ ‖Δr ⊙ w‖₁) / (3 Σ w) with r = I − Î in 8-bit levels, per frame.
 
     frame, render: [B, H, W, 3] linear RGB; mask: [B, H, W, 1] foreground weight w. The Laplacian is taken
     of the masked residual so the silhouette edge counts (a misplaced outline is an alignment error).
     """
-    residual = (frame - render) * mask
+    residual = (frame - render) * mask * INTENSITY_LEVELS
+    count = 3.0 * mask.sum(dim=(1, 2, 3)).clamp_min(1.0)
     data = residual.abs().sum(dim=(1, 2, 3))
     if laplacian_weight == 0.0:
-        return data
+        return data / count
     lap = laplacian(residual) * mask
-    return data + laplacian_weight * lap.abs().sum(dim=(1, 2, 3))
+    return (data + laplacian_weight * lap.abs().sum(dim=(1, 2, 3))) / count
 
 
 def flow_loss(projected: torch.Tensor, projected_init: torch.Tensor, flow: torch.Tensor,
-              visible: torch.Tensor) -> torch.Tensor:
-    """Eq. 8: Σ_i ‖Π(r M(i) + t) − Π(r̃ M̃(i) + t̃) − d_i‖² over visible vertices, per frame.
+              visible: torch.Tensor, image_side: float = FLOW_REFERENCE_SIDE) -> torch.Tensor:
+    """Eq. 8: Σ_i ‖Π(r M(i) + t) − Π(r̃ M̃(i) + t̃) − d_i‖² / Σ_i 1 over visible vertices, per frame.
 
     projected: [B, V, 2] current projections; projected_init: [B, V, 2] at the step-1 parameters (constant);
-    flow: [B, V, 2] DIS flow sampled at `projected_init`; visible: [B, V] 0/1 (or a confidence weight).
+    flow: [B, V, 2] DIS flow sampled at `projected_init`; visible: [B, V] 0/1 (or a confidence weight);
+    all in pixels of an image whose longer side is `image_side` (rescaled to `FLOW_REFERENCE_SIDE`).
     """
-    sq = (projected - projected_init - flow).pow(2).sum(-1)
-    return (sq * visible).sum(-1)
+    scale = FLOW_REFERENCE_SIDE / image_side
+    sq = (projected - projected_init - flow).mul(scale).pow(2).sum(-1)
+    return (sq * visible).sum(-1) / visible.sum(-1).clamp_min(1.0)

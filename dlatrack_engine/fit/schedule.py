@@ -61,9 +61,11 @@ class Step3Schedule:
     lr_halving: int = 500
     tolerance: float = 1e-5
     patience: int = 50
-    flow_weight: float = 3.0  # λ_flow
+    flow_weight: float = 3.0  # λ_flow, with Eq. 7 and 8 as means (fit/losses.py)
     batch_size: int = 16
-    z_prior_weight: float = 1e-3
+    # Pull of z to 0 against the mean image residual (8-bit levels): 2e-5 keeps the balance the first
+    # version had against a pixel *sum* in [0, 1] over a ~4000-pixel face (1e-3 x 255 / 12000).
+    z_prior_weight: float = 2e-5
 
 
 @dataclass

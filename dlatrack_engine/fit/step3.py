@@ -3,6 +3,8 @@
     L(p) = L_pix(p) + λ_flow L_flow(p)
     L_flow(p) = Σ_i ‖Π(r M(i) + t) − Π(r̃ M̃(i) + t̃) − d_i‖²  over visible vertices i           (Eq. 8)
 
+(both as means, in the units of losses.py, so that λ_flow = 3.0 means the same at any working size)
+
 d is OpenCV DIS flow from the render at the step-1 parameters p̃ (composited over the frame, so the
 background matches) to the frame, sampled at the projected vertices. Frames are independent given G and
 l, so they are optimised in batches of `batch_size`, each batch from its step-1 start: the result of a
@@ -64,7 +66,8 @@ def track_batch(scene: FaceScene, frames: torch.Tensor, init: FrameParams, light
         out = scene.render(params, lighting)
         pix = pixel_loss(frames, out.image, out.mask.detach(), schedule.laplacian_weight)  # Eq. 7
         if lam > 0:
-            flo = flow_loss(scene.project(out.vertices_world), projected_init, flow, visible)  # Eq. 8
+            flo = flow_loss(scene.project(out.vertices_world), projected_init, flow, visible,
+                            image_side=max(frames.shape[1:3]))  # Eq. 8
         else:
             flo = torch.zeros_like(pix)
         return TrackTerms(pix, flo)

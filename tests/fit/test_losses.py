@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from dlatrack_engine.fit.flow import dis_flow, sample_at, vertex_flow
@@ -23,11 +24,31 @@ def test_pixel_loss_ignores_masked_pixels_and_weights_the_laplacian():
     render = torch.zeros(1, 6, 6, 3)
     render[0, 2, 2] = 1.0
     mask = torch.ones(1, 6, 6, 1)
+    count = 3 * 36  # a mean over covered pixels and channels, in 8-bit levels
     data_only = pixel_loss(frame, render, mask, 0.0)
-    assert float(data_only) == 3.0
-    assert float(pixel_loss(frame, render, mask, 0.5)) == 3.0 + 0.5 * 3 * (4 + 4 * 1)
+    assert float(data_only) == pytest.approx(3.0 * 255 / count)
+    assert float(pixel_loss(frame, render, mask, 0.5)) == pytest.approx((3.0 + 0.5 * 3 * (4 + 4 * 1)) * 255 / count)
     mask[0, 2, 2] = 0.0
     assert float(pixel_loss(frame, render, mask, 0.5)) == 0.0
+
+
+def test_eq7_and_eq8_do_not_change_with_the_working_resolution():
+    """Both terms are means in resolution-free units, so λ_flow keeps its meaning at any image size."""
+    g = torch.Generator().manual_seed(3)
+    small = torch.rand(1, 3, 16, 16, generator=g)
+    frame_small = small.permute(0, 2, 3, 1)
+    frame_big = torch.nn.functional.interpolate(small, scale_factor=2, mode="nearest").permute(0, 2, 3, 1)
+    mask_small, mask_big = torch.ones(1, 16, 16, 1), torch.ones(1, 32, 32, 1)
+    a = pixel_loss(frame_small, frame_small * 0.5, mask_small, 0.0)
+    b = pixel_loss(frame_big, frame_big * 0.5, mask_big, 0.0)
+    assert torch.allclose(a, b)
+    init = torch.rand(1, 50, 2, generator=g) * 16
+    flow = torch.rand(1, 50, 2, generator=g)
+    moved = init + flow + 0.5  # half a pixel off at 16 px is one pixel off at 32 px
+    visible = torch.ones(1, 50)
+    at16 = flow_loss(moved, init, flow, visible, image_side=16)
+    at32 = flow_loss(2 * moved, 2 * init, 2 * flow, visible, image_side=32)
+    assert torch.allclose(at16, at32) and float(at16) == pytest.approx(2 * (0.5 * 256 / 16) ** 2)
 
 
 def test_pixel_loss_gradient_matches_finite_differences():
@@ -52,7 +73,8 @@ def test_flow_and_landmark_gradients_match_finite_differences():
     assert torch.allclose(flow_loss(init + flow, init, flow, visible), torch.zeros(2, dtype=torch.float64))
     moved = (init + flow).clone()
     moved[:, 0, 0] += 1.0
-    assert torch.allclose(flow_loss(moved, init, flow, visible), visible[:, 0])
+    expected = visible[:, 0] / visible.sum(-1)  # one visible vertex 1 px off, averaged over the visible ones
+    assert torch.allclose(flow_loss(moved, init, flow, visible, image_side=256), expected)
 
 
 def test_dis_flow_recovers_a_known_shift_at_vertices():
