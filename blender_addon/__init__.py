@@ -2,7 +2,7 @@
 
 The heavy lifting runs in the dlatrack engine (a separate PyTorch process); this add-on talks to it over a
 local socket and writes its results into the scene. Only stdlib + numpy + bpy are used here.
-Blender 4.2+ reads `blender_manifest.toml`; `bl_info` serves older versions.
+Blender 4.2+ reads `blender_manifest.toml`; `bl_info` serves Blender 3.4-4.1.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ bl_info = {
     "name": "DLATrack",
     "author": "dlatrack contributors",
     "version": (0, 1, 0),
-    "blender": (4, 2, 0),
+    "blender": (3, 4, 0),  # the Mix shader node arrived in 3.4; tests/blender_gui runs Debian's Blender 3.4.1
     "location": "3D View > Sidebar > DLATrack",
     "description": "Track a face video with a relightable avatar (deep lighting adaptation) and animate it",
     "category": "Animation",

@@ -42,7 +42,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--render-samples", type=int, default=32, help="Cycles samples of the saved scene")
     parser.add_argument("--frames", default="0:0", help="START:COUNT video frames (COUNT 0: to the end)")
     parser.add_argument("--key-frames", type=int, default=48, help="K, key frames of the lighting adaptation")
-    parser.add_argument("--preset", default="FAST", help="quality preset: FAST or PAPER")
+    parser.add_argument("--preset", default="FAST", help="quality preset: PREVIEW, FAST or PAPER")
     parser.add_argument("--mode", default="AUTO", choices=["AUTO", "SHAPE_KEYS", "MESH_CACHE"])
     parser.add_argument("--engine-python", help="engine venv Python (default: <repo>/.venv/bin/python)")
     parser.add_argument("--connection-file", help="connect to a running engine instead of starting one")

@@ -30,6 +30,10 @@ def build_mesh(name: str, topology: MeshTopology) -> bpy.types.Mesh:
     mesh.loops.foreach_set("vertex_index", faces.ravel())
     mesh.polygons.add(num_faces)
     mesh.polygons.foreach_set("loop_start", np.arange(0, 3 * num_faces, 3, dtype=np.int32))
+    if not bpy.types.MeshPolygon.bl_rna.properties["loop_total"].is_readonly:
+        # Blender < 4.0 stores each face's size (derived from the starts since): left at 0, the faces have
+        # no corners and drawing the mesh crashes Blender 3.4.
+        mesh.polygons.foreach_set("loop_total", np.full(num_faces, 3, dtype=np.int32))
     uv_layer = mesh.uv_layers.new(name="UVMap")
     corner_uvs = np.asarray(topology.uvs, dtype=np.float32)[np.asarray(topology.uv_faces).ravel()]
     uv_layer.data.foreach_set("uv", corner_uvs.ravel())

@@ -31,5 +31,7 @@ def attach_mesh_cache(obj: bpy.types.Object, pc2_path: str | Path, first_scene_f
     modifier.frame_scale = 1.0
     modifier.forward_axis = "POS_Y"
     modifier.up_axis = "POS_Z"
-    modifier.flip_axis = (False, False, False)
+    # No axis flipped: a set of flags before Blender 4.x, three booleans since.
+    no_flip = set() if modifier.bl_rna.properties["flip_axis"].type == "ENUM" else (False, False, False)
+    modifier.flip_axis = no_flip
     return modifier

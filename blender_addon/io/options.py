@@ -1,17 +1,37 @@
 """Track request options from the sidebar settings (bpy-free, so tests can check them in plain Python).
 
-The keys are the engine's `fit.pipeline.TrackOptions` fields (the engine rejects unknown ones). The two
-quality presets are the engine's schedules: "paper" is the published one (Sec. 3.3: 1000 iterations per
-frame in steps 1 and 3, Algorithm 1's 4 rounds of 250 + 500), "fast" a shortened one for a laptop.
+The keys are the engine's `fit.pipeline.TrackOptions` fields (the engine rejects unknown ones). "Fast" and
+"Paper" are the engine's two schedules: "paper" is the published one (Sec. 3.3: 1000 iterations per frame in
+steps 1 and 3, Algorithm 1's 4 rounds of 250 + 500), "fast" a shortened one for a laptop. "Preview" runs
+step 1 alone (the landmark fit, Eq. 6), which takes seconds where the full method takes minutes on a CPU.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-PRESETS: dict[str, dict[str, str]] = {
-    "FAST": {"label": "Fast", "description": "The engine's shortened schedule (minutes on a CPU)", "quality": "fast"},
-    "PAPER": {"label": "Paper", "description": "The paper's schedule (slow without a GPU)", "quality": "paper"},
+PRESETS: dict[str, dict[str, Any]] = {
+    "PREVIEW": {
+        "label": "Preview",
+        "description": "Landmark fit only (step 1, no lighting adaptation): seconds, to check the framing, the frame "
+        "range and the head pose before a full run; the relit texture is the fully-lit one",
+        "options": {"quality": "fast", "steps": "landmarks", "lighting": "none"},
+    },
+    "FAST": {
+        "label": "Fast",
+        "description": "The engine's shortened schedule (minutes on a CPU)",
+        "options": {"quality": "fast"},
+    },
+    "PAPER": {
+        "label": "Paper",
+        "description": "The paper's schedule (slow without a GPU)",
+        "options": {"quality": "paper"},
+    },
 }
 
 
@@ -21,11 +41,20 @@ def track_options(frame_start: int, frame_count: int, key_frames: int, preset: s
         raise ValueError(f"quality preset {preset!r}: expected one of {sorted(PRESETS)}")
     if frame_start < 0 or frame_count < 0 or key_frames < 1:
         raise ValueError(f"frame range {frame_start}+{frame_count} and K={key_frames} must be non-negative (K >= 1)")
-    options: dict[str, Any] = {
-        "start": int(frame_start),
-        "key_frames": int(key_frames),
-        "quality": PRESETS[preset]["quality"],
-    }
+    options: dict[str, Any] = {"start": int(frame_start), "key_frames": int(key_frames), **PRESETS[preset]["options"]}
     if frame_count:
         options["stop"] = int(frame_start + frame_count)
     return options
+
+
+def job_folder_name(video: str, avatar: str, options: Mapping[str, Any]) -> str:
+    """The job folder (under the preferences' output folder) for tracking `video` with `avatar` and `options`.
+
+    One folder per request, named the same every time: a second video or other options never collide with an
+    earlier job (the engine refuses a folder holding another request's results), and re-running the same
+    request resumes it without recomputing finished frames.
+    """
+    request = {"video": str(Path(video).resolve()), "avatar": str(Path(avatar).resolve()), **options}
+    digest = hashlib.sha1(json.dumps(request, sort_keys=True).encode()).hexdigest()[:10]
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(video).stem).strip("_") or "video"
+    return f"{stem[:40]}-{digest}"

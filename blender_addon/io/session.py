@@ -2,7 +2,9 @@
 
 The socket reader thread of the client puts event headers on a queue; `pump()` runs on Blender's main
 thread (from a `bpy.app.timers` callback / modal timer in the UI, from a plain loop in `batch.py` where
-timers do not run) and drains that queue without blocking. Job state is mirrored with the engine's own
+timers do not run) and drains that queue without blocking; the requests a pump makes (the periodic
+`job_status`, `cancel`) go out on short-lived threads and their replies come back through the same queue,
+so a slow or frozen engine never freezes Blender. Job state is mirrored with the engine's own
 state machine (`wire.jobs`), so the UI can only show states the engine can be in. Frame data itself is
 read from the job folder, whose files are atomic: an event only says "look again".
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -65,20 +68,50 @@ class TrackSession:
         self._last_status = time.monotonic()
         self._events = client.events()
         self._connection_lost: str | None = None
+        self._status_in_flight = False
         self.announced: set[int] = set()  # frames the engine said are done (for a remote-folder mirror)
 
     @property
     def job_id(self) -> str:
         return self.job.job_id
 
-    def cancel(self) -> None:
-        """Ask the engine to stop; the job ends as cancelled (or completed) on a later pump."""
+    @property
+    def engine_lost(self) -> str | None:
+        """Why the connection to the engine ended (None while it is up)."""
+        return self._connection_lost
+
+    def cancel(self, wait: bool = False) -> None:
+        """Ask the engine to stop; the job ends as cancelled (or completed) on a later pump. The request goes
+        out on a thread unless `wait` (batch mode): ESC must not freeze Blender while the engine answers."""
         if self.job.terminal or self._connection_lost:
+            return
+        self.job.apply_status({"state": JobState.CANCELLING.value})  # shown at once; the engine's reply follows
+        if not wait:
+            self._request_in_background("cancel", lambda: self.client.cancel(self.job_id))
             return
         try:
             self.job.apply_status(self.client.cancel(self.job_id))
         except (OSError, ConnectionError) as exc:
             self._lost(f"engine unreachable while cancelling: {exc}")
+
+    def _request_in_background(self, what: str, request: Callable[[], Mapping[str, Any]]) -> None:
+        """Send a request from a short-lived thread; the reply comes back through the event queue as a
+        `status` event (a lost connection as `connection_lost`), so a pump never waits for the engine."""
+
+        def run() -> None:
+            try:
+                reply = request()
+            except (OSError, ConnectionError) as exc:
+                self._events.put({"kind": "connection_lost", "message": f"engine unreachable ({what}): {exc}"})
+            except RuntimeError as exc:  # the engine refused it (EngineError names why); the job goes on
+                log.warning("engine %s for job %s failed: %s", what, self.job_id, exc)
+            else:
+                self._events.put({"kind": "status", "job_id": self.job_id, "status": dict(reply)})
+            finally:
+                if what == "job_status":
+                    self._status_in_flight = False
+
+        threading.Thread(target=run, name=f"dlatrack-{what}", daemon=True).start()
 
     def _lost(self, message: str) -> None:
         self._connection_lost = message
@@ -108,6 +141,9 @@ class TrackSession:
             elif kind in ("done", "error"):
                 self.job.apply_status(header)
                 touched = True
+            elif kind == "status":  # a reply to a request sent in the background
+                self.job.apply_status(header["status"])
+                touched = True
             elif kind == "frame":
                 touched = True
                 if isinstance(header.get("frame"), int):
@@ -120,11 +156,11 @@ class TrackSession:
         """Events can be missed (reconnect, full queue); a periodic job_status keeps the mirror honest."""
         if time.monotonic() - self._last_status < self.status_interval_s or self._connection_lost:
             return
+        if self._status_in_flight:  # an engine slow to answer gets one question at a time
+            return
         self._last_status = time.monotonic()
-        try:
-            self.job.apply_status(self.client.job_status(self.job_id))
-        except (OSError, ConnectionError) as exc:
-            self._lost(f"engine stopped answering: {exc}")
+        self._status_in_flight = True
+        self._request_in_background("job_status", lambda: self.client.job_status(self.job_id))
 
     def pump(self, max_events: int = 256) -> PumpReport:
         """Drain events, write what finished, report. Never blocks on the socket."""
@@ -145,6 +181,8 @@ class TrackSession:
         text = f"{stage} {progress.frame}/{progress.total}" if progress.total else stage
         if progress.eta_s:
             text += f" (~{progress.eta_s:.0f} s left)"
+        if self.job.state is JobState.CANCELLING and stage != "cancelling":  # until the engine's next check
+            text = f"cancelling ({text})"
         return PumpReport(self.job.state, progress.fraction, text, new, self.job.terminal, error)
 
     def run_blocking(self, poll_s: float = 0.2, on_report: Callable[[PumpReport], None] | None = None,
@@ -161,6 +199,6 @@ class TrackSession:
                 self.frames_written += extra
                 return self.report(extra)
             if timeout_s is not None and time.monotonic() - start > timeout_s:
-                self.cancel()
+                self.cancel(wait=True)
                 raise TimeoutError(f"job {self.job_id}: not finished after {timeout_s:.0f} s (cancelled)")
             time.sleep(poll_s)

@@ -49,7 +49,10 @@ class VIEW3D_PT_dlatrack(DLATrackPanel, bpy.types.Panel):
 
         col = layout.column()
         if settings.running or track.active_run(context.scene) is not None:
-            col.progress(factor=settings.progress, text=settings.status or "tracking")
+            if hasattr(col, "progress"):  # Blender 4.0+
+                col.progress(factor=settings.progress, text=settings.status or "tracking")
+            else:  # older Blender: the progress property itself, as a slider labelled with the status
+                col.prop(settings, "progress", text=settings.status or "tracking", slider=True)
             col.operator("dlatrack.cancel", icon="CANCEL")
         else:
             col.scale_y = 1.4

@@ -9,12 +9,13 @@ operator with its message and keeps every frame already written.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import bpy
 
 from ..blender.scene import WriteOptions
 from ..blender.tracking import TrackRun
-from ..io.options import track_options
+from ..io.options import job_folder_name, track_options
 from . import engine, preferences
 
 log = logging.getLogger(__name__)
@@ -72,8 +73,11 @@ class DLATRACK_OT_track_video(bpy.types.Operator):
         try:
             client = engine.connect(context)
             options = track_options(settings.frame_start, settings.frame_count, settings.key_frames, settings.preset)
-            out_dir = bpy.path.abspath(prefs.output_dir) if prefs and prefs.output_dir else None
-            avatar_id = engine.avatar_id(engine.avatar_package(settings))
+            package = engine.avatar_package(settings)
+            out_dir = None  # the engine's own job folder
+            if prefs and prefs.output_dir:
+                out_dir = str(Path(bpy.path.abspath(prefs.output_dir)) / job_folder_name(video, package, options))
+            avatar_id = engine.avatar_id(package)
             avatar, scene = settings.avatar_object, context.scene
             run = TrackRun.submit(scene, avatar, client, avatar_id, video, options, out_dir, write_options(context))
         except Exception as exc:  # engine errors carry the engine's message
@@ -135,7 +139,9 @@ class DLATRACK_OT_track_video(bpy.types.Operator):
         wm.progress_end()
         if context.workspace is not None:
             context.workspace.status_text_set(None)
-        _runs.pop(context.scene.name, None)
+        run = _runs.pop(context.scene.name, None)
+        if run is not None and run.session.engine_lost:  # the panel offers Start / Connect again
+            engine.disconnect()
         settings = context.scene.dlatrack
         settings.running = False
         settings.status = "done" if "FINISHED" in result else "stopped"

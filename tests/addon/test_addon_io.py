@@ -12,7 +12,7 @@ import pytest
 
 from blender_addon.io import convert, pc2
 from blender_addon.io.avatar import AvatarPackageError, read_avatar_mesh
-from blender_addon.io.options import track_options
+from blender_addon.io.options import job_folder_name, track_options
 from blender_addon.io.result import (
     TrackResult,
     scene_frame,
@@ -132,5 +132,24 @@ def test_view_vectors_for_a_camera_and_view_names(tmp_path: Path) -> None:
 def test_track_options() -> None:
     assert track_options(5, 10, 48, "PAPER") == {"start": 5, "stop": 15, "key_frames": 48, "quality": "paper"}
     assert "stop" not in track_options(0, 0, 12, "FAST")
+    assert track_options(0, 3, 1, "PREVIEW") == {"start": 0, "stop": 3, "key_frames": 1, "quality": "fast",
+                                                 "steps": "landmarks", "lighting": "none"}  # fmt: skip
     with pytest.raises(ValueError, match="preset"):
         track_options(0, 0, 12, "ULTRA")
+
+
+def test_job_folder_name_is_one_folder_per_request(tmp_path: Path) -> None:
+    video, avatar = tmp_path / "My clip (take 2).mp4", tmp_path / "avatar"
+    options = track_options(0, 30, 48, "FAST")
+    name = job_folder_name(str(video), str(avatar), options)
+    assert name.startswith("My_clip_take_2-") and "/" not in name
+    # The same request (however the paths are spelled) resumes in the same folder ...
+    assert job_folder_name(str(tmp_path / "." / video.name), str(avatar) + "/", dict(options)) == name
+    # ... while another range, preset, video or avatar gets its own.
+    others = {
+        job_folder_name(str(video), str(avatar), track_options(0, 31, 48, "FAST")),
+        job_folder_name(str(video), str(avatar), track_options(0, 30, 48, "PAPER")),
+        job_folder_name(str(tmp_path / "other.mp4"), str(avatar), options),
+        job_folder_name(str(video), str(tmp_path / "avatar2"), options),
+    }
+    assert name not in others and len(others) == 4

@@ -96,6 +96,32 @@ def test_cancel_stops_the_job_and_keeps_written_frames(shared_engine, tmp_path: 
     assert counter.seen == set(JobFolder(session.folder).frames_done())
 
 
+def test_pump_and_cancel_never_wait_for_a_frozen_engine(engine, tmp_path: Path) -> None:
+    """SIGSTOP freezes the engine mid-job (a busy or stuck engine): status polls and the cancel request stay
+    unanswered, yet every pump and the cancel return at once; once it resumes, the job ends cancelled."""
+    process, client = engine
+    session, _ = open_session(client, frames=200, frame_seconds=0.1, out=tmp_path / "job")
+    pump_until(session, lambda r: session.frames_written >= 1)
+    process.send_signal(signal.SIGSTOP)
+    try:
+        slowest = 0.0
+        deadline = time.monotonic() + 2.0  # four status intervals
+        while time.monotonic() < deadline:
+            start = time.monotonic()
+            session.pump()
+            if time.monotonic() - deadline > -1.0 and session.job.state is not JobState.CANCELLING:
+                session.cancel()
+            slowest = max(slowest, time.monotonic() - start)
+            time.sleep(0.05)
+        assert slowest < 0.2, f"a pump or cancel waited {slowest:.2f} s for the frozen engine"
+        assert session.report().text.startswith("cancelling"), session.report().text
+    finally:
+        process.send_signal(signal.SIGCONT)
+    report = pump_until(session, lambda r: r.finished, timeout=30)
+    assert report.state is JobState.CANCELLED and report.error is None
+    assert 1 <= session.frames_written < 200
+
+
 def test_engine_death_ends_the_session_cleanly(engine, tmp_path: Path) -> None:
     process, client = engine
     session, _ = open_session(client, frames=200, frame_seconds=0.1, out=tmp_path / "job")

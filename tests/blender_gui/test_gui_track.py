@@ -1,0 +1,80 @@
+"""Track Video in an interactive Blender (Xvfb) against a real engine: progress while the UI stays live,
+a completed job, ESC, Cancel, and an engine killed mid-job (bpy_scripts/drive_track.py drives it)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from gui_data import KEY_FRAMES, make_dome_clip
+from gui_runner import SCRIPTS, WINDOW, run_gui_blender
+
+from dlatrack_engine.wire.png import decode_png
+
+pytestmark = [pytest.mark.blender_gui, pytest.mark.slow]
+# (first frame, count, preset). ESC and Cancel interrupt the full method (steps 1-3) while it computes; the
+# completed and the killed job use the Preview preset (step 1 alone), which runs in seconds on a CPU.
+REQUESTS = {"complete": (0, 6, "PREVIEW"), "escape": (0, 12, "FAST"), "cancel": (3, 12, "FAST"),
+            "kill": (0, 200, "PREVIEW")}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def session(x_display: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("gui_track")
+    data = make_dome_clip(root, list(REQUESTS.values()))
+    args = {**data, **{k: list(v) for k, v in REQUESTS.items()}, "engine_python": sys.executable,
+            "key_frames": KEY_FRAMES, "screenshot": str(root / "window.png")}  # fmt: skip
+    return {**run_gui_blender(SCRIPTS / "drive_track.py", args, x_display, timeout=300), "root": str(root)}
+
+
+def test_addon_enables_and_panel_draws_without_errors(session: dict) -> None:
+    assert session["import"] == ["FINISHED"] and session["connect"] == ["FINISHED"]
+    assert session["engine"]["device"] == "cpu"
+    assert "Traceback" not in session["stderr"], session["stderr"][-3000:]
+    # The sidebar tab was open all along: its draw() ran while the jobs ran, and after the engine died.
+    assert session["panel_draws_while_tracking"] > 10 and session["panel_draws_after_kill"] > 0
+    shot = decode_png(Path(session["screenshot"]).read_bytes())
+    assert shot.shape[:2] == (WINDOW[1], WINDOW[0])
+    assert len({tuple(p) for p in shot[::16, ::16, :3].reshape(-1, 3)}) > 20, "the window drew no UI"
+
+
+def test_completed_job_streams_progress_and_writes_the_scene(session: dict) -> None:
+    done = session["complete"]
+    start, count, _ = REQUESTS["complete"]
+    assert done["engine_state"] == "completed" and done["final_status"] == "done"
+    assert not done["operator_running"]
+    assert done["frame_keys"] == [f"frame_{i + 1:04d}" for i in range(start, start + count)]
+    assert done["frame_files"] == count and done["frames_written"] == count
+    assert done["scene_range"] == [start + 1, start + count]
+    assert done["images"]["Relit texture"] == ["SEQUENCE", "relit"]
+    assert done["images"]["Fully-lit texture"] == ["SEQUENCE", "full"]
+    # The panel followed the engine: its stage and count, a progress between 0 and 1, then "done".
+    assert any(status.startswith("init ") and "/300" in status for status in done["statuses"]), done["statuses"]
+    assert any(0.0 < p < 1.0 for p in done["progress"]) and done["progress"][-1] == 1.0, done["progress"]
+    # The modal operator ran on its timer throughout, and none of its ticks waited for the engine: the socket
+    # is read on a thread and requests go out on threads (blocked = wall - on CPU - waiting for a CPU, from
+    # schedstat, so a starved machine does not count). Blender's own redraws (software OpenGL) are not timed.
+    assert done["pumps"] >= 3, done["pumps"]
+    assert done["max_pump_blocked_s"] < 0.1, done
+
+
+@pytest.mark.parametrize("how", ["escape", "cancel"])
+def test_escape_and_cancel_stop_the_engine_job(session: dict, how: str) -> None:
+    stopped = session[how]
+    assert stopped["engine_state"] == "cancelled", stopped
+    assert stopped["final_status"] == "stopped" and not stopped["operator_running"]
+    # The full method has minutes of work left at that point (steps 2-3); the job stopped within seconds.
+    assert stopped["end_after_s"] < 30 and stopped["frame_files"] == 0, stopped
+    assert stopped["max_pump_blocked_s"] < 0.1, stopped
+
+
+def test_engine_killed_mid_job_ends_the_operator_and_keeps_frames(session: dict) -> None:
+    killed = session["kill"]
+    assert not killed["operator_running"] and killed["final_status"] == "stopped"
+    assert killed["end_after_s"] < 30
+    # Frames written before the engine died stay in the scene, and so does every frame file it finished.
+    assert 0 < killed["written_at_kill"] <= killed["frames_written"] == killed["frame_files"] < REQUESTS["kill"][1]
+    assert set(killed["frame_keys"]) >= {f"frame_{i + 1:04d}" for i in range(killed["frame_files"])}
+    assert not killed["connected_after"], "the panel must offer Start / Connect again"
+    assert killed["max_pump_blocked_s"] < 0.1, killed
