@@ -2,6 +2,7 @@
 
     python -m bench.bench_models                              # D / G inference time, sample + real sizes
     python -m bench.bench_models --quality --data D --avatar A  # held-out DAM / G / SH / none metrics
+    python -m bench.bench_models --quality --avatar A --title T  # ... into section T (an experiment)
 
 Timing uses batch 1 (one view, as registration decodes per frame), `torch.no_grad`, median of N runs.
 """
@@ -91,7 +92,8 @@ def write_quality(args: argparse.Namespace, command: str) -> None:
     from dlatrack_engine.avatar.format import load_avatar_package
     from dlatrack_engine.train.evaluate import results_markdown
 
-    provenance = load_avatar_package(args.avatar).config["provenance"]
+    config = load_avatar_package(args.avatar).config
+    provenance = config["provenance"]
     evaluation = provenance.get("evaluation")
     if evaluation is None:
         if not args.data:
@@ -112,11 +114,12 @@ def write_quality(args: argparse.Namespace, command: str) -> None:
         f"G{_lighting_data(light, data)}: {(light.get('texture_warmup') or {}).get('epochs', 0)} texture-space "
         "warm-up epochs + "
         f"{light.get('epochs', 0)} render-loss (Eq. 4-5) epochs of {light.get('config', {}).get('samples_per_epoch')} "
-        f"samples, {light.get('seconds', 0) / 60:.1f} min in all. "
+        f"samples, {light.get('seconds', 0) / 60:.1f} min in all; "
+        f"{'energy-normalised' if config['lighting'].get('energy_normalised') else 'plain (not energy-normalised)'}"
+        f", {config['lighting'].get('gain_activation', 'softplus')} gain. "
         f"Evaluation command: `{evaluation['command']}` (images at {evaluation['image_size'][0]} px)."
     )
-    write_section("Avatar models: held-out light-stage quality", command,
-                  results_markdown(evaluation["results"], notes), args.results)  # fmt: skip
+    write_section(args.title, command, results_markdown(evaluation["results"], notes), args.results)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--max-frames", type=int, default=12)
     parser.add_argument("--results", type=Path, default=None, help="RESULTS.md to update (default bench's)")
+    parser.add_argument(
+        "--title",
+        default="Avatar models: held-out light-stage quality",
+        help="RESULTS.md section for --quality (another title keeps an experiment beside the shipped avatar's)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     command = "python -m bench.bench_models " + shlex.join(sys.argv[1:] if argv is None else argv)

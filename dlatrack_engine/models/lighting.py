@@ -9,8 +9,9 @@ Layout (paper sizes for input_texture_size = 256):
   input/16;  concat -> two branches of two transposed convs (x4 each) -> gain, bias at input² -> bilinear to
   the texture size. With input 256 the FC grid is 1x1 and each transposed conv doubles (1 -> 16). Smaller
   inputs keep the four transposed convs but the first ones that would overshoot use stride 1.
-The last layer of each branch starts at zero, so G starts as the identity relighting (g = 1, b = 0), and the
-gain stays non-negative. `gain_activation` maps the branch output x to the gain:
+The last layer of each branch starts at zero, so G starts as the identity relighting (g = 1, b = 0; with
+`energy_normalised`, g = s(l), b = 0: identity for the fully-lit code), and the gain stays non-negative.
+`gain_activation` maps the branch output x to the gain:
   "softplus": g = softplus(x + log(e - 1)) (the first packages; kept so that they load unchanged);
   "abs":      g = |1 + x| (opt-in: `dlatrack train lighting --gain-activation abs`). softplus (like exp,
               tried as a log-space gain) has a vanishing derivative on the whole half-line x << 0: on the
@@ -18,6 +19,28 @@ gain stays non-negative. `gain_activation` maps the branch output x to the gain:
               first Adam steps push x far negative, g is then stuck at ~0 for every pattern (dg/dx =
               sigmoid ≈ g) and the bias map takes over the relit face. |dg/dx| = 1 everywhere: nothing to
               get stuck in, and (unlike (1 + x)², which was tried and diverged) no growth faster than linear.
+
+Energy normalisation (`energy_normalised`, a departure from the paper; off for the first packages so that
+they load unchanged, on for new training): light transport is linear in the emitted power, and l says how
+much power is on (all ones = fully lit). With s_c(l) = mean over groups of l[g, c] (`light_energy`: 1 for the
+fully-lit code, 1/50 for one white group), G's branches predict a gain g' and bias b' *per unit of light
+energy* from the energy-free pattern p = l / Σ_g |l[g, c]| (`light_pattern`: each group's share of the
+channel's energy) and return
+
+    g = s(l) ⊙ g',  b = s(l) ⊙ b'          (Eq. 2 and every caller unchanged)
+
+Why: the sample light stage's single-group frames are ~100x darker than its fully-lit ones, and a gain that
+has to span two orders of magnitude collapsed (softplus gain ~1e-6, the bias carrying the face). Per unit
+energy, g' ≈ 1 for the fully-lit code and O(1)–O(10) where one group's light lands. Since g' and b' see only
+the pattern, scaling a non-negative l by a positive factor per colour channel scales g and b by exactly that
+factor: the linearity of light transport holds by construction, and the training's RGB colour augmentation
+of the code is reproduced exactly. (Feeding the branches the raw l instead was tried: at the same warm-up
+rate, 3e-3, its texture-space loss rose from 0.47 to 0.61 over the first four epochs where the pattern's fell
+to 0.42.) The denominator is Σ|l|, not Σ l: a fitted code (Algorithm 1) may turn some entries negative, and
+Σ l could then pass through 0. At l = 0 (the start of Algorithm 1) the relit texture is black; its gradient
+w.r.t. l is ∂s/∂l ⊙ (T̂ ⊙ g' + b') ≠ 0, the same for every group, so the first step of the l fit moves l
+towards a uniform, fully-lit-like code. On the sample light stage this G keeps a healthy gain/bias split but
+has not yet beaten the plain G's held-out PSNR (bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -34,6 +57,9 @@ from dlatrack_engine.models.blocks import ConvDownsample, config_from_dict, leak
 
 GAIN_OFFSET = math.log(math.e - 1.0)  # softplus(GAIN_OFFSET) == 1
 GAIN_ACTIVATIONS = ("softplus", "abs")
+# Σ_g |l[g, c]| below this is treated as this when dividing out the energy: l = 0 (Algorithm 1's start) must
+# give a finite pattern. One group at the colour augmentation's lowest scale sums to 0.6, far above it.
+ENERGY_FLOOR = 1e-3
 
 
 def gain_from_branch(x: torch.Tensor, activation: str) -> torch.Tensor:
@@ -41,6 +67,18 @@ def gain_from_branch(x: torch.Tensor, activation: str) -> torch.Tensor:
     if activation == "abs":
         return (1.0 + x).abs()
     return F.softplus(x + GAIN_OFFSET)
+
+
+def light_energy(light_code: torch.Tensor) -> torch.Tensor:
+    """s(l) [B,3]: the mean over light groups of each colour channel of l [B, groups x RGB] (1 = fully lit)."""
+    return light_code.view(light_code.shape[0], -1, 3).mean(dim=1)
+
+
+def light_pattern(light_code: torch.Tensor) -> torch.Tensor:
+    """The energy-free pattern [B, groups x RGB]: each group's share of its channel's total Σ_g |l[g, c]|."""
+    groups = light_code.view(light_code.shape[0], -1, 3)
+    total = groups.abs().sum(dim=1, keepdim=True)
+    return (groups / total.clamp_min(ENERGY_FLOOR)).flatten(1)
 
 
 @dataclass(kw_only=True)
@@ -60,6 +98,7 @@ class LightingConfig:
     # so at scale 1 every Adam step (~lr) would move the bias by the size of the signal itself.
     bias_scale: float = 1.0
     gain_activation: str = "softplus"  # "softplus" or "abs" (see the module docstring)
+    energy_normalised: bool = False  # g, b per unit of light energy (see the module docstring)
 
     def __post_init__(self) -> None:
         log2_int(self.texture_size, "LightingConfig.texture_size")
@@ -71,6 +110,10 @@ class LightingConfig:
             )
         if len(self.texture_channels) != 4:
             raise ValueError(f"LightingConfig.texture_channels needs 4 widths, got {self.texture_channels}")
+        if self.code_size % 3:
+            raise ValueError(
+                f"LightingConfig.code_size must be light groups x RGB (a multiple of 3), got {self.code_size}"
+            )
         if self.gain_activation not in GAIN_ACTIVATIONS:
             raise ValueError(
                 f"LightingConfig.gain_activation must be one of {GAIN_ACTIVATIONS}, got {self.gain_activation!r}"
@@ -144,7 +187,8 @@ class LightingModel(nn.Module):
         for name, (x, shape) in expected.items():
             if tuple(x.shape) != shape:
                 raise ValueError(f"LightingModel: {name} must be {list(shape)}, got {list(x.shape)}")
-        light = torch.cat([self.light_mlp(light_code), self.pose_mlp(head_view)], dim=1)
+        code = light_pattern(light_code) if cfg.energy_normalised else light_code
+        light = torch.cat([self.light_mlp(code), self.pose_mlp(head_view)], dim=1)
         grid = self.fc(light).view(batch, -1, cfg.light_grid, cfg.light_grid)
         light_feat = self.deconvs(self.conv(grid))
         small = texture
@@ -156,6 +200,9 @@ class LightingModel(nn.Module):
         joint = torch.cat([light_feat, tex_feat], dim=1)
         gain = gain_from_branch(self.gain_branch(joint), cfg.gain_activation)
         bias = self.bias_branch(joint) * cfg.bias_scale
+        if cfg.energy_normalised:
+            energy = light_energy(light_code)[:, :, None, None]
+            gain, bias = energy * gain, energy * bias  # per unit of light energy -> absolute
         if cfg.input_texture_size != cfg.texture_size:
             gain = F.interpolate(gain, size=(cfg.texture_size,) * 2, mode="bilinear", align_corners=False)
             bias = F.interpolate(bias, size=(cfg.texture_size,) * 2, mode="bilinear", align_corners=False)

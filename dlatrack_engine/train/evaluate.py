@@ -12,7 +12,15 @@ Every number is measured on views or frames that training never saw (`Split` sto
     * G, pattern seen in training: the frame's known light code, nothing fitted;
     * G, pattern never seen (held-out frames: each sample light-stage pattern occurs once): the code l is
       fitted like step (a) of Algorithm 1 — φ frozen, Adam lr 1e-2 from l = 0 — in texture space against
-      the unwrapped training-camera images.
+      the unwrapped training-camera images; and, separately, given the frame's known code (nothing fitted).
+      On the sample light stage each held-out frame lights a group that is never lit alone in training, so
+      its one-hot code is an input direction that only the fully-lit frames ever trained: the known-code
+      row shows how far G extrapolates, the fitted row how well l can steer it (as in the wild).
+
+- G's gain/bias split, on the frames' known codes (all cameras, texels of the UV layout): the mean gain, the
+  mean gain per unit of light energy (g / s(l), models/lighting.py) and the share of the relit texture
+  T̂ ⊙ g + b that the bias carries, Σ|b| / (Σ|T̂ ⊙ g| + Σ|b|). Eq. 2 alone does not fix the split (G sees T̂,
+  so b alone can reproduce any relit face); a G whose bias carries the face has collapsed (issue 4).
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import torch
 
 from dlatrack_engine.avatar.runtime import Avatar
 from dlatrack_engine.metrics.image import psnr, ssim
-from dlatrack_engine.models.lighting import head_view_vector, relight
+from dlatrack_engine.models.lighting import head_view_vector, light_energy, relight
 from dlatrack_engine.models.sh import sh_basis
 from dlatrack_engine.models.uv_space import UVAtlas
 from dlatrack_engine.render.mesh_renderer import MeshRenderer
@@ -165,6 +173,18 @@ class Evaluator:
                     scores.add(f"ssim_{method}", ssim(fake, real, m))
 
     @torch.no_grad()
+    def split_scores(self, frame: int, scores: Scores) -> None:
+        """G's gain/bias split on `frame` with its known light code (every camera, UV-covered texels)."""
+        _, texture, _, head_view = self.decode(frame)
+        code = self.data.light_codes[[frame]].to(self.device).expand(texture.shape[0], -1)
+        gain, bias = self.avatar.lighting(code, head_view, texture)
+        covered = self.atlas.mask.expand_as(gain) > 0
+        shaded, offset = (texture * gain)[covered].abs().sum(), bias[covered].abs().sum()
+        scores.add("gain_mean", gain[covered].mean())
+        scores.add("gain_per_energy", gain[covered].mean() / light_energy(code).mean())
+        scores.add("bias_share", offset / (shaded + offset).clamp_min(1e-12))
+
+    @torch.no_grad()
     def _sh_fit(
         self, world: torch.Tensor, texture: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
@@ -219,15 +239,25 @@ def evaluate_avatar(
     seen = Scores("seen patterns (training frames), held-out cameras")
     unseen_test = Scores("unseen patterns (held-out frames), held-out cameras")
     unseen_fit = Scores("unseen patterns (held-out frames), fitting cameras")
+    unseen_known = Scores("unseen patterns (held-out frames), known code, held-out cameras")
     if test_c:
         for frame in _spread(split.train_frames(data, "group"), max_frames):
             ev.lighting_scores(frame, True, [(test_c, seen)])
     for frame in _spread(split.test_frames(data, "group"), max_frames):
         ev.lighting_scores(frame, False, [(test_c, unseen_test), (train_c, unseen_fit)], fit_iterations)
-    light_rows = [s.summary() for s in (seen, unseen_test, unseen_fit) if s.values]
-    for row in dam_rows + light_rows:
+        if test_c:
+            ev.lighting_scores(frame, True, [(test_c, unseen_known)])
+    light_rows = [s.summary() for s in (seen, unseen_test, unseen_fit, unseen_known) if s.values]
+    split_rows = []
+    for kind, name in (("full", "fully-lit frames"), ("group", "group-lit frames")):
+        scores = Scores(f"{name} (known codes)")
+        for frame in _spread([f for f in range(data.num_frames) if data.kinds[f] == kind], max_frames):
+            ev.split_scores(frame, scores)
+        if scores.values:
+            split_rows.append(scores.summary())
+    for row in dam_rows + light_rows + split_rows:
         log.info("evaluation: %s", row)
-    return {"dam": dam_rows, "lighting": light_rows}
+    return {"dam": dam_rows, "lighting": light_rows, "gain_bias": split_rows}
 
 
 def markdown_table(headers: list[str], rows: list[list[object]]) -> str:
@@ -257,11 +287,25 @@ def results_markdown(results: dict[str, list[dict]], notes: str = "") -> str:
             for r in results["lighting"]
         ],
     )  # fmt: skip
+    split = ""
+    if results.get("gain_bias"):
+        table = markdown_table(
+            ["frames", "samples", "mean gain g", "mean g / s(l) (per unit light energy)", "bias share of T (%)"],
+            [
+                [r["set"], r.get("samples", 0), f"{r['gain_mean']:.3g}", f"{r['gain_per_energy']:.3g}",
+                 f"{100 * r['bias_share']:.2f}"]
+                for r in results["gain_bias"]
+            ],
+        )  # fmt: skip
+        split = (
+            "\nG's gain/bias split (Eq. 2, T = T̂ ⊙ g + b, on the frames' known codes, all cameras, UV-covered "
+            "texels; bias share = Σ|b| / (Σ|T̂ ⊙ g| + Σ|b|)):\n\n" + table + "\n"
+        )
     return (
         f"{notes}\n\nDAM (fully-lit frames; texture vs the unwrapped camera image, visible texels):\n\n{dam}\n\n"
         "Lighting (group-lit frames; render vs the real Cycles image on the face region, sRGB PSNR/SSIM). "
         "Each frame's lighting is fitted on the training cameras only: SH = least-squares optimum of its 27 "
         "coefficients; G = the known light code for patterns seen in training, or a code fitted like "
         "Algorithm 1 step (a) for unseen ones; none = fully-lit texture.\n\n"
-        f"{light}\n"
+        f"{light}\n{split}"
     )

@@ -17,17 +17,19 @@ does not say how its HDR frames are weighted.
 
 Colour augmentation: each sample's lit light groups get one random RGB scale s; the image is multiplied
 by s and the code's RGB entries too. The dataset stores the sum over the lit groups, not each group, so a
-single s per sample is the augmentation that stays exactly consistent (light transport is linear).
+single s per sample is the augmentation that stays exactly consistent (light transport is linear). An
+energy-normalised G (models/lighting.py) reproduces this scaling exactly by construction, so there the
+augmentation changes only the loss weighting, not what G has to learn.
 
 Bias penalty (`lambda_bias`, off by default; a departure from the paper, which states none): L gets
 + λ_bias · mean |b| (over the texture, divided by the same per-sample target intensity as the relative render
 loss). Eq. 2 is ambiguous — G also sees T̂, so the bias map alone can reproduce any relit face. On the sample
-light stage (single-group frames ~100x darker than the fully-lit ones) the committed package collapsed into
-g ≈ 1e-4 everywhere with b carrying the whole relit face: the dark frames drive the softplus gain into its
-flat region, where it is stuck (models/lighting.py, `gain_activation`), and the bias takes over. The |1 + x|
-gain with a gain-only texture warm-up (train/texture_warmup.py) and this penalty keeps lighting in the gain
-(issue 4: fully-lit gain 0.99 ± 0.13, group gain 0.019), but in a 9-minute CPU run its held-out PSNR was
-~7 dB below the collapsed G's, so these stay opt-in until a schedule matches it.
+light stage (single-group frames ~100x darker than the fully-lit ones) the first sample package (a plain G)
+collapsed into g ≈ 1e-4 everywhere with b carrying the whole relit face: the dark frames drive the softplus
+gain into its flat region, where it is stuck (models/lighting.py, `gain_activation`), and the bias takes
+over. The energy-normalised G (models/lighting.py, the default for new training) removes the cause — its
+gain no longer has to span two orders of magnitude — and keeps the split healthy without any penalty; this
+penalty, the |1 + x| gain and the gain-only warm-up (train/texture_warmup.py) stay opt-in.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class LightingTrainConfig:
     texture_warmup_epochs: int = 0  # optional texture-space warm-up of G (train/texture_warmup.py)
     texture_warmup_lr: float = 1e-3
     texture_warmup_minutes: float | None = None
+    texture_warmup_lr_decay_every: int | None = None  # x lr_decay every N warm-up epochs (None: constant)
     texture_warmup_gain_only: bool = False  # warm-up fits the gain alone (b = 0; train/texture_warmup.py)
     samples_per_epoch: int | None = None  # None: every (frame, camera) pair once; else a random subset
     time_limit_minutes: float | None = None  # stop after the epoch that crosses it (shared CPUs)

@@ -30,7 +30,10 @@ from dlatrack_engine.train.lighting_trainer import LightingTrainConfig, train_li
 
 log = logging.getLogger(__name__)
 
-# Sizes for the sample subject: small enough to train in minutes on two CPU cores.
+# Sizes for the sample subject: small enough to train in minutes on two CPU cores. Energy normalisation of G
+# (models/lighting.py) is opt-in (`--energy-normalised`) for sample/real sizes: it fixes the gain/bias collapse
+# but scored lower on held-out light-stage patterns (bench/RESULTS.md) and registration with it is not yet
+# verified; the tiny preset (CI) uses it so that the path stays exercised end to end.
 SAMPLE_DAM: dict[str, Any] = {"latent_size": 32, "mesh_hidden": 128, "base_grid": 8, "max_channels": 64}
 SAMPLE_LIGHTING: dict[str, Any] = {
     "input_texture_size": 128,
@@ -39,6 +42,7 @@ SAMPLE_LIGHTING: dict[str, Any] = {
     "texture_channels": (16, 32, 64, 64),
     "branch_channels": 32,
     "bias_scale": 0.05,
+    "energy_normalised": False,
 }
 # Smoke tests / CI: the smallest sizes that still exercise every layer.
 TINY_DAM: dict[str, Any] = {"latent_size": 8, "mesh_hidden": 64, "base_grid": 4, "max_channels": 32, "min_channels": 8}
@@ -48,10 +52,11 @@ TINY_LIGHTING: dict[str, Any] = {
     "light_channels": (32, 32, 16, 16, 16),
     "texture_channels": (8, 16, 16, 16),
     "branch_channels": 16,
+    "energy_normalised": True,
 }
 # A real subject (PAPER.md: ~7k vertices, 1024² texture, z = 256, G input 256²).
 REAL_DAM: dict[str, Any] = {"latent_size": 256, "mesh_hidden": 256, "base_grid": 8, "max_channels": 256}
-REAL_LIGHTING: dict[str, Any] = {"input_texture_size": 256}
+REAL_LIGHTING: dict[str, Any] = {"input_texture_size": 256, "energy_normalised": False}
 
 
 def _relative(path: Path) -> str:

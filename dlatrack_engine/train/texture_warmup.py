@@ -8,6 +8,7 @@ renderer. Off by default (`texture_warmup_epochs = 0`): it is an engineering sho
 `texture_warmup_gain_only` fits the gain alone (Eq. 2 with b = 0; the bias branch is not trained and stays
 at its zero initialisation), so that the warm-up cannot settle into a bias-only split (lighting_trainer.py);
 otherwise gain and bias are fitted together under the same bias penalty (`lambda_bias`) as Eq. 4-5.
+`texture_warmup_lr_decay_every` (off by default) multiplies the warm-up's rate by `lr_decay` every N epochs.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def texture_warmup(
     renderer: MeshRenderer,
     progress: bool = True,
 ) -> list[dict]:
-    """Train `lighting` in texture space for `cfg.texture_warmup_epochs`; returns the loss history."""
+    """Train `lighting` in texture space for `cfg.texture_warmup_epochs`; returns the loss (and rate) history."""
     start_time = time.time()
     frames = split.train_frames(data)
     cams = split.train_cameras(data)
@@ -62,6 +63,9 @@ def texture_warmup(
     gain_only = cfg.texture_warmup_gain_only
     params = [p for name, p in lighting.named_parameters() if not (gain_only and name.startswith("bias_branch."))]
     optimiser = torch.optim.Adam(params, lr=cfg.texture_warmup_lr)
+    # Same step decay as Eq. 4-5's schedule (x lr_decay every N epochs) when asked; a constant rate ends noisy.
+    decay_every = cfg.texture_warmup_lr_decay_every or cfg.texture_warmup_epochs + 1
+    scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=decay_every, gamma=cfg.lr_decay)
     history: list[dict] = []
     bar = tqdm(range(cfg.texture_warmup_epochs), desc="G warm-up", disable=not progress)
     low, high = cfg.colour_augmentation
@@ -95,7 +99,8 @@ def texture_warmup(
             loss.backward()
             optimiser.step()
             total += float(loss.detach()) * len(sel)
-        history.append({"texture_render": total / len(pairs)})
+        history.append({"texture_render": total / len(pairs), "lr": optimiser.param_groups[0]["lr"]})
+        scheduler.step()
         bar.set_postfix(loss=f"{history[-1]['texture_render']:.4f}")
         limit = cfg.texture_warmup_minutes
         if limit is not None and time.time() - start_time > 60 * limit:

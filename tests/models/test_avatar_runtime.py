@@ -17,12 +17,13 @@ from dlatrack_engine.train.toy import dome_topology
 SMALL_G = dict(mlp_width=16, light_channels=(16, 16, 8, 8, 8), texture_channels=(8, 8, 8, 8), branch_channels=8)
 
 
-def make_avatar(seed: int = 0) -> Avatar:
+def make_avatar(seed: int = 0, energy_normalised: bool = False) -> Avatar:
     torch.manual_seed(seed)
     topo = dome_topology(5)
     dam = DAM(DAMConfig(num_vertices=topo.num_vertices, texture_size=16, latent_size=4, base_grid=4))
     dam.set_normalisation(torch.as_tensor(topo.neutral), 0.01, torch.full((3, 16, 16), 0.5), 0.2)
-    lighting = LightingModel(LightingConfig(texture_size=16, input_texture_size=16, **SMALL_G))
+    g_cfg = LightingConfig(texture_size=16, input_texture_size=16, energy_normalised=energy_normalised, **SMALL_G)
+    lighting = LightingModel(g_cfg)
     # Perturb G away from the identity start so the round trip compares non-trivial outputs.
     with torch.no_grad():
         for p in lighting.parameters():
@@ -39,11 +40,12 @@ def inputs(batch: int = 2):
     return z, view, code, hv
 
 
-@pytest.mark.parametrize("suffix", ["", ".zip"])
-def test_save_load_gives_identical_outputs(tmp_path, suffix):
-    avatar = make_avatar()
+@pytest.mark.parametrize(("suffix", "energy_normalised"), [("", False), (".zip", False), ("", True)])
+def test_save_load_gives_identical_outputs(tmp_path, suffix, energy_normalised):
+    avatar = make_avatar(energy_normalised=energy_normalised)
     path = avatar.to_package(tmp_path / f"toy{suffix}", provenance={"test": True})
     loaded = Avatar.load(path)
+    assert loaded.lighting.cfg.energy_normalised is energy_normalised
     z, view, code, hv = inputs()
     with torch.no_grad():
         v0, t0 = avatar.decode(z, view)

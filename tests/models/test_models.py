@@ -14,6 +14,8 @@ from dlatrack_engine.models.lighting import (
     LightingModel,
     gain_from_branch,
     head_view_vector,
+    light_energy,
+    light_pattern,
     relight,
 )
 from dlatrack_engine.models.sh import SHLighting, identity_sh_coeffs, sh_basis
@@ -95,6 +97,135 @@ def test_lighting_model_starts_as_identity(input_size, texture_size, activation)
     torch.testing.assert_close(gain, torch.ones_like(gain))
     torch.testing.assert_close(bias, torch.zeros_like(bias))
     torch.testing.assert_close(relight(texture, gain, bias), texture)
+
+
+SMALL_G = dict(mlp_width=16, light_channels=(16, 16, 8, 8, 8), texture_channels=(8, 8, 8, 8), branch_channels=8)
+
+
+def perturbed_energy_model(activation: str = "abs", dtype: torch.dtype = torch.float32) -> LightingModel:
+    """An energy-normalised G moved away from its identity start (so the checks compare real outputs)."""
+    torch.manual_seed(3)
+    cfg = LightingConfig(texture_size=16, input_texture_size=16, gain_activation=activation,
+                         energy_normalised=True, **SMALL_G)  # fmt: skip
+    model = LightingModel(cfg).to(dtype)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return model
+
+
+def test_light_energy_is_the_mean_power_per_channel():
+    one_group = torch.zeros(1, 150)
+    one_group[0, 3 * 7 : 3 * 8] = torch.tensor([1.0, 0.5, 2.0])
+    torch.testing.assert_close(light_energy(torch.ones(1, 150)), torch.ones(1, 3))  # fully lit: s = 1
+    torch.testing.assert_close(light_energy(one_group), torch.tensor([[1.0, 0.5, 2.0]]) / 50)
+    torch.testing.assert_close(light_energy(3.0 * one_group), 3.0 * light_energy(one_group))
+    torch.testing.assert_close(light_pattern(torch.ones(1, 150)), torch.full((1, 150), 1 / 50))
+    expected = torch.zeros(1, 150)
+    expected[0, 21:24] = 1.0  # the lit group holds all of each channel's energy, whatever its colour
+    torch.testing.assert_close(light_pattern(one_group), expected)
+    assert torch.isfinite(light_pattern(torch.zeros(2, 150))).all()  # Algorithm 1 starts at l = 0
+    mixed = torch.randn(4, 150)  # a fitted code may have negative entries: shares stay within [-1, 1]
+    assert float(light_pattern(mixed).abs().max()) <= 1.0
+
+
+@pytest.mark.parametrize("activation", GAIN_ACTIVATIONS)
+def test_energy_normalised_g_starts_as_gain_s_of_l(activation):
+    """At init g' = 1, b' = 0: g = s(l) per channel (identity for the fully-lit code), b = 0."""
+    cfg = LightingConfig(texture_size=32, input_texture_size=16, gain_activation=activation,
+                         energy_normalised=True, **SMALL_G)  # fmt: skip
+    model = LightingModel(cfg)
+    texture = torch.rand(3, 3, 32, 32)
+    code = torch.rand(3, 150)
+    code[0] = 1.0
+    gain, bias = model(code, torch.randn(3, 6), texture)
+    torch.testing.assert_close(gain, light_energy(code)[:, :, None, None].expand_as(gain))
+    torch.testing.assert_close(bias, torch.zeros_like(bias))
+    torch.testing.assert_close(relight(texture[:1], gain[:1], bias[:1]), texture[:1])
+    gain_half, _ = model(0.5 * code, torch.randn(3, 6), texture)
+    torch.testing.assert_close(gain_half, 0.5 * gain)  # at init the output is linear in the light power
+
+
+def test_energy_normalised_g_is_linear_in_the_light_power():
+    """Light transport is linear: a code scaled by a colour (α_r, α_g, α_b) scales g and b by exactly that
+    colour, for a trained-looking (perturbed) G; without energy normalisation it does not."""
+    model = perturbed_energy_model()
+    texture, head_view = torch.rand(2, 3, 16, 16), torch.randn(2, 6)
+    code = torch.rand(2, 150)
+    code[1, 3:] = 0.0  # one group
+    colour = torch.tensor([[0.02, 0.7, 3.0], [5.0, 1.0, 0.3]])
+    scaled = (code.view(2, 50, 3) * colour[:, None]).flatten(1)
+    with torch.no_grad():
+        gain, bias = model(code, head_view, texture)
+        gain_s, bias_s = model(scaled, head_view, texture)
+    assert float(bias.abs().mean()) > 1e-4 and float((gain - light_energy(code)[..., None, None]).abs().mean()) > 1e-3
+    torch.testing.assert_close(gain_s, gain * colour[:, :, None, None])
+    torch.testing.assert_close(bias_s, bias * colour[:, :, None, None])
+    model.cfg.energy_normalised = False
+    with torch.no_grad():
+        plain, _ = model(code, head_view, texture)
+        plain_s, _ = model(scaled, head_view, texture)
+    assert not torch.allclose(plain_s, plain * colour[:, :, None, None], rtol=1e-2, atol=1e-3)
+
+
+def test_energy_normalised_code_gradient_matches_finite_differences():
+    """d(relit texture)/dl through s(l) and the pattern's division, at a generic l and at l = 0, where the
+    relit texture is black but the gradient must not vanish (Algorithm 1 starts there)."""
+    model = perturbed_energy_model(dtype=torch.float64)
+    texture = torch.rand(1, 3, 16, 16, dtype=torch.float64)
+    head_view = torch.randn(1, 6, dtype=torch.float64)
+
+    def relit(code):
+        gain, bias = model(code, head_view, texture)
+        return relight(texture, gain, bias)
+
+    code = (0.2 + torch.rand(1, 150, dtype=torch.float64)).requires_grad_()
+    assert torch.autograd.gradcheck(relit, (code,), eps=1e-6, atol=1e-6)
+    zero = torch.zeros(1, 150, dtype=torch.float64, requires_grad=True)
+    relit(zero).sum().backward()
+    grad = zero.grad.view(50, 3)
+    assert float(relit(zero).detach().abs().max()) == 0.0
+    assert (grad.abs() > 1e-6).all()
+    torch.testing.assert_close(grad, grad[:1].expand_as(grad))  # every group pulled the same way at l = 0
+
+
+def test_light_code_fit_from_zero_recovers_the_brightness():
+    """Algorithm 1 step (a) with an energy-normalised G: l starts at 0 (a black relit texture), yet Adam on l
+    brings the relit texture to the target's level, here a single group at 0.6 intensity (s = 0.012)."""
+    model = perturbed_energy_model()
+    model.requires_grad_(False)
+    texture, head_view = 0.2 + torch.rand(1, 3, 16, 16), torch.randn(1, 6)
+    truth = torch.zeros(1, 150)
+    truth[0, 30:33] = 0.6
+    with torch.no_grad():
+        target = relight(texture, *model(truth, head_view, texture))
+    code = torch.zeros(1, 150, requires_grad=True)
+    optimiser = torch.optim.Adam([code], lr=1e-3)
+    losses = []
+    for _ in range(150):
+        loss = (relight(texture, *model(code, head_view, texture)) - target).abs().mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    with torch.no_grad():
+        fitted = relight(texture, *model(code, head_view, texture))
+    assert losses[-1] < 0.3 * losses[0]
+    assert float(fitted.mean() / target.mean()) == pytest.approx(1.0, abs=0.1)
+
+
+def test_old_lighting_configs_load_without_energy_normalisation():
+    """Packages written before the field existed load with it off: the first sample avatar's stored config."""
+    first_sample_avatar = {
+        "bias_scale": 0.05, "branch_channels": 32, "code_size": 150, "input_texture_size": 128,
+        "light_channels": [128, 64, 64, 32, 32], "mlp_width": 128, "pose_size": 6,
+        "texture_channels": [16, 32, 64, 64], "texture_size": 128,
+    }  # fmt: skip
+    cfg = LightingConfig.from_dict(first_sample_avatar)
+    assert cfg.energy_normalised is False and cfg.gain_activation == "softplus"
+    assert LightingConfig.from_dict(cfg.to_dict() | {"energy_normalised": True}).energy_normalised is True
+    with pytest.raises(ValueError, match="multiple of 3"):
+        LightingConfig(texture_size=16, input_texture_size=16, code_size=10)
 
 
 def test_abs_gain_has_no_flat_region():

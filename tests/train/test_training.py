@@ -137,12 +137,13 @@ def test_texture_warmup_gain_only_leaves_the_bias_at_zero(toy, gain_only):
     lighting = LightingModel(model_cfg)
     cfg = LightingTrainConfig(
         batch_size=3, texture_warmup_epochs=2, texture_warmup_lr=1e-2, texture_warmup_gain_only=gain_only,
-        lambda_bias=0.1,
+        lambda_bias=0.1, texture_warmup_lr_decay_every=1,
     )  # fmt: skip
     renderer = MeshRenderer(toy.topology.faces, toy.topology.uv_faces, toy.topology.uvs, CPU)
     codes = initial_codes(dam, toy, unwrapped, CPU)
     history = texture_warmup(lighting, dam, toy, split, codes, cfg, CPU, renderer, progress=False)
     assert len(history) == 2
+    assert history[0]["lr"] == pytest.approx(1e-2) and history[1]["lr"] == pytest.approx(1e-2 * cfg.lr_decay)
     last = lighting.bias_branch[-1]
     assert (last.weight.abs().sum() == 0) == gain_only
     assert lighting.gain_branch[-1].weight.abs().sum() > 0
@@ -173,7 +174,11 @@ def test_train_cli_writes_a_loadable_package_with_provenance(toy_on_disk, tmp_pa
         "seen patterns (training frames), held-out cameras",
         "unseen patterns (held-out frames), held-out cameras",
         "unseen patterns (held-out frames), fitting cameras",
+        "unseen patterns (held-out frames), known code, held-out cameras",
     ]
+    split_sets = {r["set"] for r in results["gain_bias"]}
+    assert split_sets == {"fully-lit frames (known codes)", "group-lit frames (known codes)"}
+    assert all(0.0 <= r["bias_share"] <= 1.0 and r["gain_mean"] > 0 for r in results["gain_bias"])
     assert all(r["psnr_G"] > 0 and r["psnr_SH"] > 0 and r["psnr_none"] > 0 for r in results["lighting"])
     json.dumps(avatar.config)  # the whole config stays JSON
 
