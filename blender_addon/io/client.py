@@ -418,12 +418,17 @@ def start_local_engine(
 ) -> subprocess.Popen:
     """Start `python -m dlatrack_engine.server` (= `dlatrack serve`) and wait until it wrote `connection_file`.
 
+    The engine watches this process (`--exit-with-parent`) and stops when it ends: closing or crashing Blender
+    leaves no orphan engine, and a job it was running resumes from its finished frames next time.
+
     The engine's log goes to `<connection_file>.log` (a pipe nobody drains would eventually block it).
     Raises EngineConnectionError with the log's tail if the engine exits or does not come up in time."""
     connection_file = Path(connection_file)
     connection_file.parent.mkdir(parents=True, exist_ok=True)
     log_path = connection_file.with_name(connection_file.name + ".log")
     command = [python, "-m", "dlatrack_engine.server", "-v", "--connection-file", str(connection_file), *extra_args]
+    if os.name != "nt":  # the engine stops when this process (Blender) ends, even after a crash
+        command += ["--exit-with-parent", str(os.getpid())]
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + wait_s

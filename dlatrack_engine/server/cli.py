@@ -8,6 +8,9 @@ import os
 import secrets
 import signal
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +80,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="CPU threads for torch (default: torch's choice). Use fewer when Blender or other work shares the "
         "cores: oversubscribed OpenMP threads spin and can make small ops 100x slower",
     )
+    parser.add_argument(
+        "--exit-with-parent",
+        type=int,
+        default=None,
+        metavar="PID",
+        help="stop when process PID ends (the add-on passes Blender's pid, so that closing or crashing Blender "
+        "does not leave an orphan engine; running jobs keep their finished frames and resume on the next start)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -123,6 +134,11 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if args.exit_with_parent is not None:
+        if os.name == "nt":  # os.kill(pid, 0) sends CTRL_C_EVENT there
+            log.warning("--exit-with-parent is not supported on Windows; the engine keeps running on its own")
+        else:
+            watch_parent(args.exit_with_parent, server.request_stop)
     try:
         server.serve_forever()
     except ConnectionFileError as exc:
@@ -132,3 +148,28 @@ def run(args: argparse.Namespace) -> int:
         print(f"cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 4
     return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but not ours (EPERM)
+        return True
+    return True
+
+
+def watch_parent(pid: int, stop: Callable[[], None], poll_s: float = 1.0) -> threading.Thread:
+    """Call `stop` once process `pid` has ended (polled: no portable parent-death signal exists)."""
+
+    def watch() -> None:
+        while _alive(pid):
+            time.sleep(poll_s)
+        log.warning("process %d (the engine's owner) has ended: stopping", pid)
+        stop()
+
+    thread = threading.Thread(target=watch, name="parent-watch", daemon=True)
+    thread.start()
+    return thread
+

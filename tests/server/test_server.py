@@ -290,3 +290,37 @@ def test_connection_limit_is_reported_and_recovers(shared_engine: Engine, client
             sock.close()
     with shared_engine.client(client_mod) as client:
         wait_until(lambda: client.status()["connections"] == 1, what="idle connections to be released")
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's exit status may wait for a reaper that never comes)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return pid_alive(pid) if not Path("/proc").is_dir() else False
+    return state != "Z"
+
+
+def test_engine_stops_when_the_process_that_started_it_ends(tmp_path: Path) -> None:
+    """Blender closed or crashed: the engine it started must not live on as an orphan. A stand-in parent
+    (a real Python process using the add-on's client) starts the engine, prints its pid and is SIGKILLed."""
+    state = tmp_path / "state"
+    script = (
+        "import sys, time; from pathlib import Path; sys.path.insert(0, sys.argv[1]); import addon_io; "
+        "p = addon_io.load('client').start_local_engine(sys.executable, Path(sys.argv[2]), "
+        "('--state-dir', sys.argv[3], '--device', 'cpu', '--threads', '1'), wait_s=60); "
+        "print(p.pid, flush=True); time.sleep(600)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script, str(Path(__file__).parent),
+                               str(state / "connection.json"), str(state)], stdout=subprocess.PIPE, text=True)
+    try:
+        engine_pid = int(parent.stdout.readline())
+        time.sleep(1.5)
+        assert _running(engine_pid), "the engine stopped while its parent was still alive"
+        parent.kill()
+        parent.wait(10)
+        wait_until(lambda: not _running(engine_pid), timeout=30, what="the engine to stop after its parent died")
+        assert not (state / "connection.json").exists()  # a clean stop removes the connection file
+    finally:
+        if parent.poll() is None:
+            parent.kill()
