@@ -20,12 +20,12 @@ The last layer of each branch starts at zero, so G starts as the identity religh
               sigmoid ≈ g) and the bias map takes over the relit face. |dg/dx| = 1 everywhere: nothing to
               get stuck in, and (unlike (1 + x)², which was tried and diverged) no growth faster than linear.
 
-Energy normalisation (`energy_normalised`, a departure from the paper; off for the first packages so that
-they load unchanged, on for new training): light transport is linear in the emitted power, and l says how
-much power is on (all ones = fully lit). With s_c(l) = mean over groups of l[g, c] (`light_energy`: 1 for the
-fully-lit code, 1/50 for one white group), G's branches predict a gain g' and bias b' *per unit of light
-energy* from the energy-free pattern p = l / Σ_g |l[g, c]| (`light_pattern`: each group's share of the
-channel's energy) and return
+Energy normalisation (`energy_normalised`, a departure from the paper; off by default and for the first
+packages so that they load unchanged; opt-in `dlatrack train lighting --energy-normalised`): light transport
+is linear in the emitted power, and l says how much power is on (all ones = fully lit). With s_c(l) = mean
+over groups of l[g, c] (`light_energy`: 1 for the fully-lit code, 1/50 for one white group), G's branches
+predict a gain g' and bias b' *per unit of light energy* from the energy-free pattern p = l / Σ_g |l[g, c]|
+(`light_pattern`: each group's share of the channel's energy) and return
 
     g = s(l) ⊙ g',  b = s(l) ⊙ b'          (Eq. 2 and every caller unchanged)
 

@@ -150,21 +150,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists but not ours (EPERM)
-        return True
-    return True
-
-
 def watch_parent(pid: int, stop: Callable[[], None], poll_s: float = 1.0) -> threading.Thread:
     """Call `stop` once process `pid` has ended (polled: no portable parent-death signal exists)."""
+    from dlatrack_engine.server.connection_file import pid_alive
 
     def watch() -> None:
-        while _alive(pid):
+        while pid_alive(pid):
             time.sleep(poll_s)
         log.warning("process %d (the engine's owner) has ended: stopping", pid)
         stop()
