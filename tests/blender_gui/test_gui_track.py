@@ -14,8 +14,10 @@ from dlatrack_engine.wire.png import decode_png
 
 pytestmark = [pytest.mark.blender_gui, pytest.mark.slow]
 # (first frame, count, preset). ESC and Cancel interrupt the full method (steps 1-3) while it computes; the
-# completed and the killed job use the Preview preset (step 1 alone), which runs in seconds on a CPU.
-REQUESTS = {"complete": (0, 6, "PREVIEW"), "escape": (0, 12, "FAST"), "cancel": (3, 12, "FAST"),
+# completed and the killed job use the Preview preset (step 1 alone), which runs in seconds on a CPU; the
+# completed one has 40 frames so that it lasts long enough for the panel to be sampled mid-job (6 frames
+# finished in ~1.5 s on a quiet machine, between two samples).
+REQUESTS = {"complete": (0, 40, "PREVIEW"), "escape": (0, 12, "FAST"), "cancel": (3, 12, "FAST"),
             "kill": (0, 200, "PREVIEW")}  # fmt: skip
 
 
