@@ -1,8 +1,8 @@
 """A contact sheet PNG so a person can look at the sample data: views x lighting patterns, plus the clips.
 
 Top block: one row per light-stage camera; columns are the first step's fully-lit image, its mask and its
-group-lit images (brightened, since one group carries ~1/50 of the light). Bottom row: the middle frame of
-every wild clip. Linear images are shown through the sRGB transfer function.
+pattern images (brightened by 25 / lit groups: a pattern carries a few 50ths of the light, from one side).
+Bottom row: the middle frame of every wild clip. Linear images are shown through the sRGB transfer function.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..lightstage import format as fmt
 from ..lightstage.reader import LightStageDataset
 
 TILE = 128
@@ -57,8 +58,10 @@ def make_contact_sheet(root: str | Path, out_path: str | Path, max_groups: int =
                 _tile(np.repeat(mask[..., None].astype(np.uint8) * 255, 3, axis=2), "mask"),
             ]
             for frame in groups:
-                label = f"group {','.join(str(g) for g in frame.get('groups', []))} x25"
-                tiles.append(_tile(_srgb8(dataset.image(frame["id"], cam.name) * 25.0), label))
+                lit = frame.get("groups", [])
+                gain = 0.5 * fmt.NUM_LIGHT_GROUPS / max(len(lit), 1)
+                label = f"groups {','.join(str(g) for g in lit)} x{gain:.0f}"
+                tiles.append(_tile(_srgb8(dataset.image(frame["id"], cam.name) * gain), label))
             rows.append(tiles)
     clip_tiles = []
     for clip in sorted(p for p in (root / "clips").glob("*") if p.is_dir()):

@@ -32,8 +32,9 @@ class SampleConfig:
     """Everything that decides the rendered data; presets below, every field overridable on the CLI."""
 
     cameras: int = 6
-    steps: int = 25  # x 2 groups per step: each of the 50 groups gets its own frames
-    groups_per_step: int = 2
+    steps: int = 25
+    groups_per_step: int = 4  # pattern frames per step: 100 patterns light each of the 50 groups ~8 times
+    groups_per_pattern: tuple[int, int] = (2, 6)
     stage_size: int = 160
     stage_samples: int = 16
     clip_frames: int = 60
@@ -48,8 +49,8 @@ class SampleConfig:
 PRESETS = {
     "default": SampleConfig(),
     "tiny": SampleConfig(
-        cameras=2, steps=2, groups_per_step=1, stage_size=64, stage_samples=4, clip_frames=2, clip_size=64,
-        clip_samples=4, texture_size=128, uv_size=64, clips=("dim_side_lamp",),
+        cameras=2, steps=2, groups_per_step=1, groups_per_pattern=(2, 3), stage_size=64, stage_samples=4,
+        clip_frames=2, clip_size=64, clip_samples=4, texture_size=128, uv_size=64, clips=("dim_side_lamp",),
     ),
     "large": SampleConfig(cameras=8, steps=120, groups_per_step=4, stage_size=384, stage_samples=64,
                           clip_frames=240, clip_size=512, clip_samples=32, texture_size=1024, uv_size=512),
@@ -74,7 +75,8 @@ def run_blender(script: str, args: list[str], log_path: Path) -> float:
 def render_lightstage(config: SampleConfig, out: Path) -> float:
     args = [
         "--out", str(out / "lightstage"), "--cameras", str(config.cameras), "--steps", str(config.steps),
-        "--groups-per-step", str(config.groups_per_step), "--width", str(config.stage_size),
+        "--groups-per-step", str(config.groups_per_step),
+        "--groups-per-pattern", *(str(n) for n in config.groups_per_pattern), "--width", str(config.stage_size),
         "--height", str(config.stage_size), "--samples", str(config.stage_samples),
         "--group-samples", str(config.stage_samples), "--texture-size", str(config.texture_size),
         "--seed", str(config.seed),
@@ -188,6 +190,8 @@ def _config_from_args(args: argparse.Namespace) -> SampleConfig:
         if unknown:
             raise SystemExit(f"make-sample: unknown clip setups {sorted(unknown)}; known: {list(WILD_SETUPS)}")
         overrides["clips"] = tuple(args.clips)
+    if args.groups_per_pattern is not None:
+        overrides["groups_per_pattern"] = tuple(args.groups_per_pattern)
     return replace(config, **overrides)
 
 
@@ -227,6 +231,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for key in ("cameras", "steps", "groups_per_step", "stage_size", "stage_samples", "clip_frames", "clip_size",
                 "clip_samples", "texture_size", "uv_size", "seed"):  # fmt: skip
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, dest=key)
+    parser.add_argument("--groups-per-pattern", type=int, nargs=2, metavar=("MIN", "MAX"),
+                        help="light groups lit together in one light-stage pattern frame")
     parser.add_argument("--clips", nargs="*", help=f"wild setups to render (default all: {' '.join(WILD_SETUPS)})")
     parser.add_argument("--skip-lightstage", action="store_true")
     parser.add_argument("--skip-clips", action="store_true")

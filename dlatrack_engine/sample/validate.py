@@ -92,7 +92,7 @@ def validate_lightstage(root: str | Path, report: ValidationReport) -> None:
     report.add(
         "lightstage.format", True,
         f"{dataset.root}: dataset.json valid, {len(dataset.frames)} frames, {len(shown)}/{fmt.NUM_LIGHT_GROUPS} "
-        "light groups have their own frames",
+        "light groups are lit in at least one pattern frame",
         groups_shown=len(shown),
     )  # fmt: skip
     ious, on_face, empty = [], [], []

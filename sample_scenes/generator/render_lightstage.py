@@ -6,10 +6,16 @@ Run inside Blender's Python (the engine's `dlatrack make-sample` does this):
 Per camera and time step, one path-traced render with every LED on gives the fully-lit image (Cycles'
 combined pass) and, through Cycles light groups, every group's share of it (one pass per group). Those
 passes split the samples 50 ways and are too noisy to train on, so each "group" frame is its own render
-with only that group's LEDs visible; the passes serve the check that the 50 groups add up to the fully-lit
+with only its pattern's LEDs visible; the passes serve the check that the 50 groups add up to the fully-lit
 image (their sum is written for the first step under `checks/`). Each time step is written as one "full"
-frame followed by `--groups-per-step` "group" frames; the groups cycle so that every one of the 50
-appears over the performance, like the paper's interleaved patterns.
+frame followed by `--groups-per-step` "group" frames.
+
+A pattern lights a few groups at once (`--groups-per-pattern MIN MAX`), not one: the paper's 13-minute
+capture shows each of its 50 patterns thousands of times, while a sample of a few dozen steps could show a
+single group in about one frame, and G cannot learn what a group does from one sighting. Drawing the groups
+of successive patterns from shuffled decks of all 50 lights every group in several frames (several poses
+and views); light adds linearly, so the 150-D code is still the frame's exact on/off vector, and a held-out
+frame's pattern is a combination never seen in training of groups that were.
 """
 
 from __future__ import annotations
@@ -46,7 +52,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=40, help="time steps of the performance")
     parser.add_argument("--first-step", type=int, default=0,
                         help="render steps first-step..steps-1 only (to extend a capture; merge the folders after)")
-    parser.add_argument("--groups-per-step", type=int, default=4)
+    parser.add_argument("--groups-per-step", type=int, default=4, help="pattern frames per time step")
+    parser.add_argument("--groups-per-pattern", type=int, nargs=2, default=(2, 6), metavar=("MIN", "MAX"),
+                        help="light groups lit together in one pattern frame (drawn uniformly)")
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--height", type=int, default=256)
     parser.add_argument("--samples", type=int, default=32, help="samples of the fully-lit render")
@@ -56,11 +64,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0)
     return parser.parse_args(argv)
-
-
-def group_schedule(step: int, per_step: int) -> list[int]:
-    """Groups shown at `step`: a stride-7 walk (7 is coprime with 50) visits all 50 every 50 / per_step steps."""
-    return [((step * per_step + k) * 7) % fmt.NUM_LIGHT_GROUPS for k in range(per_step)]
 
 
 def build_stage(args: argparse.Namespace):
@@ -118,12 +121,13 @@ def main(argv: list[str]) -> int:
             "subject_textures": {k: str(p.relative_to(args.out)) for k, p in subject.texture_paths.items()},
         },
     )
+    schedule = rigs.pattern_schedule(args.steps, args.groups_per_step, tuple(args.groups_per_pattern), args.seed)
     render_seconds = 0.0
     with tempfile.TemporaryDirectory(prefix="dlatrack_ls_") as scratch:
         for step in range(args.first_step, args.steps):
             vertices = pose_subject(subject, perf.expression[step], perf.head_R[step], perf.head_t[step])
-            groups = group_schedule(step, args.groups_per_step)
-            full, masks, per_group = {}, {}, {g: {} for g in groups}
+            patterns = schedule[step]
+            full, masks, per_pattern = {}, {}, [{} for _ in patterns]
             for cam, obj in zip(cameras, camera_objs, strict=True):
                 exr = Path(scratch) / f"{cam.name}.exr"
                 t0 = time.time()
@@ -137,10 +141,10 @@ def main(argv: list[str]) -> int:
                     group_sum = sum(pass_rgb(channels, f"ViewLayer.Combined_g{g:02d}") for g in range(len(leds)))
                     write_check_image(args.out, cam.name, group_sum, writer.exposure_scale)
                 scene.cycles.samples = args.group_samples
-                for g in groups:
-                    show_groups(leds, [g])
+                for pattern, images in zip(patterns, per_pattern, strict=True):
+                    show_groups(leds, pattern)
                     bpy_scene.render_exr(obj, exr)
-                    per_group[g][cam.name] = pass_rgb(read_multilayer_exr(exr), "ViewLayer.Combined", str(exr))
+                    images[cam.name] = pass_rgb(read_multilayer_exr(exr), "ViewLayer.Combined", str(exr))
                 render_seconds += time.time() - t0
                 exr.unlink()
             base = step * (1 + args.groups_per_step)
@@ -152,10 +156,10 @@ def main(argv: list[str]) -> int:
                 "extra_meta": {"expression": perf.expression[step].astype(np.float32)},
             }
             writer.add_frame(base, "full", fmt.full_light_code(), images=full, extra_fields={"step": step}, **common)
-            for k, g in enumerate(groups):
+            for k, (pattern, images) in enumerate(zip(patterns, per_pattern, strict=True)):
                 writer.add_frame(
-                    base + 1 + k, "group", fmt.group_light_code([g]), images=per_group[g],
-                    extra_fields={"step": step, "groups": [g]}, **common,
+                    base + 1 + k, "group", fmt.group_light_code(pattern), images=images,
+                    extra_fields={"step": step, "groups": pattern}, **common,
                 )  # fmt: skip
             log.info("step %d/%d done (%.1f s so far)", step + 1, args.steps, time.time() - start)
     writer.close(timing={"total_s": round(time.time() - start, 2), "render_s": round(render_seconds, 2)})

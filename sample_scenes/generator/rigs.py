@@ -163,3 +163,33 @@ def performance(
         motion[:, 0] = yaw_max * np.sin(2 * np.pi * phase) * 0.95 + 0.05 * motion[:, 0]
     head_R = np.stack([euler_yxz(*m[:3]) for m in motion])
     return Performance(expression=expression, head_R=head_R, head_t=motion[:, 3:].copy())
+
+
+def pattern_schedule(
+    steps: int, per_step: int, sizes: tuple[int, int], seed: int, num_groups: int = 50
+) -> list[list[list[int]]]:
+    """Groups lit in each pattern frame of every step, `[step][k] -> sorted groups`.
+
+    Groups are dealt from shuffled decks of all groups, so every group is lit as often as any other (to within
+    one deck); a group already in the pattern is skipped and dealt later. Seeded and computed from step 0,
+    so a capture extended with `--first-step` continues the same schedule.
+    """
+    low, high = sizes
+    if not 1 <= low <= high <= num_groups:
+        raise ValueError(f"--groups-per-pattern {low} {high}: need 1 <= MIN <= MAX <= {num_groups}")
+    rng = np.random.default_rng(seed + 7919)
+    deck: list[int] = []
+    schedule = []
+    for _ in range(steps):
+        patterns = []
+        for _ in range(per_step):
+            size = int(rng.integers(low, high + 1))
+            if len(deck) < 2 * size:
+                deck += rng.permutation(num_groups).tolist()
+            pattern: list[int] = []
+            while len(pattern) < size:
+                index = next(i for i, g in enumerate(deck) if g not in pattern)
+                pattern.append(deck.pop(index))
+            patterns.append(sorted(pattern))
+        schedule.append(patterns)
+    return schedule

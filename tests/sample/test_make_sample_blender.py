@@ -38,9 +38,10 @@ def test_make_sample_tiny_renders_valid_data(tmp_path):
     full, group = data.image(0, "cam00"), data.image(1, "cam00")
     mask = data.mask(0, "cam00")
     assert 0.05 < full[mask].mean() < 2.0, "the fully-lit face is exposed sensibly"
-    assert 0 < group[mask].mean() < 0.5 * full[mask].mean(), "one group carries a fraction of the light"
+    assert 0 < group[mask].mean() < 0.5 * full[mask].mean(), "a pattern of 2-3 groups carries a fraction of the light"
     code = data.meta(1)["light_code"].reshape(50, 3)
-    assert code.sum() == 3 and code[data.frame_info(1)["groups"][0]].tolist() == [1, 1, 1]
+    lit = data.frame_info(1)["groups"]
+    assert 2 <= len(lit) <= 3 and code.sum() == 3 * len(lit) and (code[lit] == 1).all(), "code = the lit groups"
     assert data.meta(0)["vertices"].shape == data.topology["neutral"].shape
     texture, weight = data.uv_texture(0, "cam01")
     assert texture.shape == (64, 64, 3) and weight.max() > 0.9
