@@ -38,6 +38,9 @@ class DAMTrainConfig:
     vertex_weight: float = 1.0
     texture_weight: float = 1.0
     screen_weight: float = 0.0
+    # Clip each step's gradient norm (typical norms 1-10): at lr 2e-3, unclipped, a spike (norm ~70 then
+    # ~1e4) sent a 25-frame sample run to inf at epoch 16.
+    max_grad_norm: float | None = 5.0
     samples_per_epoch: int | None = None  # None: every (frame, camera) pair once; else a random subset
     time_limit_minutes: float | None = None  # stop after the epoch that crosses it (shared CPUs)
     checkpoint_every: int = 10
@@ -197,6 +200,7 @@ def train_dam(
             cfg.batch_size,
             lambda f, c: dam_losses(dam, data, unwrapped, f, c, cfg, device, renderer),
             optimiser,
+            cfg.max_grad_norm,
         )
         history.append(means)
         bar.set_postfix(loss=f"{means['total']:.4f}", tex=f"{means['texture']:.3f}", vert=f"{means['vertex']:.4f}")

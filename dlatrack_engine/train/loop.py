@@ -25,16 +25,21 @@ def run_epoch(
     batch_size: int,
     losses: LossFn,
     optimiser: torch.optim.Optimizer,
+    max_grad_norm: float | None = None,
 ) -> dict[str, float]:
     """One epoch over a random order of `pairs` [P,2] (all, or the first `samples_per_epoch`):
-    `losses(frames, cams)["total"]` is minimised batch by batch. Returns the per-sample mean of each term."""
+    `losses(frames, cams)["total"]` is minimised batch by batch. Returns the per-sample mean of each term.
+    `max_grad_norm` clips each step's gradient (global L2 norm over the optimised parameters)."""
     order = pairs[torch.randperm(len(pairs))][: samples_per_epoch or len(pairs)]
+    params = [p for group in optimiser.param_groups for p in group["params"]]
     sums: dict[str, float] = {}
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
         terms = losses(batch[:, 0], batch[:, 1])
         optimiser.zero_grad(set_to_none=True)
         terms["total"].backward()
+        if max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
         optimiser.step()
         for key, value in terms.items():
             sums[key] = sums.get(key, 0.0) + float(value.detach()) * len(batch)
