@@ -15,11 +15,13 @@ mean intensity of its masked target. Light-stage frames span two orders of magni
 all groups), and an absolute L1 would let the fully-lit frames drown out every lighting pattern; the paper
 does not say how its HDR frames are weighted.
 
-Colour augmentation: each sample's lit light groups get one random RGB scale s; the image is multiplied
-by s and the code's RGB entries too. The dataset stores the sum over the lit groups, not each group, so a
-single s per sample is the augmentation that stays exactly consistent (light transport is linear). An
-energy-normalised G (models/lighting.py) reproduces this scaling exactly by construction, so there the
-augmentation changes only the loss weighting, not what G has to learn.
+Colour augmentation and pattern mixing (train/pattern_mix.py): a sample's exposure gets a random RGB scale
+s; the image is multiplied by s and the code's RGB entries too (the dataset stores the sum over a pattern's
+lit groups, not each group, so one s per captured pattern is what stays exactly consistent). Other training
+patterns captured in the same pose are added to it, each with its own s (`pattern_mix`, the chance of adding
+each): light is linear, so the sum is an exact image of a new pattern. An energy-normalised G reproduces a
+single pattern's scaling by construction, so for it the colour scale alone changes only the loss weighting;
+mixed patterns are new codes, and they are what makes G generalise to combinations it has not seen.
 
 Bias penalty (`lambda_bias`, off by default; a departure from the paper, which states none): L gets
 + λ_bias · mean |b| (over the texture, divided by the same per-sample target intensity as the relative render
@@ -50,6 +52,7 @@ from dlatrack_engine.train.checkpoint import load_checkpoint
 from dlatrack_engine.train.dam_trainer import UnwrappedFrames
 from dlatrack_engine.train.data import LightStageData, Split, nearest_full_frame
 from dlatrack_engine.train.loop import end_epoch, run_epoch, training_summary
+from dlatrack_engine.train.pattern_mix import mixed_exposures, same_pose_partners
 from dlatrack_engine.train.texture_warmup import bias_magnitude, texture_warmup
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,7 @@ class LightingTrainConfig:
     lambda_geo: float = 1.0
     lambda_reg: float = 0.1
     colour_augmentation: tuple[float, float] = (0.6, 1.4)
+    pattern_mix: float = 0.5  # chance of adding each same-pose training pattern to a sample (pattern_mix.py)
     relative_render_loss: bool = True
     lambda_bias: float = 0.0  # L1 penalty on the bias map (not in the paper; see the module docstring)
     texture_warmup_epochs: int = 0  # optional texture-space warm-up of G (train/texture_warmup.py)
@@ -132,21 +136,20 @@ def lighting_losses(
     cams: torch.Tensor,
     cfg: LightingTrainConfig,
     augment: bool = True,
+    partners: dict[int, list[int]] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Eq. 4-5 for a batch of (frame, camera) pairs; `total` is L."""
+    """Eq. 4-5 for a batch of (frame, camera) pairs; `total` is L. With `augment`, colour augmentation and
+    pattern mixing with the frames' same-pose `partners` (train/pattern_mix.py)."""
     device = codes.device
-    batch = len(frames)
-    scale = torch.ones(batch, 3)
-    if augment:
-        low, high = cfg.colour_augmentation
-        scale = low + (high - low) * torch.rand(batch, 3)
-    scale = scale.to(device)
-    light_code = (data.light_codes[frames].to(device).view(batch, -1, 3) * scale[:, None]).flatten(1)
+    light_code, target = mixed_exposures(
+        data, frames, lambda f, c: data.images[f, c], cams, partners or {}, cfg.pattern_mix,
+        cfg.colour_augmentation if augment else None, channel_dim=-1,
+    )  # fmt: skip
+    light_code, target = light_code.to(device), target.to(device)
     z = codes[frames.to(device)]
     image, coverage, vertices, bias = render_relit(
         dam, lighting, renderer, data, z, frames, cams, light_code, with_bias=True
     )
-    target = data.images[frames, cams].float().to(device) * scale[:, None, None]
     # m^v: the foreground the mesh covers (the capture's mask also holds hair, neck, ...: no gradient there).
     mask = data.masks[frames, cams].float().to(device) * (coverage.detach() > 0.5)
     tracked = data.vertices[frames].to(device)
@@ -196,6 +199,8 @@ def train_lighting(
     if not frames or not cams:
         raise ValueError(f"{data.root}: the split leaves no training frames ({len(frames)}) or cameras ({len(cams)})")
     pairs = torch.tensor([(f, c) for f in frames for c in cams])
+    partners = same_pose_partners(data, frames)
+    log.info("pattern mixing: %d of %d training frames have same-pose partners", len(partners), len(frames))
     full_config = {"model": model_cfg.to_dict(), "train": cfg.to_dict(), "split": split.to_dict()}
     first_epoch, history = 0, []
     if checkpoint_dir is not None:
@@ -217,7 +222,7 @@ def train_lighting(
             pairs,
             cfg.samples_per_epoch,
             cfg.batch_size,
-            lambda f, c: lighting_losses(dam, lighting, renderer, data, codes, f, c, cfg),
+            lambda f, c: lighting_losses(dam, lighting, renderer, data, codes, f, c, cfg, partners=partners),
             optimiser,
         )
         scheduler.step()

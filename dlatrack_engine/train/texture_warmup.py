@@ -24,6 +24,7 @@ from dlatrack_engine.models.lighting import LightingModel, head_view_vector, rel
 from dlatrack_engine.render.mesh_renderer import MeshRenderer
 from dlatrack_engine.train.dam_trainer import UnwrappedFrames, unwrap_frames
 from dlatrack_engine.train.data import LightStageData, Split
+from dlatrack_engine.train.pattern_mix import mixed_exposures, same_pose_partners
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def texture_warmup(
     scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=decay_every, gamma=cfg.lr_decay)
     history: list[dict] = []
     bar = tqdm(range(cfg.texture_warmup_epochs), desc="G warm-up", disable=not progress)
-    low, high = cfg.colour_augmentation
+    partners = same_pose_partners(data, frames)
     for _ in bar:
         order = torch.randperm(len(pairs))
         total = 0.0
@@ -76,12 +77,14 @@ def texture_warmup(
             sel = order[start : start + cfg.batch_size]
             rows, cc = pairs[sel, 0], pairs[sel, 1]
             fids = frame_ids[rows]
-            scale = (low + (high - low) * torch.rand(len(sel), 3)).to(device)
-            code = (data.light_codes[fids].to(device).view(len(sel), -1, 3) * scale[:, None]).flatten(1)
+            code, target = mixed_exposures(
+                data, fids, lambda f, c: unwrapped.textures[unwrapped.row(f), c], cc, partners, cfg.pattern_mix,
+                cfg.colour_augmentation, channel_dim=0,
+            )  # fmt: skip
+            code, target = code.to(device), target.to(device)
             view = data.view_vectors(fids, cc).to(device)
             head_view = head_view_vector(data.head_r[fids].to(device), view)
             texture = textures[sel].float()
-            target = unwrapped.textures[rows, cc].float().to(device) * scale[:, :, None, None]
             weight = unwrapped.weights[rows, cc].float().to(device)
             gain, bias = lighting(code, head_view, texture)
             if gain_only:
