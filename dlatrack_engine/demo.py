@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
             log.error("demo: the %s '%s' does not exist", what, path)
             return 2
     args.out.mkdir(parents=True, exist_ok=True)
+    keep_previous_job(args.out / "job")
     batch_args = [
         "--video", str(args.video),
         "--avatar", str(args.avatar),
@@ -61,3 +63,15 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"dlatrack demo: the Blender batch job failed (exit {status}); see the messages above", flush=True)
     return status
+
+
+def keep_previous_job(job: Path) -> None:
+    """A job folder holds one job (the engine refuses another's), so a rerun moves the last run's folder to
+    `job.previous` (replacing an older one) instead of failing or deleting it."""
+    if not job.exists():
+        return
+    previous = job.with_name(job.name + ".previous")
+    if previous.exists():
+        shutil.rmtree(previous)
+    job.rename(previous)
+    print(f"dlatrack demo: kept the previous run's job folder as {previous}", flush=True)
