@@ -39,14 +39,13 @@ SAMPLE_OUT = SAMPLE_SCENES / "avatar"
 SAMPLE_SETTINGS = {
     "texture_size": "128",
     "image_size": "128",
-    "dam": ["--epochs", "60", "--batch-size", "8", "--lr", "2e-3", "--time-limit-minutes", "8"],
-    # The shipped G predates energy normalisation (models/lighting.py); keep reproducing it until replaced.
+    "dam": ["--epochs", "200", "--batch-size", "8", "--lr", "2e-3", "--time-limit-minutes", "8"],
     "lighting": [
-        "--no-energy-normalised", "--epochs", "30", "--batch-size", "4", "--samples-per-epoch", "16", "--lr", "1e-3",
-        "--texture-warmup-epochs", "200", "--texture-warmup-lr", "3e-3", "--texture-warmup-minutes", "7",
-        "--time-limit-minutes", "12",
+        "--epochs", "100", "--batch-size", "4", "--samples-per-epoch", "80", "--lr", "1e-3", "--lr-decay-every", "40",
+        "--texture-warmup-epochs", "120", "--texture-warmup-lr", "3e-3", "--texture-warmup-lr-decay-every", "40",
+        "--texture-warmup-minutes", "20", "--time-limit-minutes", "35",
     ],
-    "eval": ["--max-frames", "8", "--fit-iterations", "50"],
+    "eval": ["--max-frames", "16", "--fit-iterations", "300"],
 }  # fmt: skip
 
 
@@ -98,6 +97,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _schedule(dam)
     dam.add_argument("--kl-weight", type=float)
     dam.add_argument("--screen-weight", type=float, help="weight of the optional screen-space loss")
+    dam.add_argument("--max-grad-norm", type=float, help="clip each step's gradient norm (default 5)")
     dam.add_argument("--holdout-cameras", default=None, help="comma-separated camera names to hold out")
     dam.add_argument("--holdout-every", type=int, default=6, help="hold out every N-th frame of each kind")
     dam.add_argument("--name", default=None, help="avatar name (default: the output folder's name)")
@@ -110,6 +110,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     light.add_argument("--input-size", type=int, default=None, help="G's input texture size")
     _schedule(light)
     light.add_argument("--lr-decay-every", type=int)
+    light.add_argument("--pattern-mix", type=float, help="chance of adding each same-pose training pattern (0 = off)")
     light.add_argument(
         "--lambda-bias", type=float, help="L1 penalty on G's bias map (not in the paper; default 0 = off)"
     )
@@ -120,7 +121,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--energy-normalised",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="G predicts gain/bias per unit of light energy (default: keep / the preset's: off, on for tiny)",
+        help="G predicts gain/bias per unit of light energy (default: keep / the preset's: on)",
     )
     light.add_argument(
         "--texture-warmup-gain-only", action="store_true", default=None, help="warm-up fits the gain alone (b = 0)"

@@ -10,12 +10,12 @@ Every number is measured on views or frames that training never saw (`Split` sto
   camera(s) (and, separately, on the fitting cameras):
     * SH: the least-squares optimum of the 27 coefficients (the best any SH shading can do there);
     * G, pattern seen in training: the frame's known light code, nothing fitted;
-    * G, pattern never seen (held-out frames: each sample light-stage pattern occurs once): the code l is
-      fitted like step (a) of Algorithm 1 — φ frozen, Adam lr 1e-2 from l = 0 — in texture space against
-      the unwrapped training-camera images; and, separately, given the frame's known code (nothing fitted).
-      On the sample light stage each held-out frame lights a group that is never lit alone in training, so
-      its one-hot code is an input direction that only the fully-lit frames ever trained: the known-code
-      row shows how far G extrapolates, the fitted row how well l can steer it (as in the wild).
+    * G, pattern never seen (held-out frames: the sample light stage never repeats a pattern): the frame's
+      known code, nothing fitted — the test of whether G learnt what each light group does, since a
+      held-out pattern is a new combination of groups that training lit in other combinations
+      (sample_scenes/README.md); and, separately, the code l fitted like step (a) of Algorithm 1 — φ frozen,
+      Adam lr 1e-2 from l = 0 — in texture space against the unwrapped training-camera images (as in the
+      wild, where l is unknown).
 
 - G's gain/bias split, on the frames' known codes (all cameras, texels of the UV layout): the mean gain, the
   mean gain per unit of light energy (g / s(l), models/lighting.py) and the share of the relit texture
