@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
 from pathlib import Path
 
 import bpy
@@ -37,6 +35,8 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(REPO))
 
 import addon_utils  # noqa: E402
+
+from blender_addon.docs.window_driver import count_draws, in_view3d, show_dlatrack_tab, view3d  # noqa: E402
 
 log = logging.getLogger("dlatrack.screenshot")
 CLIP = REPO / "sample_scenes" / "clips" / "warm_key_cool_fill"
@@ -52,45 +52,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--key-frames", type=int, default=2)
     parser.add_argument("--preset", default="FAST", choices=["PREVIEW", "FAST", "PAPER"])
     return parser.parse_args(sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else [])
-
-
-def view3d(window: bpy.types.Window) -> bpy.types.Area:
-    return max((a for a in window.screen.areas if a.type == "VIEW_3D"), key=lambda a: a.width * a.height)
-
-
-def in_view3d(window: bpy.types.Window) -> AbstractContextManager:
-    area = view3d(window)
-    region = next(r for r in area.regions if r.type == "WINDOW")
-    return bpy.context.temp_override(window=window, screen=window.screen, area=area, region=region)
-
-
-def show_dlatrack_tab(window: bpy.types.Window) -> Iterator[float]:
-    """Scroll the sidebar's tab strip (mouse wheel through xdotool) until the DLATrack panel draws."""
-    from blender_addon.ui import panel  # the module the enabled add-on registered
-
-    drawn = {"count": 0}
-    original = panel.VIEW3D_PT_dlatrack.draw
-
-    def counting_draw(self: bpy.types.Panel, context: bpy.types.Context) -> None:
-        drawn["count"] += 1
-        original(self, context)
-
-    panel.VIEW3D_PT_dlatrack.draw = counting_draw
-    area = view3d(window)
-    sidebar = next(r for r in area.regions if r.type == "UI")
-    x = window.x + sidebar.x + sidebar.width - 8  # the tab strip at the sidebar's right edge, near its top
-    y = window.y + window.height - (sidebar.y + sidebar.height - 60)
-    try:
-        for _ in range(8):
-            drawn["count"] = 0
-            area.tag_redraw()
-            yield 0.3
-            if drawn["count"]:
-                return
-            subprocess.run(["xdotool", "mousemove", str(x), str(y), "click", "5"], check=True)
-        raise RuntimeError("the DLATrack sidebar tab never drew (8 wheel steps over the tab strip)")
-    finally:
-        panel.VIEW3D_PT_dlatrack.draw = original
 
 
 def steps(args: argparse.Namespace) -> Iterator[float]:
@@ -113,7 +74,7 @@ def steps(args: argparse.Namespace) -> Iterator[float]:
     while settings.running:
         yield 0.5
     log.info("tracked %d frames in %.0f s: %s", args.frames, time.monotonic() - started, settings.status)
-    area = view3d(window)
+    area, _ = view3d(window)
     space = area.spaces.active
     space.shading.type = "MATERIAL"
     space.overlay.show_floor = space.overlay.show_axis_x = space.overlay.show_axis_y = False
@@ -123,7 +84,12 @@ def steps(args: argparse.Namespace) -> Iterator[float]:
     with in_view3d(window):
         bpy.ops.view3d.view_center_camera()
     yield 0.5
-    yield from show_dlatrack_tab(window)
+    drawn = {"count": 0}
+    restore_draw = count_draws(drawn)
+    try:
+        yield from show_dlatrack_tab(window, drawn)
+    finally:
+        restore_draw()
     yield 1.0  # Material Preview compiles its shaders on the CPU (llvmpipe)
     with in_view3d(window):
         bpy.ops.screen.screenshot_area(filepath=str(Path(args.out).resolve()))

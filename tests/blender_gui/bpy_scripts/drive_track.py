@@ -19,13 +19,14 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import addon_utils
 import bpy
+
+from blender_addon.docs.window_driver import count_draws, in_view3d, show_dlatrack_tab, view3d
 
 log = logging.getLogger("dlatrack.gui")
 ADDON = "blender_addon"
@@ -36,16 +37,6 @@ def addon_ui() -> tuple[ModuleType, ModuleType]:
     from blender_addon.ui import engine, track
 
     return engine, track
-
-
-def view3d(window: bpy.types.Window) -> tuple[bpy.types.Area, bpy.types.Region]:
-    area = max((a for a in window.screen.areas if a.type == "VIEW_3D"), key=lambda a: a.width * a.height)
-    return area, next(r for r in area.regions if r.type == "WINDOW")
-
-
-def in_view3d(window: bpy.types.Window) -> AbstractContextManager:
-    area, region = view3d(window)
-    return bpy.context.temp_override(window=window, screen=window.screen, area=area, region=region)
 
 
 PUMPS = {"count": 0, "max_s": 0.0, "max_blocked_s": 0.0}  # the modal operator's pumps during the current job
@@ -178,36 +169,6 @@ def press_escape(window: bpy.types.Window) -> None:
     x = window.x + area.x + area.width // 2
     y = window.y + window.height - (area.y + area.height // 2)
     subprocess.run(["xdotool", "mousemove", str(x), str(y), "key", "Escape"], check=True, timeout=10)
-
-
-def show_dlatrack_tab(window: bpy.types.Window, drawn: dict) -> Iterator[float]:
-    """Scroll the sidebar's tab strip (mouse wheel through xdotool) until the panel draws: Blender 3.4 has
-    no API to pick a tab. `drawn["count"]` counts the panel's draw() calls."""
-    area, _ = view3d(window)
-    sidebar = next(r for r in area.regions if r.type == "UI")
-    x = window.x + sidebar.x + sidebar.width - 8  # the tab strip at the sidebar's right edge, near its top
-    y = window.y + window.height - (sidebar.y + sidebar.height - 60)
-    for _ in range(8):
-        drawn["count"] = 0
-        area.tag_redraw()
-        yield 0.3
-        if drawn["count"]:
-            return
-        subprocess.run(["xdotool", "mousemove", str(x), str(y), "click", "5"], check=True, timeout=10)
-    raise RuntimeError("the DLATrack sidebar tab never drew (8 wheel steps over the tab strip)")
-
-
-def count_draws(drawn: dict) -> None:
-    """Wrap the registered panel's draw() (Blender looks the method up on every redraw)."""
-    from blender_addon.ui import panel
-
-    original = panel.VIEW3D_PT_dlatrack.draw
-
-    def draw(self: bpy.types.Panel, context: bpy.types.Context) -> None:
-        drawn["count"] += 1
-        original(self, context)
-
-    panel.VIEW3D_PT_dlatrack.draw = draw
 
 
 def reraise(exc: BaseException) -> None:
