@@ -3,6 +3,8 @@
 Every job has a registry record (`<state_dir>/jobs/<id>.json`: kind, parameters, folder) written before it
 is queued, and a job folder whose manifest carries its state. On start-up, jobs whose manifest still says
 queued/running (the engine was killed) are queued again; their runners skip frames already in the folder.
+The registry forgets (never deletes the folders of) jobs whose folder the user removed, and all but the
+newest `MAX_FINISHED_JOBS` finished ones, so a long-lived engine state neither grows nor warns forever.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dlatrack_engine.wire.jobs import Job, JobState
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 0.1
+MAX_FINISHED_JOBS = 200  # finished jobs remembered across restarts (listed by `jobs`, attachable)
 
 
 class JobError(Exception):
@@ -126,7 +129,10 @@ class _JobLogForwarder(logging.Handler):
 class JobManager:
     """Owns all jobs of one engine. Thread-safe; `start()` launches the single worker thread."""
 
-    def __init__(self, state_dir: Path, runners: Mapping[str, Runner], engine_version: str) -> None:
+    def __init__(
+        self, state_dir: Path, runners: Mapping[str, Runner], engine_version: str, max_finished: int = MAX_FINISHED_JOBS
+    ) -> None:
+        self.max_finished = max_finished
         self.registry_dir = state_dir / "jobs"
         self.registry_dir.mkdir(parents=True, exist_ok=True)
         self.default_root = state_dir / "jobs"
@@ -333,10 +339,15 @@ class JobManager:
     def resume_interrupted(self) -> list[str]:
         """Load the registry; re-queue jobs a killed engine left queued/running; remember finished ones."""
         resumed: list[str] = []
+        finished: list[tuple[Path, str]] = []  # oldest first
         for path in sorted(self.registry_dir.glob("*.json"), key=lambda p: p.stat().st_mtime):
             try:
                 entry = json.loads(path.read_text(encoding="utf-8"))
                 folder = JobFolder(entry["folder"])
+                if not folder.root.exists():
+                    log.info("forgetting job %s: its folder %s was removed", entry.get("job_id"), folder.root)
+                    path.unlink(missing_ok=True)
+                    continue
                 manifest = folder.read_manifest()
                 job = Job(kind=entry["kind"], params=entry["params"], job_id=entry["job_id"])
             except (OSError, KeyError, ValueError, JobFolderError) as exc:
@@ -364,4 +375,16 @@ class JobManager:
                 job.error = manifest.get("error")
                 with self._lock:
                     self._records[job.job_id] = record
+                finished.append((path, job.job_id))
+        self._forget_oldest(finished)
         return resumed
+
+    def _forget_oldest(self, finished: list[tuple[Path, str]]) -> None:
+        """Drop the registry entries (not the folders) of all but the newest `max_finished` finished jobs."""
+        excess = finished[: max(0, len(finished) - self.max_finished)]
+        for path, job_id in excess:
+            path.unlink(missing_ok=True)
+            with self._lock:
+                self._records.pop(job_id, None)
+        if excess:
+            log.info("job registry: forgot the %d oldest finished jobs (their folders are kept)", len(excess))
