@@ -107,7 +107,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(light)
     light.add_argument("--out", type=Path, required=True, help="avatar package written by `train dam`")
     light.add_argument("--preset", choices=sorted(PRESETS), default=None, help="G sizes (default: keep)")
-    light.add_argument("--input-size", type=int, default=None, help="G's input texture size")
+    light.add_argument(
+        "--input-size", type=int, default=None, help="G's input texture size (above the texture size: finer features)"
+    )
     _schedule(light)
     light.add_argument("--lr-decay-every", type=int)
     light.add_argument("--pattern-mix", type=float, help="chance of adding each same-pose training pattern (0 = off)")
@@ -167,8 +169,6 @@ def _run_lighting(args: argparse.Namespace) -> int:
     sizes = None
     if args.preset or args.input_size or args.gain_activation or args.energy_normalised is not None:
         sizes = dict(PRESETS[args.preset or "sample"][1])
-        if args.input_size:
-            sizes["input_texture_size"] = args.input_size
         if args.gain_activation:
             sizes["gain_activation"] = args.gain_activation
         if args.energy_normalised is not None:
@@ -177,6 +177,7 @@ def _run_lighting(args: argparse.Namespace) -> int:
     pipeline.run_lighting_stage(
         args.data, args.out, args.image_size, sizes, cfg, pick_device(args.device),
         _checkpoints(args, args.out, "lighting"), _command(), first_frames=args.first_frames,
+        input_size=args.input_size,
     )  # fmt: skip
     return 0
 

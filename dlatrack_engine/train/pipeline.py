@@ -125,9 +125,12 @@ def run_dam_stage(
     return path
 
 
-def _fit_input_size(sizes: dict[str, Any], texture_size: int) -> dict[str, Any]:
+def _fit_input_size(sizes: dict[str, Any], texture_size: int, explicit: int | None = None) -> dict[str, Any]:
+    """A preset's G input size, capped at the texture size (the paper's 256 for a 1024 texture; a preset
+    never upsamples). An `explicit` size is kept as asked: above the texture size it gives G a finer
+    feature grid (input / 16) and its gain/bias maps are resampled down to the texture (models/lighting.py)."""
     sizes = dict(sizes)
-    sizes["input_texture_size"] = min(int(sizes.get("input_texture_size", 256)), texture_size)
+    sizes["input_texture_size"] = explicit or min(int(sizes.get("input_texture_size", 256)), texture_size)
     return sizes
 
 
@@ -149,6 +152,7 @@ def run_lighting_stage(
     command: str = "",
     data: LightStageData | None = None,
     first_frames: int | None = None,
+    input_size: int | None = None,
 ) -> Path:
     """Train G against the DAM stored in package `out` and rewrite `out` with it."""
     avatar = Avatar.load(out, device)
@@ -158,7 +162,8 @@ def run_lighting_stage(
     if lighting_sizes is None:
         lighting_cfg = avatar.lighting.cfg
     else:
-        lighting_cfg = LightingConfig(texture_size=texture_size, **_fit_input_size(lighting_sizes, texture_size))
+        sizes = _fit_input_size(lighting_sizes, texture_size, input_size)
+        lighting_cfg = LightingConfig(texture_size=texture_size, **sizes)
     renderer = MeshRenderer(data.topology.faces, data.topology.uv_faces, data.topology.uvs, device)
     unwrapped = unwrap_full_frames(data, split, texture_size, device, renderer)
     lighting, _, summary = train_lighting(
