@@ -206,6 +206,30 @@ def validate_config(config: Mapping[str, Any], topology: Topology, where: str = 
         raise AvatarFormatError(
             f"{where}: field 'landmarks' is {landmarks!r}, expected {{'scheme': 'ibug68', 'count': 68}}"
         )
+    embeddings = landmarks.get("detector_embeddings", {})
+    if not isinstance(embeddings, dict):
+        raise AvatarFormatError(f"{where}: field 'landmarks.detector_embeddings' must be an object")
+    for detector, entry in embeddings.items():
+        _check_embedding(entry, topology.num_faces, f"{where}: field 'landmarks.detector_embeddings.{detector}'")
+
+
+def _check_embedding(entry: Any, num_faces: int, where: str) -> None:
+    """A detector's calibrated ℓ_i: 68 face indices and 68 barycentric rows (>= 0, summing to 1)."""
+    if not isinstance(entry, dict):
+        raise AvatarFormatError(f"{where} must be an object with 'faces' and 'barycentrics'")
+    try:
+        faces = np.asarray(entry.get("faces"), dtype=np.int64)
+        bary = np.asarray(entry.get("barycentrics"), dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise AvatarFormatError(f"{where}: 'faces'/'barycentrics' are not numeric arrays ({error})") from error
+    if faces.shape != (NUM_LANDMARKS,) or bary.shape != (NUM_LANDMARKS, 3):
+        raise AvatarFormatError(
+            f"{where}: expected faces [68] and barycentrics [68, 3], got {list(faces.shape)} and {list(bary.shape)}"
+        )
+    if faces.min() < 0 or faces.max() >= num_faces:
+        raise AvatarFormatError(f"{where}: face index out of range [0, {num_faces})")
+    if (bary < -1e-6).any() or np.abs(bary.sum(1) - 1.0).max() > 1e-4:
+        raise AvatarFormatError(f"{where}: barycentric rows must be non-negative and sum to 1")
 
 
 def _type_name(kind: type | tuple[type, ...]) -> str:

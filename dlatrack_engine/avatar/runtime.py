@@ -33,6 +33,7 @@ from dlatrack_engine.models.lighting import LightingConfig, LightingModel, relig
 log = logging.getLogger(__name__)
 
 HEAD_FRAME = "x-left,y-up,z-forward"
+LandmarkEmbeddingTensors = tuple[torch.Tensor, torch.Tensor]  # ℓ_i: faces [68] int64, barycentrics [68,3]
 
 
 @dataclass
@@ -159,7 +160,7 @@ class Avatar:
                 "latent_size": self.dam.cfg.latent_size,
                 "dam": self.dam.cfg.to_dict(),
                 "lighting": self.lighting.cfg.to_dict(),
-                "landmarks": {"scheme": "ibug68", "count": NUM_LANDMARKS},
+                "landmarks": {"scheme": "ibug68", "count": NUM_LANDMARKS, **self._detector_embeddings()},
             }
         )
         config["provenance"] = dict(provenance) if provenance is not None else dict(config.get("provenance", {}))
@@ -192,8 +193,25 @@ class Avatar:
         _, texture = self.decode(z, view)
         return self.relight(texture, light_code, head_view)[0]
 
-    def landmarks(self, vertices: torch.Tensor) -> torch.Tensor:
-        """Mesh landmarks ℓ_i (Eq. 6): barycentric points of `vertices` [B,V,3] -> [B,68,3]."""
-        corners = self.topology.faces[self.topology.landmark_faces]  # [68,3]
+    def landmarks(self, vertices: torch.Tensor, embedding: LandmarkEmbeddingTensors | None = None) -> torch.Tensor:
+        """Mesh landmarks ℓ_i (Eq. 6): barycentric points of `vertices` [B,V,3] -> [B,68,3], with the
+        topology's default embedding or `embedding` (see `landmark_embedding`)."""
+        faces, bary = embedding or (self.topology.landmark_faces, self.topology.landmark_barycentrics)
+        corners = self.topology.faces[faces]  # [68,3]
         points = vertices[:, corners]  # [B,68,3(corner),3]
-        return (points * self.topology.landmark_barycentrics[None, :, :, None]).sum(dim=2)
+        return (points * bary[None, :, :, None]).sum(dim=2)
+
+    def _detector_embeddings(self) -> dict[str, Any]:
+        embeddings = self.config.get("landmarks", {}).get("detector_embeddings")
+        return {"detector_embeddings": embeddings} if embeddings else {}
+
+    def landmark_embedding(self, detector: str | None) -> tuple[LandmarkEmbeddingTensors, str]:
+        """(faces [68], barycentrics [68,3]) of ℓ_i for landmarks from `detector`, and where they come from:
+        the embedding calibrated for that detector (`dlatrack train landmarks`) when the package has one,
+        else the topology's default."""
+        stored = self._detector_embeddings().get("detector_embeddings", {}).get(detector or "")
+        if stored is None:
+            return (self.topology.landmark_faces, self.topology.landmark_barycentrics), "default"
+        faces = torch.as_tensor(stored["faces"], dtype=torch.int64, device=self.device)
+        bary = torch.as_tensor(stored["barycentrics"], dtype=torch.float32, device=self.device)
+        return (faces, bary), f"calibrated for {detector}"

@@ -203,11 +203,14 @@ class _Job:
         return track
 
     def init(self, marks: LandmarkTrack):
+        source = self.scene.use_landmarks_of(marks.detector)
+        log.info("step 1: landmarks from %s, mesh landmarks ℓ_i: %s", marks.detector, source)
         path = self.folder.root / "init.npz"
         if path.exists():
             params, data = output.load_params(path, self.device)
             return params, torch.as_tensor(data["loss"])
         start = time.monotonic()
+        self.folder.update_manifest(landmark_embedding=source)
         points = torch.as_tensor(marks.points) * self.scale  # detected at full size, fitted at working size
         weights = torch.as_tensor(marks.confidence)
         weights = torch.where(torch.as_tensor(marks.detected)[:, None], weights.clamp_min(0.05), 0.2)

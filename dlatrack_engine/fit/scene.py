@@ -42,6 +42,12 @@ class FaceScene:
             topo = avatar.topology
             renderer = MeshRenderer(topo.faces, topo.uv_faces, topo.uvs, self.device, backend)
         self.renderer = renderer
+        self.landmark_embedding, self.landmark_source = avatar.landmark_embedding(None)
+
+    def use_landmarks_of(self, detector: str | None) -> str:
+        """Tie Eq. 6 to `detector`'s ℓ_i (calibrated in the package, else the default); returns which."""
+        self.landmark_embedding, self.landmark_source = self.avatar.landmark_embedding(detector)
+        return self.landmark_source
 
     def camera(self, batch: int) -> Camera:
         eye = torch.eye(3, device=self.device).expand(batch, 3, 3)
@@ -71,14 +77,14 @@ class FaceScene:
         layers = dam.decoder.mesh
         last = layers[-1] if isinstance(layers, torch.nn.Sequential) else None
         if not isinstance(last, torch.nn.Linear):
-            return self.avatar.landmarks(self.geometry(z))
-        topo = self.avatar.topology
-        corners = topo.faces[topo.landmark_faces]  # [68, 3] vertex ids
+            return self.avatar.landmarks(self.geometry(z), self.landmark_embedding)
+        landmark_faces, barycentrics = self.landmark_embedding
+        corners = self.avatar.topology.faces[landmark_faces]  # [68, 3] vertex ids
         rows = (corners.reshape(-1, 1) * 3 + torch.arange(3, device=z.device)).reshape(-1)  # xyz rows
         hidden = layers[:-1](z)
         offsets = torch.nn.functional.linear(hidden, last.weight[rows], last.bias[rows]).view(-1, 68, 3, 3)
         points = dam.mean_vertices[corners] + offsets * dam.vertex_std  # [B, 68, 3 corners, 3]
-        return (points * topo.landmark_barycentrics[None, :, :, None]).sum(dim=2)
+        return (points * barycentrics[None, :, :, None]).sum(dim=2)
 
     def landmarks_2d(self, params: FrameParams) -> torch.Tensor:
         """Eq. 6's Π(r̃ M̃(ℓ_i) + t̃) -> [B, 68, 2]."""

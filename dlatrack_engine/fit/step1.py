@@ -92,7 +92,7 @@ def fit_landmarks(scene: FaceScene, detected: torch.Tensor, weights: torch.Tenso
     latent = scene.avatar.dam.cfg.latent_size
     if init is None:
         with torch.no_grad():
-            mean_marks = scene.avatar.landmarks(scene.geometry(torch.zeros(1, latent, device=device)))[0]
+            mean_marks = scene.landmarks_3d(torch.zeros(1, latent, device=device))[0]
         init = pnp_init(mean_marks.cpu().numpy(), detected.cpu().numpy(), weights.cpu().numpy(), scene.K.cpu().numpy())
         init = FrameParams(init.r.to(device), init.t.to(device), torch.zeros(n, latent, device=device))
     s1 = schedule.step1

@@ -2,8 +2,9 @@
 
     dlatrack train dam      --data D --out A   # DAM -> package A (with an identity G)
     dlatrack train lighting --data D --out A   # G (Eq. 4-5) against A's DAM -> A
+    dlatrack train landmarks --data D --avatar A --detector NAME  # ℓ_i of Eq. 6 for that detector -> A
     dlatrack train eval     --data D --avatar A  # held-out metrics -> A's avatar.json provenance
-    dlatrack train sample                      # all three for the sample subject -> sample_scenes/avatar
+    dlatrack train sample                      # all of them for the sample subject -> sample_scenes/avatar
 
 Training resumes from the last checkpoint (`--checkpoint-dir`, default cache/train/<name of A>) unless
 `--fresh` is given.
@@ -45,6 +46,7 @@ SAMPLE_SETTINGS = {
         "--texture-warmup-epochs", "120", "--texture-warmup-lr", "3e-3", "--texture-warmup-lr-decay-every", "40",
         "--texture-warmup-minutes", "20", "--time-limit-minutes", "35",
     ],
+    "landmarks": ["--detector", "mediapipe"],  # the detector every install has (DESIGN.md, landmarks/)
     "eval": ["--max-frames", "16", "--fit-iterations", "300"],
 }  # fmt: skip
 
@@ -134,6 +136,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     light.add_argument("--texture-warmup-lr-decay-every", type=int, help="x0.25 every N warm-up epochs")
     light.set_defaults(func=_run_lighting)
 
+    marks = stages.add_parser(
+        "landmarks", help="calibrate the mesh landmarks ℓ_i (Eq. 6) for a landmark detector on the light stage"
+    )
+    _common(marks)
+    marks.add_argument("--avatar", type=Path, required=True, help="avatar package trained on this light stage")
+    marks.add_argument("--detector", default="auto", help="face-alignment, mediapipe or auto (as `dlatrack track`)")
+    marks.add_argument("--landmark-weights", default=None, help="folder with face-alignment's weights")
+    marks.set_defaults(func=_run_landmarks, image_size=None)  # detect at the captured size
+
     ev = stages.add_parser("eval", help="held-out DAM / G / SH / no-lighting metrics of a package")
     _common(ev)
     ev.add_argument("--avatar", type=Path, required=True)
@@ -198,6 +209,18 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_landmarks(args: argparse.Namespace) -> int:
+    from dlatrack_engine.landmarks import create_detector
+
+    detector = create_detector(args.detector, "cpu", args.landmark_weights)
+    report = pipeline.run_landmark_calibration(
+        args.data, args.avatar, args.image_size, detector, _command(), first_frames=args.first_frames
+    )
+    json.dump(report, sys.stdout, indent=1)
+    sys.stdout.write("\n")
+    return 0
+
+
 def _run_sample(args: argparse.Namespace) -> int:
     data = args.data or cache_dir() / SAMPLE_DATA
     s = SAMPLE_SETTINGS
@@ -211,6 +234,7 @@ def _run_sample(args: argparse.Namespace) -> int:
         ["train", "dam", *common, "--out", str(args.out), "--texture-size", s["texture_size"], *s["dam"],
          "--name", "sample"],
         ["train", "lighting", *common, "--out", str(args.out), *s["lighting"]],
+        ["train", "landmarks", "--data", str(data), *first, *s["landmarks"], "--avatar", str(args.out)],
         ["train", "eval", *common, "--avatar", str(args.out), *s["eval"]],
     ]  # fmt: skip
     if args.fresh and args.out.exists():

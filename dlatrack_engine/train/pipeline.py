@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 import dlatrack_engine
 from dlatrack_engine.avatar.runtime import Avatar
@@ -26,6 +27,7 @@ from dlatrack_engine.render.mesh_renderer import MeshRenderer
 from dlatrack_engine.train.dam_trainer import DAMTrainConfig, train_dam, unwrap_full_frames
 from dlatrack_engine.train.data import LightStageData, Split, load_lightstage, make_split
 from dlatrack_engine.train.evaluate import evaluate_avatar
+from dlatrack_engine.train.landmark_calibration import LandmarkEmbedding, calibrate_landmarks
 from dlatrack_engine.train.lighting_trainer import LightingTrainConfig, train_lighting
 
 log = logging.getLogger(__name__)
@@ -214,3 +216,33 @@ def train_config_from(cls: type, overrides: dict[str, Any]):
     """A training-config dataclass with the non-None `overrides` applied (CLI flags map onto fields)."""
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in overrides.items() if v is not None and k in names})
+
+
+def run_landmark_calibration(
+    data_root: Path,
+    avatar_path: Path,
+    image_size: int | None,
+    detector: Any,
+    command: str = "",
+    first_frames: int | None = None,
+) -> dict:
+    """Calibrate ℓ_i for `detector` (landmarks/ interface) on the package's training frames and cameras
+    (fully lit) and store it in the package under landmarks.detector_embeddings; returns the report."""
+    avatar = Avatar.load(avatar_path, "cpu")
+    data = _load(data_root, image_size, first_frames)
+    split = _split_from(avatar, avatar_path)
+    topo = avatar.topology_arrays
+    default = LandmarkEmbedding(topo.landmark_faces, topo.landmark_barycentrics)
+    frames = split.train_frames(data, "full")
+    with tqdm(total=len(frames) * data.num_cameras, desc="landmarks", unit="view") as bar:
+        embedding = calibrate_landmarks(
+            data, detector, frames, split.train_cameras(data), split.test_cameras(data), default,
+            progress=lambda done, total: bar.update(done - bar.n),
+        )  # fmt: skip
+    embedding.report.update({"command": command, "data": _relative(data_root), "frames": len(frames)})
+    landmarks = dict(avatar.config.get("landmarks", {}))
+    landmarks["detector_embeddings"] = {**landmarks.get("detector_embeddings", {}), detector.name: embedding.to_dict()}
+    avatar.config["landmarks"] = landmarks
+    avatar.to_package(avatar_path)
+    log.info("wrote %s (landmark embedding for %s)", avatar_path, detector.name)
+    return embedding.report
