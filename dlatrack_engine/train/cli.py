@@ -40,11 +40,11 @@ SAMPLE_OUT = SAMPLE_SCENES / "avatar"
 SAMPLE_SETTINGS = {
     "texture_size": "128",
     "image_size": "128",
-    "dam": ["--epochs", "200", "--batch-size", "8", "--lr", "2e-3", "--time-limit-minutes", "8"],
+    "dam": ["--epochs", "200", "--batch-size", "8", "--lr", "2e-3", "--time-limit-minutes", "10"],
     "lighting": [
         "--epochs", "100", "--batch-size", "4", "--samples-per-epoch", "80", "--lr", "1e-3", "--lr-decay-every", "40",
         "--texture-warmup-epochs", "120", "--texture-warmup-lr", "3e-3", "--texture-warmup-lr-decay-every", "40",
-        "--texture-warmup-minutes", "20", "--time-limit-minutes", "35",
+        "--texture-warmup-minutes", "27", "--time-limit-minutes", "38",
     ],
     "landmarks": ["--detector", "mediapipe"],  # the detector every install has (DESIGN.md, landmarks/)
     "eval": ["--max-frames", "16", "--fit-iterations", "300"],
@@ -221,8 +221,16 @@ def _run_landmarks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _short(path: Path) -> Path:
+    """`path` relative to the working directory when inside it (no machine-specific prefix in provenance)."""
+    try:
+        return path.resolve().relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
 def _run_sample(args: argparse.Namespace) -> int:
-    data = args.data or cache_dir() / SAMPLE_DATA
+    data, out = _short(args.data or cache_dir() / SAMPLE_DATA), _short(args.out)  # the commands go in avatar.json
     s = SAMPLE_SETTINGS
     fresh = ["--fresh"] if args.fresh else []
     device = ["--device", args.device] if args.device else []
@@ -231,14 +239,14 @@ def _run_sample(args: argparse.Namespace) -> int:
     from dlatrack_engine.cli import main
 
     steps = [
-        ["train", "dam", *common, "--out", str(args.out), "--texture-size", s["texture_size"], *s["dam"],
+        ["train", "dam", *common, "--out", str(out), "--texture-size", s["texture_size"], *s["dam"],
          "--name", "sample"],
-        ["train", "lighting", *common, "--out", str(args.out), *s["lighting"]],
-        ["train", "landmarks", "--data", str(data), *first, *s["landmarks"], "--avatar", str(args.out)],
-        ["train", "eval", *common, "--avatar", str(args.out), *s["eval"]],
+        ["train", "lighting", *common, "--out", str(out), *s["lighting"]],
+        ["train", "landmarks", "--data", str(data), *first, *s["landmarks"], "--avatar", str(out)],
+        ["train", "eval", *common, "--avatar", str(out), *s["eval"]],
     ]  # fmt: skip
-    if args.fresh and args.out.exists():
-        shutil.rmtree(args.out)
+    if args.fresh and out.exists():
+        shutil.rmtree(out)
     for step in steps:
         log.info("running: dlatrack %s", shlex.join(step))
         saved = sys.argv

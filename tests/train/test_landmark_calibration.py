@@ -10,9 +10,12 @@ import torch
 
 from dlatrack_engine.avatar.format import AvatarFormatError
 from dlatrack_engine.avatar.runtime import Avatar
+from dlatrack_engine.colour import linear_to_srgb8
 from dlatrack_engine.fit.scene import FaceScene
 from dlatrack_engine.models.dam import DAM, DAMConfig
 from dlatrack_engine.models.lighting import LightingConfig, LightingModel
+from dlatrack_engine.train import landmark_calibration
+from dlatrack_engine.train.data import load_lightstage
 from dlatrack_engine.train.landmark_calibration import LandmarkEmbedding, _project_views, calibrate_landmarks
 from dlatrack_engine.train.pipeline import run_landmark_calibration
 from dlatrack_engine.train.toy import toy_lightstage, write_lightstage
@@ -47,8 +50,6 @@ class ProjectingDetector:
         mesh_faces = np.asarray(toy.topology.faces)
         for frame in range(toy.num_frames):
             for cam in range(toy.num_cameras):
-                from dlatrack_engine.colour import linear_to_srgb8
-
                 key = linear_to_srgb8(toy.images[frame, cam].float().numpy()).tobytes()
                 head = embedding.points(toy.vertices[[frame]].double().numpy(), mesh_faces)
                 px = _project_views(toy, [(frame, cam)], head)[0]
@@ -69,7 +70,8 @@ def test_calibration_recovers_the_detectors_surface_points(toy):
     calibrated = calibrate_landmarks(toy, detector, list(range(toy.num_frames)), [0, 1], [2], default_embedding(toy))
     mesh_faces = np.asarray(toy.topology.faces)
     neutral = np.asarray(toy.topology.neutral)[None]
-    error_mm = 1000 * np.linalg.norm(calibrated.points(neutral, mesh_faces) - truth.points(neutral, mesh_faces), axis=-1)
+    found, true = calibrated.points(neutral, mesh_faces), truth.points(neutral, mesh_faces)
+    error_mm = 1000 * np.linalg.norm(found - true, axis=-1)
     spacing_mm = 1000 * np.linalg.norm(neutral[0, mesh_faces[:, 0]] - neutral[0, mesh_faces[:, 1]], axis=-1).mean()
     assert np.median(error_mm) < 0.1 * spacing_mm, (np.median(error_mm), spacing_mm)
     report = calibrated.report["mean_error_px"]
@@ -104,9 +106,6 @@ def test_calibrated_embedding_is_stored_and_used_by_step_1_for_its_detector(toy,
     write_lightstage(toy, root)
     _package(toy, tmp_path)
     truth = shifted_embedding(toy)
-    from dlatrack_engine.train import landmark_calibration
-    from dlatrack_engine.train.data import load_lightstage
-
     on_disk = load_lightstage(root)  # the detector must see the images as the pipeline loads them
     detector = ProjectingDetector(on_disk, truth, noise_px=0.0)
     monkeypatch.setattr(landmark_calibration, "MIN_VIEWS", 2)
