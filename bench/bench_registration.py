@@ -75,7 +75,8 @@ def run(args: argparse.Namespace) -> dict:
                 LandmarkTrack(track.points[:n], track.confidence[:n], track.detected[:n],
                               track.detector).save(str(job / "landmarks.npz"))
             options = TrackOptions(quality=args.quality, stop=args.frames, device=str(device), detector=args.detector,
-                                   write_textures=False, write_overlays=False, **overrides)
+                                   calibrated_landmarks=not args.default_landmarks, write_textures=False,
+                                   write_overlays=False, **overrides)
             start = time.monotonic()
             summary = track_video(clip / "frames", avatar, job, options)
             seconds = time.monotonic() - start
@@ -140,6 +141,7 @@ def main() -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--detector", default="auto")
     p.add_argument("--no-csim", action="store_true")
+    p.add_argument("--default-landmarks", action="store_true", help="ignore the avatar's calibrated ℓ_i (ablation)")
     p.add_argument("--out", default=str(cache_dir() / "bench_registration"))
     p.add_argument("--results", default=None, help="markdown file to write (default bench/RESULTS.md)")
     args = p.parse_args()

@@ -36,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: CUDA when present)")
     p.add_argument("--detector", choices=("auto", "face-alignment", "mediapipe"), default="auto")
     p.add_argument("--landmark-weights", default=None, help="folder with face-alignment's weight files")
+    p.add_argument("--default-landmarks", action="store_true",
+                   help="step 1 ties landmarks to the topology's default ℓ_i even when the avatar has ones "
+                        "calibrated for the detector (`dlatrack train landmarks`)")
     p.add_argument("--focal", type=float, default=None, help="focal length in pixels (default: clip calibration)")
     p.add_argument("--no-textures", action="store_true", help="skip the per-frame texture PNGs")
     p.add_argument("--no-overlays", action="store_true", help="skip the overlay PNGs")
@@ -52,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         key_frames=args.key_frames, quality=args.quality, start=args.start, stop=args.stop, stride=args.stride,
         lighting=args.lighting, adapt=not args.no_adapt, pretrained_lighting=not args.scratch_lighting,
         steps="landmarks" if args.landmarks_only else "full", device=str(device), detector=args.detector,
-        landmark_weights_dir=args.landmark_weights, focal=args.focal, flow_weight=args.flow_weight,
+        landmark_weights_dir=args.landmark_weights, calibrated_landmarks=not args.default_landmarks,
+        focal=args.focal, flow_weight=args.flow_weight,
         write_textures=not args.no_textures, write_overlays=not args.no_overlays,
     )
     avatar = Avatar.load(args.avatar, device)

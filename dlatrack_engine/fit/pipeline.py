@@ -61,6 +61,7 @@ class TrackOptions:
     device: str | None = None
     detector: str = "auto"
     landmark_weights_dir: str | None = None
+    calibrated_landmarks: bool = True  # the detector's own ℓ_i when the avatar has one (train/landmark_calibration)
     focal: float | None = None  # pixels; None: clip calibration or a phone-like default
     flow_weight: float | None = None  # λ_flow override (paper 3.0)
     batch_size: int | None = None  # step-3 frames per batch override
@@ -203,7 +204,7 @@ class _Job:
         return track
 
     def init(self, marks: LandmarkTrack):
-        source = self.scene.use_landmarks_of(marks.detector)
+        source = self.scene.use_landmarks_of(marks.detector if self.options.calibrated_landmarks else None)
         log.info("step 1: landmarks from %s, mesh landmarks ℓ_i: %s", marks.detector, source)
         path = self.folder.root / "init.npz"
         if path.exists():

@@ -84,3 +84,20 @@ def test_a_different_request_into_a_used_folder_is_refused(tmp_path, avatar, cli
     track_video(root, avatar, tmp_path / "job", options)
     with pytest.raises(JobFolderError, match="another request"):
         track_video(root, avatar, tmp_path / "job", _options(marks))
+
+
+@pytest.mark.parametrize("calibrated", [True, False])
+def test_step_1_uses_the_landmarks_calibrated_for_the_detector(tmp_path, avatar, clip_dir, calibrated):
+    from dlatrack_engine.avatar.runtime import Avatar
+
+    root, marks = clip_dir
+    detector = ReplayDetector(marks)
+    topo = avatar.topology_arrays
+    embedding = {"faces": np.roll(topo.landmark_faces, 1).tolist(), "barycentrics": topo.landmark_barycentrics.tolist()}
+    config = {**avatar.config, "landmarks": {"scheme": "ibug68", "count": 68,
+                                             "detector_embeddings": {detector.name: embedding}}}  # fmt: skip
+    calibrated_avatar = Avatar(avatar.dam, avatar.lighting, topo, config)
+    options = TrackOptions(steps="landmarks", landmark_detector=detector, calibrated_landmarks=calibrated)
+    track_video(root, calibrated_avatar, tmp_path / "job", options)
+    expected = f"calibrated for {detector.name}" if calibrated else "default"
+    assert JobFolder(tmp_path / "job").read_manifest()["landmark_embedding"] == expected
