@@ -32,8 +32,8 @@ class SampleConfig:
     """Everything that decides the rendered data; presets below, every field overridable on the CLI."""
 
     cameras: int = 6
-    steps: int = 50
-    groups_per_step: int = 4  # pattern frames per step: 200 patterns light each of the 50 groups ~16 times
+    steps: int = 25
+    groups_per_step: int = 4  # pattern frames per step: 100 patterns light each of the 50 groups ~8 times
     groups_per_pattern: tuple[int, int] = (2, 6)
     stage_size: int = 160
     stage_samples: int = 16

@@ -40,11 +40,11 @@ SAMPLE_OUT = SAMPLE_SCENES / "avatar"
 SAMPLE_SETTINGS = {
     "texture_size": "128",
     "image_size": "128",
-    "dam": ["--epochs", "200", "--batch-size", "8", "--lr", "2e-3", "--time-limit-minutes", "10"],
+    "dam": ["--epochs", "200", "--batch-size", "8", "--lr", "2e-3", "--time-limit-minutes", "8"],
     "lighting": [
         "--epochs", "100", "--batch-size", "4", "--samples-per-epoch", "80", "--lr", "1e-3", "--lr-decay-every", "40",
         "--texture-warmup-epochs", "120", "--texture-warmup-lr", "3e-3", "--texture-warmup-lr-decay-every", "40",
-        "--texture-warmup-minutes", "27", "--time-limit-minutes", "38",
+        "--texture-warmup-minutes", "20", "--time-limit-minutes", "35",
     ],
     "landmarks": ["--detector", "mediapipe"],  # the detector every install has (DESIGN.md, landmarks/)
     "eval": ["--max-frames", "16", "--fit-iterations", "300"],
