@@ -160,7 +160,7 @@ class Avatar:
                 "latent_size": self.dam.cfg.latent_size,
                 "dam": self.dam.cfg.to_dict(),
                 "lighting": self.lighting.cfg.to_dict(),
-                "landmarks": {"scheme": "ibug68", "count": NUM_LANDMARKS, **self._detector_embeddings()},
+                "landmarks": {"scheme": "ibug68", "count": NUM_LANDMARKS, **self._embeddings_entry()},
             }
         )
         config["provenance"] = dict(provenance) if provenance is not None else dict(config.get("provenance", {}))
@@ -202,14 +202,18 @@ class Avatar:
         return (points * bary[None, :, :, None]).sum(dim=2)
 
     def _detector_embeddings(self) -> dict[str, Any]:
-        embeddings = self.config.get("landmarks", {}).get("detector_embeddings")
+        """{detector name: calibrated ℓ_i record} stored in this package (may be empty)."""
+        return self.config.get("landmarks", {}).get("detector_embeddings") or {}
+
+    def _embeddings_entry(self) -> dict[str, Any]:
+        embeddings = self._detector_embeddings()
         return {"detector_embeddings": embeddings} if embeddings else {}
 
     def landmark_embedding(self, detector: str | None) -> tuple[LandmarkEmbeddingTensors, str]:
         """(faces [68], barycentrics [68,3]) of ℓ_i for landmarks from `detector`, and where they come from:
         the embedding calibrated for that detector (`dlatrack train landmarks`) when the package has one,
         else the topology's default."""
-        stored = self._detector_embeddings().get("detector_embeddings", {}).get(detector or "")
+        stored = self._detector_embeddings().get(detector or "")
         if stored is None:
             return (self.topology.landmark_faces, self.topology.landmark_barycentrics), "default"
         faces = torch.as_tensor(stored["faces"], dtype=torch.int64, device=self.device)

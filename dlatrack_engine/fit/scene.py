@@ -42,12 +42,12 @@ class FaceScene:
             topo = avatar.topology
             renderer = MeshRenderer(topo.faces, topo.uv_faces, topo.uvs, self.device, backend)
         self.renderer = renderer
-        self.landmark_embedding, self.landmark_source = avatar.landmark_embedding(None)
+        self.landmark_embedding, _ = avatar.landmark_embedding(None)
 
     def use_landmarks_of(self, detector: str | None) -> str:
         """Tie Eq. 6 to `detector`'s ℓ_i (calibrated in the package, else the default); returns which."""
-        self.landmark_embedding, self.landmark_source = self.avatar.landmark_embedding(detector)
-        return self.landmark_source
+        self.landmark_embedding, source = self.avatar.landmark_embedding(detector)
+        return source
 
     def camera(self, batch: int) -> Camera:
         eye = torch.eye(3, device=self.device).expand(batch, 3, 3)
