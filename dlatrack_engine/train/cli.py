@@ -119,6 +119,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--lambda-bias", type=float, help="L1 penalty on G's bias map (not in the paper; default 0 = off)"
     )
     light.add_argument(
+        "--lambda-superposition", type=float, help="G linear in the light code (not in the paper; default 0 = off)"
+    )
+    light.add_argument(
         "--gain-activation", choices=GAIN_ACTIVATIONS, help="G's gain activation (default: keep / the preset's)"
     )
     light.add_argument(

@@ -32,6 +32,11 @@ gain into its flat region, where it is stuck (models/lighting.py, `gain_activati
 over. The energy-normalised G (models/lighting.py, the default for new training) removes the cause — its
 gain no longer has to span two orders of magnitude — and keeps the split healthy without any penalty; this
 penalty, the |1 + x| gain and the gain-only warm-up (train/texture_warmup.py) stay opt-in.
+
+Superposition loss (`lambda_superposition`, off by default; not in the paper): L gets + λ_sup · mean
+|T(l) − T(l_A) − T(l_B)| for a random split l = l_A + l_B of each sample's lit groups, relative like the
+render loss (train/superposition.py). It asks G to be linear in the light, as light transport is; both the
+warm-up and Eq. 4-5 use it when set.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from dlatrack_engine.train.dam_trainer import UnwrappedFrames
 from dlatrack_engine.train.data import LightStageData, Split, nearest_full_frame
 from dlatrack_engine.train.loop import end_epoch, run_epoch, training_summary
 from dlatrack_engine.train.pattern_mix import mixed_exposures, same_pose_partners
+from dlatrack_engine.train.superposition import superposition_residual
 from dlatrack_engine.train.texture_warmup import bias_magnitude, texture_warmup
 
 log = logging.getLogger(__name__)
@@ -73,6 +79,7 @@ class LightingTrainConfig:
     pattern_mix: float = 0.5  # chance of adding each same-pose training pattern to a sample (pattern_mix.py)
     relative_render_loss: bool = True
     lambda_bias: float = 0.0  # L1 penalty on the bias map (not in the paper; see the module docstring)
+    lambda_superposition: float = 0.0  # linearity of G in l (not in the paper; train/superposition.py)
     texture_warmup_epochs: int = 0  # optional texture-space warm-up of G (train/texture_warmup.py)
     texture_warmup_lr: float = 1e-3
     texture_warmup_minutes: float | None = None
@@ -109,11 +116,11 @@ def render_relit(
     frames: torch.Tensor,
     cams: torch.Tensor,
     light_code: torch.Tensor,
-    with_bias: bool = False,
-) -> tuple[torch.Tensor, ...]:
+    with_inputs: bool = False,
+) -> tuple:
     """Decode (Eq. 1), relight (Eq. 2-3) and render for (frame, camera) pairs:
-    -> (image [B,H,W,3], coverage [B,H,W,1], decoded vertices [B,V,3]) (+ the bias map [B,3,T,T] if
-    `with_bias`)."""
+    -> (image [B,H,W,3], coverage [B,H,W,1], decoded vertices [B,V,3]) (+ with `with_inputs`, a dict of
+    G's inputs and outputs: "texture" T̂, "head_view" h_v, "bias" b and "relit" T, for the extra terms)."""
     device = z.device
     view = data.view_vectors(frames, cams).to(device)
     vertices, texture = dam.decode(z, view)
@@ -121,8 +128,8 @@ def render_relit(
     gain, bias = lighting(light_code, head_view, texture)
     relit = relight(texture, gain, bias)
     out = renderer.render(data.world_vertices(vertices, frames), data.camera(cams).to(device), relit)
-    if with_bias:
-        return out.image, out.mask, vertices, bias
+    if with_inputs:
+        return out.image, out.mask, vertices, {"texture": texture, "head_view": head_view, "bias": bias, "relit": relit}
     return out.image, out.mask, vertices
 
 
@@ -147,8 +154,8 @@ def lighting_losses(
     )  # fmt: skip
     light_code, target = light_code.to(device), target.to(device)
     z = codes[frames.to(device)]
-    image, coverage, vertices, bias = render_relit(
-        dam, lighting, renderer, data, z, frames, cams, light_code, with_bias=True
+    image, coverage, vertices, g_io = render_relit(
+        dam, lighting, renderer, data, z, frames, cams, light_code, with_inputs=True
     )
     # m^v: the foreground the mesh covers (the capture's mask also holds hair, neck, ...: no gradient there).
     mask = data.masks[frames, cams].float().to(device) * (coverage.detach() > 0.5)
@@ -163,10 +170,14 @@ def lighting_losses(
         "render": per_sample.mean(),  # Eq. 4
         "geo": ((vertices - tracked) / dam.vertex_std).pow(2).mean(),
         "reg": z.pow(2).mean(),
-        "bias": bias_magnitude(bias, level).mean(),
+        "bias": bias_magnitude(g_io["bias"], level).mean(),
     }
     terms["total"] = terms["render"] + cfg.lambda_geo * terms["geo"] + cfg.lambda_reg * terms["reg"]  # Eq. 5
     terms["total"] = terms["total"] + cfg.lambda_bias * terms["bias"]  # bias penalty (not in the paper)
+    if cfg.lambda_superposition > 0:
+        residual = superposition_residual(lighting, light_code, g_io["head_view"], g_io["texture"], g_io["relit"])
+        terms["superposition"] = (residual if level is None else residual / level).mean()
+        terms["total"] = terms["total"] + cfg.lambda_superposition * terms["superposition"]
     return terms
 
 

@@ -25,6 +25,7 @@ from dlatrack_engine.render.mesh_renderer import MeshRenderer
 from dlatrack_engine.train.dam_trainer import UnwrappedFrames, unwrap_frames
 from dlatrack_engine.train.data import LightStageData, Split
 from dlatrack_engine.train.pattern_mix import mixed_exposures, same_pose_partners
+from dlatrack_engine.train.superposition import superposition_residual
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,8 @@ def texture_warmup(
             if gain_only:
                 bias = torch.zeros_like(bias)
             norm = 3 * weight.sum(dim=(1, 2, 3)).clamp_min(1e-6)
-            per_sample = (weight * (relight(texture, gain, bias) - target).abs()).sum(dim=(1, 2, 3)) / norm
+            relit = relight(texture, gain, bias)
+            per_sample = (weight * (relit - target).abs()).sum(dim=(1, 2, 3)) / norm
             level = None
             if cfg.relative_render_loss:
                 level = (weight * target).sum(dim=(1, 2, 3)) / norm + 1e-3
@@ -98,6 +100,9 @@ def texture_warmup(
             loss = per_sample.mean()
             if cfg.lambda_bias > 0 and not gain_only:
                 loss = loss + cfg.lambda_bias * bias_magnitude(bias, level).mean()
+            if cfg.lambda_superposition > 0:
+                residual = superposition_residual(lighting, code, head_view, texture, relit, weight)
+                loss = loss + cfg.lambda_superposition * (residual if level is None else residual / level).mean()
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

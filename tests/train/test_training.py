@@ -129,6 +129,26 @@ def test_lighting_training_reduces_render_loss_with_dam_frozen(toy):
         assert torch.equal(value, before[key]), f"DAM tensor {key} changed: it must stay frozen"
 
 
+def test_the_superposition_term_enters_eq5_with_its_weight(toy):
+    split = make_split(toy, holdout_cameras=[], holdout_every=0)
+    dam, unwrapped, _ = train_dam(toy, split, dam_config(toy), DAMTrainConfig(epochs=1), CPU, progress=False)
+    # The plain G at its start (g = 1 for every code) is not additive, so the term is > 0.
+    lighting = LightingModel(LightingConfig(texture_size=16, energy_normalised=False, **SMALL_G))
+    renderer = MeshRenderer(toy.topology.faces, toy.topology.uv_faces, toy.topology.uvs, CPU)
+    codes = initial_codes(dam, toy, unwrapped, CPU)
+    frames, cams = torch.tensor([1, 2, 4]), torch.tensor([0, 1, 2])
+
+    def terms(weight: float) -> dict[str, torch.Tensor]:
+        cfg = LightingTrainConfig(lambda_superposition=weight)
+        with torch.no_grad():
+            return lighting_losses(dam, lighting, renderer, toy, codes, frames, cams, cfg, augment=False)
+
+    plain, weighted = terms(0.0), terms(2.0)
+    assert "superposition" not in plain
+    assert float(weighted["superposition"]) > 0.1
+    assert torch.allclose(weighted["total"], plain["total"] + 2.0 * weighted["superposition"])
+
+
 @pytest.mark.parametrize("gain_only", [True, False])
 def test_texture_warmup_gain_only_leaves_the_bias_at_zero(toy, gain_only):
     split = make_split(toy, holdout_cameras=[], holdout_every=0)
@@ -137,7 +157,7 @@ def test_texture_warmup_gain_only_leaves_the_bias_at_zero(toy, gain_only):
     lighting = LightingModel(model_cfg)
     cfg = LightingTrainConfig(
         batch_size=3, texture_warmup_epochs=2, texture_warmup_lr=1e-2, texture_warmup_gain_only=gain_only,
-        lambda_bias=0.1, texture_warmup_lr_decay_every=1,
+        lambda_bias=0.1, lambda_superposition=0.5, texture_warmup_lr_decay_every=1,
     )  # fmt: skip
     renderer = MeshRenderer(toy.topology.faces, toy.topology.uv_faces, toy.topology.uvs, CPU)
     codes = initial_codes(dam, toy, unwrapped, CPU)
