@@ -13,6 +13,9 @@ poorly to new combinations (bench/RESULTS.md, "what makes G generalise"). The co
 it ties G's answers on the captured patterns to its answers on their parts, so the per-group responses
 that the captured sums imply are what G has to learn. Pattern mixing (pattern_mix.py) is the same
 linearity applied to the data — with exact image targets, but only for patterns captured in one pose.
+Measured on the sample light stage (bench/RESULTS.md): it lifts G's known-code score on unseen patterns by
+up to 2 dB, but every run without a guard drifted into a bias-dominated G that tracks worse in the wild,
+so it stays off by default; pair it with a guard (`lambda_bias`) when trying it on a new capture.
 """
 
 from __future__ import annotations
