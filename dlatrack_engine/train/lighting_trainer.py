@@ -175,8 +175,9 @@ def lighting_losses(
     terms["total"] = terms["render"] + cfg.lambda_geo * terms["geo"] + cfg.lambda_reg * terms["reg"]  # Eq. 5
     terms["total"] = terms["total"] + cfg.lambda_bias * terms["bias"]  # bias penalty (not in the paper)
     if cfg.lambda_superposition > 0:
-        residual = superposition_residual(lighting, light_code, g_io["head_view"], g_io["texture"], g_io["relit"])
-        terms["superposition"] = (residual if level is None else residual / level).mean()
+        terms["superposition"] = superposition_residual(
+            lighting, light_code, g_io["head_view"], g_io["texture"], g_io["relit"], level=level
+        ).mean()
         terms["total"] = terms["total"] + cfg.lambda_superposition * terms["superposition"]
     return terms
 

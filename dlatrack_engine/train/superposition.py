@@ -40,11 +40,13 @@ def superposition_residual(
     texture: torch.Tensor,
     relit: torch.Tensor,
     weight: torch.Tensor | None = None,
+    level: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Per-sample mean |T(l) − T(l_A) − T(l_B)| [B] for a random split of each code, where `relit` = T(l)
     is the caller's own relit texture [B,3,T,T] (already computed, so only the parts cost a pass of G).
-    `weight` [B,1,T,T] (texel visibility) restricts the mean to texels that matter; None: every texel."""
+    `weight` [B,1,T,T] (texel visibility) restricts the mean to texels that matter; None: every texel.
+    `level` [B] (the relative render loss's per-sample target intensity) divides the result when given."""
     part_a, part_b = random_split(light_code, generator)
     gain, bias = lighting(
         torch.cat([part_a, part_b]), torch.cat([head_view, head_view]), torch.cat([texture, texture])
@@ -52,8 +54,10 @@ def superposition_residual(
     relit_a, relit_b = relight(torch.cat([texture, texture]), gain, bias).chunk(2)
     residual = (relit - relit_a - relit_b).abs()
     if weight is None:
-        return residual.mean(dim=(1, 2, 3))
-    return (weight * residual).sum(dim=(1, 2, 3)) / (3 * weight.sum(dim=(1, 2, 3))).clamp_min(1e-6)
+        per_sample = residual.mean(dim=(1, 2, 3))
+    else:
+        per_sample = (weight * residual).sum(dim=(1, 2, 3)) / (3 * weight.sum(dim=(1, 2, 3))).clamp_min(1e-6)
+    return per_sample if level is None else per_sample / level
 
 
 @torch.no_grad()

@@ -101,8 +101,8 @@ def texture_warmup(
             if cfg.lambda_bias > 0 and not gain_only:
                 loss = loss + cfg.lambda_bias * bias_magnitude(bias, level).mean()
             if cfg.lambda_superposition > 0:
-                residual = superposition_residual(lighting, code, head_view, texture, relit, weight)
-                loss = loss + cfg.lambda_superposition * (residual if level is None else residual / level).mean()
+                residual = superposition_residual(lighting, code, head_view, texture, relit, weight, level)
+                loss = loss + cfg.lambda_superposition * residual.mean()
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
