@@ -33,6 +33,7 @@ import torch
 
 from dlatrack_engine.avatar.runtime import Avatar
 from dlatrack_engine.metrics.image import psnr, ssim
+from dlatrack_engine.metrics.paired import paired_difference
 from dlatrack_engine.models.lighting import head_view_vector, light_energy, relight
 from dlatrack_engine.models.sh import sh_basis
 from dlatrack_engine.models.uv_space import UVAtlas
@@ -61,6 +62,13 @@ class Scores:
         for key, values in self.values.items():
             row[key] = float(np.mean(values))
             row["samples"] = max(row.get("samples", 0), len(values))
+        for metric in ("psnr", "ssim"):  # G against SH on the same (frame, camera) samples
+            g, sh = self.values.get(f"{metric}_G"), self.values.get(f"{metric}_SH")
+            if g and sh and len(g) == len(sh):
+                paired = paired_difference(g, sh)
+                row[f"{metric}_G_minus_SH"] = paired.mean
+                row[f"{metric}_G_minus_SH_ci"] = [paired.low, paired.high]
+                row[f"{metric}_G_wins"] = paired.wins
         return row
 
 
@@ -279,11 +287,19 @@ def results_markdown(results: dict[str, list[dict]], notes: str = "") -> str:
             for r in results["dam"]
         ],
     )  # fmt: skip
+    def paired(row: dict) -> str:
+        if "psnr_G_minus_SH" not in row:
+            return "—"
+        low, high = row["psnr_G_minus_SH_ci"]
+        wins = round(row["psnr_G_wins"] * row["samples"])
+        return f"{row['psnr_G_minus_SH']:+.2f} [{low:+.2f}, {high:+.2f}], {wins}/{row['samples']}"
+
     light = markdown_table(
-        ["set", "samples", "PSNR G", "PSNR SH", "PSNR none", "SSIM G", "SSIM SH", "SSIM none"],
+        ["set", "samples", "PSNR G", "PSNR SH", "PSNR none", "SSIM G", "SSIM SH", "SSIM none",
+         "G − SH PSNR [95% CI], G better"],
         [
             [r["set"], r.get("samples", 0), *(fmt(r, f"psnr_{m}") for m in METHODS),
-             *(fmt(r, f"ssim_{m}", 3) for m in METHODS)]
+             *(fmt(r, f"ssim_{m}", 3) for m in METHODS), paired(r)]
             for r in results["lighting"]
         ],
     )  # fmt: skip
@@ -306,6 +322,8 @@ def results_markdown(results: dict[str, list[dict]], notes: str = "") -> str:
         "Lighting (group-lit frames; render vs the real Cycles image on the face region, sRGB PSNR/SSIM). "
         "Each frame's lighting is fitted on the training cameras only: SH = least-squares optimum of its 27 "
         "coefficients; G = the known light code for patterns seen in training, or a code fitted like "
-        "Algorithm 1 step (a) for unseen ones; none = fully-lit texture.\n\n"
+        "Algorithm 1 step (a) for unseen ones; none = fully-lit texture. G − SH: the mean per-sample PSNR "
+        "difference on the same (frame, camera) samples, its 95 % bootstrap interval (metrics/paired.py) and "
+        "how many samples G wins.\n\n"
         f"{light}\n{split}"
     )

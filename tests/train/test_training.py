@@ -202,6 +202,9 @@ def test_train_cli_writes_a_loadable_package_with_provenance(toy_on_disk, tmp_pa
     assert split_sets == {"fully-lit frames (known codes)", "group-lit frames (known codes)"}
     assert all(0.0 <= r["bias_share"] <= 1.0 and r["gain_mean"] > 0 for r in results["gain_bias"])
     assert all(r["psnr_G"] > 0 and r["psnr_SH"] > 0 and r["psnr_none"] > 0 for r in results["lighting"])
+    for r in results["lighting"]:  # the paired G − SH statistic is the difference of the two means
+        low, high = r["psnr_G_minus_SH_ci"]
+        assert r["psnr_G_minus_SH"] == pytest.approx(r["psnr_G"] - r["psnr_SH"]) and low <= r["psnr_G_minus_SH"] <= high
     json.dumps(avatar.config)  # the whole config stays JSON
 
 
