@@ -225,6 +225,18 @@ def make_split(data: LightStageData, holdout_cameras: list[str] | None = None, h
     return Split(tuple(holdout_cameras), tuple(sorted(held)))
 
 
+def pose_key(data: LightStageData, frame: int) -> bytes:
+    """Bytes identifying the frame's mesh and head pose: equal keys = captured at the same instant."""
+    return b"".join(t[frame].contiguous().numpy().tobytes() for t in (data.vertices, data.head_R, data.head_t))
+
+
+def same_pose_full_frame(data: LightStageData, frame: int) -> int | None:
+    """A fully-lit frame with the frame's exact mesh and pose (the sample light stage renders one per pose),
+    or None: the reference that turns a pattern image into its true shading ratio (evaluate.py)."""
+    key = pose_key(data, frame)
+    return next((f for f in data.full_frames() if pose_key(data, f) == key), None)
+
+
 def nearest_full_frame(data: LightStageData, frame: int) -> int:
     """Index of the fully-lit frame closest in capture order (a group frame's best texture reference)."""
     full = data.full_frames()

@@ -16,6 +16,10 @@ Every number is measured on views or frames that training never saw (`Split` sto
       (sample_scenes/README.md); and, separately, the code l fitted like step (a) of Algorithm 1 — φ frozen,
       Adam lr 1e-2 from l = 0 — in texture space against the unwrapped training-camera images (as in the
       wild, where l is unknown).
+    * oracle (where the light stage has a fully-lit frame of the same mesh and pose, as every sample pose
+      does): the DAM's fully-lit render times the true shading ratio I_pattern / I_fully-lit of each pixel.
+      Not a method but a reference: what a perfect lighting model could reach on this DAM texture and
+      geometry, so the margin between G (or SH) and it is the lighting model's to win, not the DAM's.
 
 - G's gain/bias split, on the frames' known codes (all cameras, texels of the UV layout): the mean gain, the
   mean gain per unit of light energy (g / s(l), models/lighting.py) and the share of the relit texture
@@ -39,12 +43,21 @@ from dlatrack_engine.models.sh import sh_basis
 from dlatrack_engine.models.uv_space import UVAtlas
 from dlatrack_engine.render.mesh_renderer import MeshRenderer
 from dlatrack_engine.train.dam_trainer import UnwrappedFrames
-from dlatrack_engine.train.data import LightStageData, Split, nearest_full_frame
+from dlatrack_engine.train.data import LightStageData, Split, nearest_full_frame, same_pose_full_frame
 from dlatrack_engine.train.unwrap import unwrap_images
 
 log = logging.getLogger(__name__)
 
-METHODS = ("G", "SH", "none")
+METHODS = ("G", "SH", "none", "oracle")
+# Darkest fully-lit pixel value divided by in the oracle's shading ratio (linear RGB; a pixel that dark
+# fully lit is shadowed under every pattern too).
+ORACLE_FLOOR = 1e-4
+
+
+def oracle_shading(fully_lit_render: torch.Tensor, pattern: torch.Tensor, fully_lit: torch.Tensor) -> torch.Tensor:
+    """The fully-lit render relit by each pixel's true shading ratio pattern / fully-lit (same pose): exact
+    wherever the render matches the fully-lit image, so its remaining error is the DAM's, not the light's."""
+    return fully_lit_render * pattern / fully_lit.clamp_min(ORACLE_FLOOR)
 
 
 @dataclass
@@ -169,13 +182,17 @@ class Evaluator:
                 "none": renders["none"].image,
                 "SH": self._sh_fit(world, texture, target, mask),
             }
+            twin = same_pose_full_frame(data, frame)
+            if twin is not None:  # a perfect lighting model on this DAM: the true shading ratio, per pixel
+                fully_lit = data.images[twin].float().to(self.device)
+                images["oracle"] = oracle_shading(renders["none"].image, target, fully_lit)
         for cams, scores in sets:
             for c in cams:
                 m = mask[c].float().cpu().numpy()
                 if m.sum() < 16:
                     continue
                 real = target[c].cpu().numpy()
-                for method in METHODS:
+                for method in images:
                     fake = np.clip(images[method][c].cpu().numpy(), 0.0, None)
                     scores.add(f"psnr_{method}", psnr(fake, real, m))
                     scores.add(f"ssim_{method}", ssim(fake, real, m))
@@ -245,17 +262,18 @@ def evaluate_avatar(
                 ev.dam_scores(frame, cams, scores)
             dam_rows.append(scores.summary())
     seen = Scores("seen patterns (training frames), held-out cameras")
+    seen_fit = Scores("seen patterns (training frames), training cameras")
     unseen_test = Scores("unseen patterns (held-out frames), held-out cameras")
     unseen_fit = Scores("unseen patterns (held-out frames), fitting cameras")
     unseen_known = Scores("unseen patterns (held-out frames), known code, held-out cameras")
     if test_c:
         for frame in _spread(split.train_frames(data, "group"), max_frames):
-            ev.lighting_scores(frame, True, [(test_c, seen)])
+            ev.lighting_scores(frame, True, [(test_c, seen), (train_c, seen_fit)])
     for frame in _spread(split.test_frames(data, "group"), max_frames):
         ev.lighting_scores(frame, False, [(test_c, unseen_test), (train_c, unseen_fit)], fit_iterations)
         if test_c:
             ev.lighting_scores(frame, True, [(test_c, unseen_known)])
-    light_rows = [s.summary() for s in (seen, unseen_test, unseen_fit, unseen_known) if s.values]
+    light_rows = [s.summary() for s in (seen, seen_fit, unseen_test, unseen_fit, unseen_known) if s.values]
     split_rows = []
     for kind, name in (("full", "fully-lit frames"), ("group", "group-lit frames")):
         scores = Scores(f"{name} (known codes)")
@@ -287,6 +305,7 @@ def results_markdown(results: dict[str, list[dict]], notes: str = "") -> str:
             for r in results["dam"]
         ],
     )  # fmt: skip
+
     def paired(row: dict) -> str:
         if "psnr_G_minus_SH" not in row:
             return "—"
@@ -295,7 +314,7 @@ def results_markdown(results: dict[str, list[dict]], notes: str = "") -> str:
         return f"{row['psnr_G_minus_SH']:+.2f} [{low:+.2f}, {high:+.2f}], {wins}/{row['samples']}"
 
     light = markdown_table(
-        ["set", "samples", "PSNR G", "PSNR SH", "PSNR none", "SSIM G", "SSIM SH", "SSIM none",
+        ["set", "samples", *(f"PSNR {m}" for m in METHODS), *(f"SSIM {m}" for m in METHODS),
          "G − SH PSNR [95% CI], G better"],
         [
             [r["set"], r.get("samples", 0), *(fmt(r, f"psnr_{m}") for m in METHODS),
@@ -322,7 +341,9 @@ def results_markdown(results: dict[str, list[dict]], notes: str = "") -> str:
         "Lighting (group-lit frames; render vs the real Cycles image on the face region, sRGB PSNR/SSIM). "
         "Each frame's lighting is fitted on the training cameras only: SH = least-squares optimum of its 27 "
         "coefficients; G = the known light code for patterns seen in training, or a code fitted like "
-        "Algorithm 1 step (a) for unseen ones; none = fully-lit texture. G − SH: the mean per-sample PSNR "
+        "Algorithm 1 step (a) for unseen ones; none = fully-lit texture; oracle = the fully-lit render times "
+        "each pixel's true shading ratio (a same-pose fully-lit frame; the reach of a perfect lighting model "
+        "on this DAM). G − SH: the mean per-sample PSNR "
         "difference on the same (frame, camera) samples, its 95 % bootstrap interval (metrics/paired.py) and "
         "how many samples G wins.\n\n"
         f"{light}\n{split}"

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import torch
 
-from dlatrack_engine.train.data import LightStageData
+from dlatrack_engine.train.data import LightStageData, pose_key
 
 
 def same_pose_partners(data: LightStageData, frames: list[int]) -> dict[int, list[int]]:
@@ -33,8 +33,7 @@ def same_pose_partners(data: LightStageData, frames: list[int]) -> dict[int, lis
     for f in frames:
         if data.kinds[f] != "group":
             continue
-        key = b"".join(t[f].contiguous().numpy().tobytes() for t in (data.vertices, data.head_R, data.head_t))
-        by_pose.setdefault(key, []).append(f)
+        by_pose.setdefault(pose_key(data, f), []).append(f)
     return {f: [p for p in same if p != f] for same in by_pose.values() if len(same) > 1 for f in same}
 
 

@@ -194,6 +194,7 @@ def test_train_cli_writes_a_loadable_package_with_provenance(toy_on_disk, tmp_pa
     sets = [r["set"] for r in results["lighting"]]
     assert sets == [
         "seen patterns (training frames), held-out cameras",
+        "seen patterns (training frames), training cameras",
         "unseen patterns (held-out frames), held-out cameras",
         "unseen patterns (held-out frames), fitting cameras",
         "unseen patterns (held-out frames), known code, held-out cameras",

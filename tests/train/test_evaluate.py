@@ -1,0 +1,43 @@
+"""Held-out evaluation helpers (train/evaluate.py, train/data.py): the same-pose fully-lit reference and
+the oracle shading built on it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dlatrack_engine.train.data import same_pose_full_frame
+from dlatrack_engine.train.evaluate import oracle_shading
+from dlatrack_engine.train.toy import toy_lightstage
+
+
+@pytest.fixture()
+def toy():
+    data = toy_lightstage(grid=7, num_frames=7, num_cameras=2, image_size=24, texture_size=16, full_every=3)
+    assert data.kinds == ["full", "group", "group", "full", "group", "group", "full"]
+    for f in (2, 3):  # frames 1, 2 (patterns) and 3 (fully lit) captured in one pose
+        for tensor in (data.vertices, data.head_R, data.head_t):
+            tensor[f] = tensor[1]
+    return data
+
+
+def test_the_same_pose_fully_lit_frame_is_found_only_for_an_identical_pose(toy):
+    assert same_pose_full_frame(toy, 1) == 3 and same_pose_full_frame(toy, 2) == 3
+    assert same_pose_full_frame(toy, 4) is None
+    toy.head_t[2, 1] += 1e-6
+    try:
+        assert same_pose_full_frame(toy, 2) is None, "a moved head is not the same instant"
+    finally:
+        toy.head_t[2, 1] -= 1e-6
+
+
+def test_oracle_shading_is_exact_where_the_render_matches_the_fully_lit_image():
+    rng = np.random.default_rng(0)
+    fully_lit = torch.tensor(rng.uniform(0.05, 1.0, (2, 6, 5, 3)), dtype=torch.float32)
+    pattern = fully_lit * torch.tensor(rng.uniform(0.0, 0.3, (2, 6, 5, 3)), dtype=torch.float32)
+    torch.testing.assert_close(oracle_shading(fully_lit, pattern, fully_lit), pattern)
+    render = fully_lit * 1.1  # a DAM 10 % too bright stays 10 % too bright under any lighting
+    torch.testing.assert_close(oracle_shading(render, pattern, fully_lit), pattern * 1.1)
+    fully_lit[0, 0, 0] = 0.0  # a pixel black when fully lit: floored, never inf
+    assert torch.isfinite(oracle_shading(render, pattern, fully_lit)).all()
