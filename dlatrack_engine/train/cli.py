@@ -122,6 +122,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--lambda-superposition", type=float, help="G linear in the light code (not in the paper; default 0 = off)"
     )
     light.add_argument(
+        "--lambda-shading-ratio",
+        type=float,
+        help="warm-up: G's gain vs the true shading ratio of same-pose fully-lit frames (not in the paper; 0 = off)",
+    )
+    light.add_argument(
         "--gain-activation", choices=GAIN_ACTIVATIONS, help="G's gain activation (default: keep / the preset's)"
     )
     light.add_argument(

@@ -80,6 +80,7 @@ class LightingTrainConfig:
     relative_render_loss: bool = True
     lambda_bias: float = 0.0  # L1 penalty on the bias map (not in the paper; see the module docstring)
     lambda_superposition: float = 0.0  # linearity of G in l (not in the paper; train/superposition.py)
+    lambda_shading_ratio: float = 0.0  # warm-up gain vs the true shading ratio (not in the paper; shading_ratio.py)
     texture_warmup_epochs: int = 0  # optional texture-space warm-up of G (train/texture_warmup.py)
     texture_warmup_lr: float = 1e-3
     texture_warmup_minutes: float | None = None

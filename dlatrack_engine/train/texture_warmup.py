@@ -8,6 +8,8 @@ renderer. Off by default (`texture_warmup_epochs = 0`): it is an engineering sho
 `texture_warmup_gain_only` fits the gain alone (Eq. 2 with b = 0; the bias branch is not trained and stays
 at its zero initialisation), so that the warm-up cannot settle into a bias-only split (lighting_trainer.py);
 otherwise gain and bias are fitted together under the same bias penalty (`lambda_bias`) as Eq. 4-5.
+`lambda_shading_ratio` (off by default) adds the gain's distance to the true shading ratio where a pose
+has a fully-lit training frame (train/shading_ratio.py).
 `texture_warmup_lr_decay_every` (off by default) multiplies the warm-up's rate by `lr_decay` every N epochs.
 """
 
@@ -25,6 +27,7 @@ from dlatrack_engine.render.mesh_renderer import MeshRenderer
 from dlatrack_engine.train.dam_trainer import UnwrappedFrames, unwrap_frames
 from dlatrack_engine.train.data import LightStageData, Split
 from dlatrack_engine.train.pattern_mix import mixed_exposures, same_pose_partners
+from dlatrack_engine.train.shading_ratio import fully_lit_rows, shading_ratio_residual
 from dlatrack_engine.train.superposition import superposition_residual
 
 log = logging.getLogger(__name__)
@@ -71,9 +74,10 @@ def texture_warmup(
     history: list[dict] = []
     bar = tqdm(range(cfg.texture_warmup_epochs), desc="G warm-up", disable=not progress)
     partners = same_pose_partners(data, frames)
+    twins = fully_lit_rows(data, frames, unwrapped) if cfg.lambda_shading_ratio > 0 else None
     for _ in bar:
         order = torch.randperm(len(pairs))
-        total = 0.0
+        total = ratio_total = 0.0
         for start in range(0, len(order), cfg.batch_size):
             sel = order[start : start + cfg.batch_size]
             rows, cc = pairs[sel, 0], pairs[sel, 1]
@@ -103,11 +107,20 @@ def texture_warmup(
             if cfg.lambda_superposition > 0:
                 residual = superposition_residual(lighting, code, head_view, texture, relit, weight, level)
                 loss = loss + cfg.lambda_superposition * residual.mean()
+            if twins is not None:  # the gain against the true shading ratio (train/shading_ratio.py)
+                twin, has_twin = twins[rows].clamp_min(0), (twins[rows] >= 0).float()[:, None, None, None]
+                fully_lit = unwrapped.textures[twin, cc].float().to(device)
+                fully_lit_weight = (unwrapped.weights[twin, cc].float() * has_twin).to(device)
+                ratio = shading_ratio_residual(gain, target, weight, fully_lit, fully_lit_weight)
+                loss = loss + cfg.lambda_shading_ratio * ratio.mean()
+                ratio_total += float(ratio.detach().sum())
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
             total += float(loss.detach()) * len(sel)
         history.append({"texture_render": total / len(pairs), "lr": optimiser.param_groups[0]["lr"]})
+        if twins is not None:
+            history[-1]["shading_ratio"] = ratio_total / len(pairs)
         scheduler.step()
         bar.set_postfix(loss=f"{history[-1]['texture_render']:.4f}")
         limit = cfg.texture_warmup_minutes
