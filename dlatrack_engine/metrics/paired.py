@@ -33,19 +33,28 @@ class PairedDifference:
 def paired_difference(
     a: list[float] | np.ndarray,
     b: list[float] | np.ndarray,
+    groups: list[int] | np.ndarray | None = None,
     confidence: float = 0.95,
     resamples: int = 10_000,
     seed: int = 0,
 ) -> PairedDifference:
-    """Compare a and b sample by sample (same length, same order)."""
+    """Compare a and b sample by sample (same length, same order). `groups` labels samples that are not
+    independent (the cameras of one frame share its lighting): the bootstrap then resamples whole groups."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1 or a.size == 0:
         raise ValueError(f"paired_difference: need two equal-length, non-empty 1-D lists, got {a.shape} and {b.shape}")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"paired_difference: confidence must be in (0, 1), got {confidence}")
     diff = a - b
+    labels = np.arange(diff.size) if groups is None else np.asarray(groups)
+    if labels.shape != diff.shape:
+        raise ValueError(f"paired_difference: {labels.size} group labels for {diff.size} samples")
+    _, group_of = np.unique(labels, return_inverse=True)
+    sums = np.bincount(group_of, weights=diff)  # per group: sum of differences and sample count
+    counts = np.bincount(group_of).astype(np.float64)
     rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, diff.size, size=(resamples, diff.size))].mean(axis=1)
+    picks = rng.integers(0, sums.size, size=(resamples, sums.size))
+    means = sums[picks].sum(axis=1) / counts[picks].sum(axis=1)
     tail = 100.0 * (1.0 - confidence) / 2.0
     low, high = np.percentile(means, [tail, 100.0 - tail])
     return PairedDifference(float(diff.mean()), float(low), float(high), float((diff > 0).mean()), int(diff.size))

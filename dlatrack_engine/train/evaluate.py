@@ -66,9 +66,11 @@ class Scores:
 
     name: str
     values: dict[str, list[float]] = field(default_factory=dict)
+    frames: dict[str, list[int]] = field(default_factory=dict)  # the frame each value was measured on
 
-    def add(self, key: str, value: float) -> None:
+    def add(self, key: str, value: float, frame: int = -1) -> None:
         self.values.setdefault(key, []).append(float(value))
+        self.frames.setdefault(key, []).append(frame)
 
     def summary(self) -> dict:
         row: dict = {"set": self.name}
@@ -78,7 +80,7 @@ class Scores:
         for metric in ("psnr", "ssim"):  # G against SH on the same (frame, camera) samples
             g, sh = self.values.get(f"{metric}_G"), self.values.get(f"{metric}_SH")
             if g and sh and len(g) == len(sh):
-                paired = paired_difference(g, sh)
+                paired = paired_difference(g, sh, groups=self.frames[f"{metric}_G"])  # a frame's cameras together
                 row[f"{metric}_G_minus_SH"] = paired.mean
                 row[f"{metric}_G_minus_SH_ci"] = [paired.low, paired.high]
                 row[f"{metric}_G_wins"] = paired.wins
@@ -194,8 +196,8 @@ class Evaluator:
                 real = target[c].cpu().numpy()
                 for method in images:
                     fake = np.clip(images[method][c].cpu().numpy(), 0.0, None)
-                    scores.add(f"psnr_{method}", psnr(fake, real, m))
-                    scores.add(f"ssim_{method}", ssim(fake, real, m))
+                    scores.add(f"psnr_{method}", psnr(fake, real, m), frame)
+                    scores.add(f"ssim_{method}", ssim(fake, real, m), frame)
 
     @torch.no_grad()
     def split_scores(self, frame: int, scores: Scores) -> None:

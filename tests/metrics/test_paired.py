@@ -52,3 +52,18 @@ def test_it_is_reproducible_and_rejects_unpaired_input():
         paired_difference([], [])
     with pytest.raises(ValueError, match="confidence"):
         paired_difference(a, b, confidence=1.5)
+
+
+def test_grouped_samples_are_resampled_together():
+    rng = np.random.default_rng(3)
+    frame_effect = rng.normal(0.0, 1.0, 8)  # one shared offset per frame, seen by its 5 cameras
+    diff = np.repeat(frame_effect, 5) + rng.normal(0.0, 0.05, 40)
+    frames = np.repeat(np.arange(8), 5)
+    as_independent = paired_difference(diff, np.zeros(40))
+    by_frame = paired_difference(diff, np.zeros(40), groups=frames)
+    assert by_frame.mean == as_independent.mean
+    assert by_frame.high - by_frame.low > 1.8 * (as_independent.high - as_independent.low)
+    one_per_frame = paired_difference(diff.reshape(8, 5).mean(axis=1), np.zeros(8))
+    assert by_frame.low == pytest.approx(one_per_frame.low, abs=0.05)
+    with pytest.raises(ValueError, match="group labels"):
+        paired_difference(diff, np.zeros(40), groups=frames[:10])
