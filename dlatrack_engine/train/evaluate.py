@@ -346,7 +346,7 @@ def results_markdown(results: dict[str, list[dict]], notes: str = "") -> str:
         "Algorithm 1 step (a) for unseen ones; none = fully-lit texture; oracle = the fully-lit render times "
         "each pixel's true shading ratio (a same-pose fully-lit frame; the reach of a perfect lighting model "
         "on this DAM). G − SH: the mean per-sample PSNR "
-        "difference on the same (frame, camera) samples, its 95 % bootstrap interval (metrics/paired.py) and "
-        "how many samples G wins.\n\n"
+        "difference on the same (frame, camera) samples, its 95 % bootstrap interval resampling whole frames "
+        "(metrics/paired.py) and how many samples G wins.\n\n"
         f"{light}\n{split}"
     )
