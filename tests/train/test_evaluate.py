@@ -6,20 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from shared_pose_toy import shared_pose_toy
 
 from dlatrack_engine.train.data import same_pose_full_frame
 from dlatrack_engine.train.evaluate import oracle_shading
-from dlatrack_engine.train.toy import toy_lightstage
 
 
 @pytest.fixture()
 def toy():
-    data = toy_lightstage(grid=7, num_frames=7, num_cameras=2, image_size=24, texture_size=16, full_every=3)
-    assert data.kinds == ["full", "group", "group", "full", "group", "group", "full"]
-    for f in (2, 3):  # frames 1, 2 (patterns) and 3 (fully lit) captured in one pose
-        for tensor in (data.vertices, data.head_R, data.head_t):
-            tensor[f] = tensor[1]
-    return data
+    return shared_pose_toy()
 
 
 def test_the_same_pose_fully_lit_frame_is_found_only_for_an_identical_pose(toy):

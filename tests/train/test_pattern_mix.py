@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from shared_pose_toy import shared_pose_toy
 
 from dlatrack_engine.train.pattern_mix import mixed_exposures, same_pose_partners
-from dlatrack_engine.train.toy import toy_lightstage
 
 
 @pytest.fixture(scope="module")
 def toy():
-    data = toy_lightstage(grid=7, num_frames=7, num_cameras=2, image_size=24, texture_size=16, full_every=3)
-    assert data.kinds == ["full", "group", "group", "full", "group", "group", "full"]
-    for f in (2, 3):  # frames 1, 2 (patterns) and 3 (fully lit) captured in one pose
-        for tensor in (data.vertices, data.head_R, data.head_t):
-            tensor[f] = tensor[1]
-    return data
+    return shared_pose_toy()
 
 
 def test_partners_are_the_other_pattern_frames_of_the_same_pose(toy):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from shared_pose_toy import shared_pose_toy
 
 from dlatrack_engine.models.dam import DAMConfig
 from dlatrack_engine.models.lighting import LightingConfig, LightingModel
@@ -64,11 +65,7 @@ def test_its_gradient_matches_finite_differences():
 
 
 def test_rows_point_to_the_same_pose_fully_lit_training_frame():
-    data = toy_lightstage(grid=7, num_frames=7, num_cameras=2, image_size=24, texture_size=16, full_every=3)
-    assert data.kinds == ["full", "group", "group", "full", "group", "group", "full"]
-    for f in (2, 3):  # patterns 1, 2 and fully-lit 3 share a pose
-        for tensor in (data.vertices, data.head_R, data.head_t):
-            tensor[f] = tensor[1]
+    data = shared_pose_toy()  # patterns 1, 2 and fully-lit 3 share a pose
 
     class Unwrapped:  # only the frame list matters here
         def __init__(self, frames: list[int]) -> None:
