@@ -24,11 +24,6 @@ class PairedDifference:
     wins: float  # fraction of samples with a > b
     samples: int
 
-    @property
-    def decided(self) -> bool:
-        """The interval excludes 0: one method is ahead on these samples beyond resampling noise."""
-        return self.low > 0.0 or self.high < 0.0
-
 
 def paired_difference(
     a: list[float] | np.ndarray,
