@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -230,11 +231,13 @@ def pose_key(data: LightStageData, frame: int) -> bytes:
     return b"".join(t[frame].contiguous().numpy().tobytes() for t in (data.vertices, data.head_R, data.head_t))
 
 
-def same_pose_full_frame(data: LightStageData, frame: int) -> int | None:
-    """A fully-lit frame with the frame's exact mesh and pose (the sample light stage renders one per pose),
-    or None: the reference that turns a pattern image into its true shading ratio (evaluate.py)."""
-    key = pose_key(data, frame)
-    return next((f for f in data.full_frames() if pose_key(data, f) == key), None)
+def same_pose_full_frames(data: LightStageData, frames: Iterable[int]) -> dict[int, int]:
+    """{frame: a fully-lit frame with its exact mesh and pose} for those of `frames` that have one (the
+    sample light stage renders one per pose): the reference that turns a pattern image into its true
+    shading ratio (evaluate.py, shading_ratio.py). Each fully-lit frame's key is computed once."""
+    by_pose = {pose_key(data, f): f for f in reversed(data.full_frames())}  # the first one wins
+    twins = {frame: by_pose.get(pose_key(data, frame)) for frame in frames}
+    return {frame: twin for frame, twin in twins.items() if twin is not None}
 
 
 def nearest_full_frame(data: LightStageData, frame: int) -> int:

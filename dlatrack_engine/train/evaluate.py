@@ -43,7 +43,7 @@ from dlatrack_engine.models.sh import sh_basis
 from dlatrack_engine.models.uv_space import UVAtlas
 from dlatrack_engine.render.mesh_renderer import MeshRenderer
 from dlatrack_engine.train.dam_trainer import UnwrappedFrames
-from dlatrack_engine.train.data import LightStageData, Split, nearest_full_frame, same_pose_full_frame
+from dlatrack_engine.train.data import LightStageData, Split, nearest_full_frame, same_pose_full_frames
 from dlatrack_engine.train.unwrap import unwrap_images
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,7 @@ class Evaluator:
         self.atlas = UVAtlas(self.renderer, avatar.dam.cfg.texture_size)
         self.train_cams = split.train_cameras(data)
         self.test_cams = split.test_cameras(data)
+        self.fully_lit_twins = same_pose_full_frames(data, range(data.num_frames))  # the oracle's references
 
     @torch.no_grad()
     def decode(self, frame: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -184,7 +185,7 @@ class Evaluator:
                 "none": renders["none"].image,
                 "SH": self._sh_fit(world, texture, target, mask),
             }
-            twin = same_pose_full_frame(data, frame)
+            twin = self.fully_lit_twins.get(frame)
             if twin is not None:  # a perfect lighting model on this DAM: the true shading ratio, per pixel
                 fully_lit = data.images[twin].float().to(self.device)
                 images["oracle"] = oracle_shading(renders["none"].image, target, fully_lit)

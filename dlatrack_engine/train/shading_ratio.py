@@ -9,7 +9,7 @@ sample light stage, relighting the DAM render by it scores 3.8 dB above SH's opt
 (the evaluation's "oracle"). The term is the relative L1 between G's gain and that ratio, in texture space,
 over texels that both unwraps see; samples whose pose has no fully-lit training frame contribute nothing.
 The sample light stage renders one fully-lit frame per pose; a real capture, whose fully-lit frames are
-interleaved in time, matches only where the pose is bit-identical (`data.same_pose_full_frame`).
+interleaved in time, matches only where the pose is bit-identical (`data.same_pose_full_frames`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from dlatrack_engine.train.dam_trainer import UnwrappedFrames
-from dlatrack_engine.train.data import LightStageData, same_pose_full_frame
+from dlatrack_engine.train.data import LightStageData, same_pose_full_frames
 
 # Fully-lit texel values at or below this (linear RGB) are too dark for a ratio and are left out.
 RATIO_FLOOR = 1e-3
@@ -26,10 +26,8 @@ RATIO_FLOOR = 1e-3
 def fully_lit_rows(data: LightStageData, frames: list[int], unwrapped: UnwrappedFrames) -> torch.Tensor:
     """For each of `frames`, the row in `unwrapped` of its same-pose fully-lit frame, or -1 where that frame
     does not exist or is not among the unwrapped (training) frames. [len(frames)] int64."""
-    rows = []
-    for frame in frames:
-        twin = same_pose_full_frame(data, frame)
-        rows.append(unwrapped.row(twin) if twin is not None and twin in unwrapped.frames else -1)
+    twins = same_pose_full_frames(data, frames)
+    rows = [unwrapped.row(twins[f]) if twins.get(f) in unwrapped.frames else -1 for f in frames]
     return torch.tensor(rows, dtype=torch.long)
 
 

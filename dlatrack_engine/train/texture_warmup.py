@@ -108,9 +108,10 @@ def texture_warmup(
                 residual = superposition_residual(lighting, code, head_view, texture, relit, weight, level)
                 loss = loss + cfg.lambda_superposition * residual.mean()
             if twins is not None:  # the gain against the true shading ratio (train/shading_ratio.py)
-                twin, has_twin = twins[rows].clamp_min(0), (twins[rows] >= 0).float()[:, None, None, None]
-                fully_lit = unwrapped.textures[twin, cc].float().to(device)
-                fully_lit_weight = (unwrapped.weights[twin, cc].float() * has_twin).to(device)
+                twin = twins[rows]
+                has_twin = (twin >= 0).float()[:, None, None, None]
+                fully_lit = unwrapped.textures[twin.clamp_min(0), cc].float().to(device)
+                fully_lit_weight = (unwrapped.weights[twin.clamp_min(0), cc].float() * has_twin).to(device)
                 ratio = shading_ratio_residual(gain, target, weight, fully_lit, fully_lit_weight)
                 loss = loss + cfg.lambda_shading_ratio * ratio.mean()
                 ratio_total += float(ratio.detach().sum())

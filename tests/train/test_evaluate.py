@@ -8,7 +8,7 @@ import pytest
 import torch
 from shared_pose_toy import shared_pose_toy
 
-from dlatrack_engine.train.data import same_pose_full_frame
+from dlatrack_engine.train.data import same_pose_full_frames
 from dlatrack_engine.train.evaluate import oracle_shading
 
 
@@ -18,11 +18,10 @@ def toy():
 
 
 def test_the_same_pose_fully_lit_frame_is_found_only_for_an_identical_pose(toy):
-    assert same_pose_full_frame(toy, 1) == 3 and same_pose_full_frame(toy, 2) == 3
-    assert same_pose_full_frame(toy, 4) is None
+    assert same_pose_full_frames(toy, [1, 2, 4]) == {1: 3, 2: 3}, "frame 4 has no fully-lit twin"
     toy.head_t[2, 1] += 1e-6
     try:
-        assert same_pose_full_frame(toy, 2) is None, "a moved head is not the same instant"
+        assert same_pose_full_frames(toy, [2]) == {}, "a moved head is not the same instant"
     finally:
         toy.head_t[2, 1] -= 1e-6
 
