@@ -119,6 +119,13 @@ def write_quality(args: argparse.Namespace, command: str) -> None:
         f", {config['lighting'].get('gain_activation', 'softplus')} gain. "
         f"Evaluation command: `{evaluation['command']}` (images at {evaluation['image_size'][0]} px)."
     )
+    adaptation = evaluation.get("adaptation")
+    if adaptation:
+        notes += (
+            f" G adapted: registration's `{adaptation['quality']}` step-2 schedule, {adaptation['rounds']} rounds of "
+            f"l ({adaptation['light_iterations']} it, lr {adaptation['light_lr']:g}) then φ "
+            f"({adaptation['model_iterations']} it, lr {adaptation['model_lr']:g}) on the fitting cameras."
+        )
     write_section(args.title, command, results_markdown(evaluation["results"], notes), args.results)
 
 

@@ -47,7 +47,7 @@ SAMPLE_SETTINGS = {
         "--texture-warmup-minutes", "20", "--time-limit-minutes", "35",
     ],
     "landmarks": ["--detector", "mediapipe"],  # the detector every install has (DESIGN.md, landmarks/)
-    "eval": ["--max-frames", "16", "--fit-iterations", "300"],
+    "eval": ["--max-frames", "16", "--fit-iterations", "300", "--adapt-quality", "fast"],
 }  # fmt: skip
 
 
@@ -158,6 +158,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--avatar", type=Path, required=True)
     ev.add_argument("--max-frames", type=int, default=12, help="frames per evaluation set (evenly spaced)")
     ev.add_argument("--fit-iterations", type=int, default=100, help="light-code fit for unseen patterns")
+    ev.add_argument("--adapt-quality", choices=("fast", "paper", "none"), default="fast",
+                    help="registration preset whose Algorithm 1 schedule adapts G to unseen patterns ('none': skip)")
     ev.set_defaults(func=_run_eval)
 
     sample = stages.add_parser("sample", help="train and evaluate the sample avatar (all stages)")
@@ -211,6 +213,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         max_frames=args.max_frames,
         fit_iterations=args.fit_iterations,
         first_frames=args.first_frames,
+        adapt_quality=None if args.adapt_quality == "none" else args.adapt_quality,
     )
     json.dump(rows, sys.stdout, indent=1)
     sys.stdout.write("\n")

@@ -15,7 +15,10 @@ Every number is measured on views or frames that training never saw (`Split` sto
       held-out pattern is a new combination of groups that training lit in other combinations
       (sample_scenes/README.md); and, separately, the code l fitted like step (a) of Algorithm 1 — φ frozen,
       Adam lr 1e-2 from l = 0 — in texture space against the unwrapped training-camera images (as in the
-      wild, where l is unknown).
+      wild, where l is unknown);
+    * G adapted, pattern never seen: the whole of Algorithm 1 — l, then φ, alternated with registration's
+      step-2 schedule (train/texture_adaptation.py) — which is how the method meets any new lighting; the
+      held-out cameras take no part, so an adaptation that overfits the fitting views loses there;
     * oracle (where the light stage has a fully-lit frame of the same mesh and pose, as every sample pose
       does): the DAM's fully-lit render times the true shading ratio I_pattern / I_fully-lit of each pixel.
       Not a method but a reference: what a perfect lighting model could reach on this DAM texture and
@@ -36,6 +39,7 @@ import numpy as np
 import torch
 
 from dlatrack_engine.avatar.runtime import Avatar
+from dlatrack_engine.fit.schedule import Step2Schedule
 from dlatrack_engine.metrics.image import psnr, ssim
 from dlatrack_engine.metrics.paired import paired_difference
 from dlatrack_engine.models.lighting import head_view_vector, light_energy, relight
@@ -44,11 +48,14 @@ from dlatrack_engine.models.uv_space import UVAtlas
 from dlatrack_engine.render.mesh_renderer import MeshRenderer
 from dlatrack_engine.train.dam_trainer import UnwrappedFrames
 from dlatrack_engine.train.data import LightStageData, Split, nearest_full_frame, same_pose_full_frames
+from dlatrack_engine.train.texture_adaptation import TextureTarget, adapt_lighting, fit_light_code
 from dlatrack_engine.train.unwrap import unwrap_images
 
 log = logging.getLogger(__name__)
 
-METHODS = ("G", "SH", "none", "oracle")
+METHODS = ("G", "G_adapted", "SH", "none", "oracle")
+# The methods compared with SH on the same (frame, camera) samples (Scores.summary).
+CHALLENGERS = ("G", "G_adapted")
 # Darkest fully-lit pixel value divided by in the oracle's shading ratio (linear RGB; a pixel that dark
 # fully lit is shadowed under every pattern too).
 ORACLE_FLOOR = 1e-4
@@ -77,13 +84,15 @@ class Scores:
         for key, values in self.values.items():
             row[key] = float(np.mean(values))
             row["samples"] = max(row.get("samples", 0), len(values))
-        for metric in ("psnr", "ssim"):  # G against SH on the same (frame, camera) samples
-            g, sh = self.values.get(f"{metric}_G"), self.values.get(f"{metric}_SH")
-            if g and sh and len(g) == len(sh):
-                paired = paired_difference(g, sh, groups=self.frames[f"{metric}_G"])  # a frame's cameras together
-                row[f"{metric}_G_minus_SH"] = paired.mean
-                row[f"{metric}_G_minus_SH_ci"] = [paired.low, paired.high]
-                row[f"{metric}_G_wins"] = paired.wins
+        for metric in ("psnr", "ssim"):  # G (fitted / adapted) against SH on the same (frame, camera) samples
+            sh = self.values.get(f"{metric}_SH")
+            for method in CHALLENGERS:
+                g = self.values.get(f"{metric}_{method}")
+                if g and sh and len(g) == len(sh):
+                    paired = paired_difference(g, sh, groups=self.frames[f"{metric}_{method}"])  # frames resampled
+                    row[f"{metric}_{method}_minus_SH"] = paired.mean
+                    row[f"{metric}_{method}_minus_SH_ci"] = [paired.low, paired.high]
+                    row[f"{metric}_{method}_wins"] = paired.wins
         return row
 
 
@@ -141,50 +150,50 @@ class Evaluator:
             self.data.camera(cams).to(self.device),
         )
 
-    def fit_light_code(
-        self, frame: int, texture: torch.Tensor, head_view: torch.Tensor, world: torch.Tensor, iterations: int
-    ) -> torch.Tensor:
-        """Step (a) of Algorithm 1 for one frame: l (from 0) minimising the weighted L1 between the relit
-        texture and the unwrapped training-camera images, G frozen."""
+    def fitting_target(
+        self, frame: int, texture: torch.Tensor, head_view: torch.Tensor, world: torch.Tensor
+    ) -> TextureTarget:
+        """The frame's training-camera images unwrapped to texture space: what its lighting is fitted to."""
         target, weight = self._unwrap_frame(frame, world)
         cams = torch.tensor(self.train_cams)
-        tex, hv = texture[cams].detach(), head_view[cams].detach()
-        code = torch.zeros(1, self.avatar.lighting.cfg.code_size, device=self.device, requires_grad=True)
-        optimiser = torch.optim.Adam([code], lr=1e-2)
-        for _ in range(iterations):
-            gain, bias = self.avatar.lighting(code.expand(len(cams), -1), hv, tex)
-            loss = (weight * (relight(tex, gain, bias) - target).abs()).sum() / weight.sum().clamp_min(1e-6)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-        return code.detach()
+        return TextureTarget(texture[cams], head_view[cams], target, weight)
 
     def lighting_scores(
-        self, frame: int, seen: bool, sets: list[tuple[list[int], Scores]], fit_iterations: int = 100
+        self,
+        frame: int,
+        seen: bool,
+        sets: list[tuple[list[int], Scores]],
+        fit_iterations: int = 100,
+        adaptation: Step2Schedule | None = None,
     ) -> None:
-        """Fit the frame's lighting on the training cameras; score each (cameras, Scores) pair."""
+        """Fit the frame's lighting on the training cameras; score each (cameras, Scores) pair. An unseen
+        pattern's code is fitted (Algorithm 1 step a) and, with `adaptation`, G is also scored after the
+        whole of Algorithm 1 (l and φ)."""
         data, avatar = self.data, self.avatar
         vertices, texture, _, head_view = self.decode(frame)
         frames = torch.full((data.num_cameras,), frame)
         world = data.world_vertices(vertices, frames)
         camera = data.camera(torch.arange(data.num_cameras)).to(self.device)
+        relit = {}
         if seen:
             code = data.light_codes[[frame]].to(self.device)
         else:
-            code = self.fit_light_code(frame, texture, head_view, world, fit_iterations)
+            fitting = self.fitting_target(frame, texture, head_view, world)
+            code = fit_light_code(avatar.lighting, fitting, fit_iterations)
+            if adaptation is not None:
+                adapted_code, adapted = adapt_lighting(avatar.lighting, fitting, adaptation)
+                with torch.no_grad():
+                    gain, bias = adapted(adapted_code.expand(data.num_cameras, -1), head_view, texture)
+                    relit["G_adapted"] = relight(texture, gain, bias)
         with torch.no_grad():
             gain, bias = avatar.lighting(code.expand(data.num_cameras, -1), head_view, texture)
-            renders = {
-                "G": self.renderer.render(world, camera, relight(texture, gain, bias)),
-                "none": self.renderer.render(world, camera, texture),
-            }
+            relit["G"] = relight(texture, gain, bias)
+            renders = {name: self.renderer.render(world, camera, tex) for name, tex in relit.items()}
+            renders["none"] = self.renderer.render(world, camera, texture)
             target = data.images[frame].float().to(self.device)  # [C,H,W,3]
             mask = (data.masks[frame].to(self.device) & (renders["none"].mask > 0.5))[..., 0]
-            images = {
-                "G": renders["G"].image,
-                "none": renders["none"].image,
-                "SH": self._sh_fit(world, texture, target, mask),
-            }
+            images = {name: render.image for name, render in renders.items()}
+            images["SH"] = self._sh_fit(world, texture, target, mask)
             twin = self.fully_lit_twins.get(frame)
             if twin is not None:  # a perfect lighting model on this DAM: the true shading ratio, per pixel
                 fully_lit = data.images[twin].float().to(self.device)
@@ -248,8 +257,10 @@ def evaluate_avatar(
     unwrapped: UnwrappedFrames,
     max_frames: int = 12,
     fit_iterations: int = 100,
+    adaptation: Step2Schedule | None = None,
 ) -> dict[str, list[dict]]:
-    """{"dam": rows, "lighting": rows}; each row is one evaluation set's mean metrics."""
+    """{"dam": rows, "lighting": rows, "gain_bias": rows}; each row is one evaluation set's mean metrics.
+    `adaptation` (registration's step-2 schedule) adds "G adapted" on unseen patterns."""
     ev = Evaluator(avatar, data, split, unwrapped)
     train_c, test_c = ev.train_cams, ev.test_cams
     dam_sets = [
@@ -273,7 +284,7 @@ def evaluate_avatar(
         for frame in _spread(split.train_frames(data, "group"), max_frames):
             ev.lighting_scores(frame, True, [(test_c, seen), (train_c, seen_fit)])
     for frame in _spread(split.test_frames(data, "group"), max_frames):
-        ev.lighting_scores(frame, False, [(test_c, unseen_test), (train_c, unseen_fit)], fit_iterations)
+        ev.lighting_scores(frame, False, [(test_c, unseen_test), (train_c, unseen_fit)], fit_iterations, adaptation)
         if test_c:
             ev.lighting_scores(frame, True, [(test_c, unseen_known)])
     light_rows = [s.summary() for s in (seen, seen_fit, unseen_test, unseen_fit, unseen_known) if s.values]
@@ -309,19 +320,21 @@ def results_markdown(results: dict[str, list[dict]], notes: str = "") -> str:
         ],
     )  # fmt: skip
 
-    def paired(row: dict) -> str:
-        if "psnr_G_minus_SH" not in row:
+    def paired(row: dict, method: str) -> str:
+        key = f"psnr_{method}_minus_SH"
+        if key not in row:
             return "—"
-        low, high = row["psnr_G_minus_SH_ci"]
-        wins = round(row["psnr_G_wins"] * row["samples"])
-        return f"{row['psnr_G_minus_SH']:+.2f} [{low:+.2f}, {high:+.2f}], {wins}/{row['samples']}"
+        low, high = row[f"{key}_ci"]
+        wins = round(row[f"psnr_{method}_wins"] * row["samples"])
+        return f"{row[key]:+.2f} [{low:+.2f}, {high:+.2f}], {wins}/{row['samples']}"
 
+    label = {m: m.replace("_", " ") for m in METHODS}
     light = markdown_table(
-        ["set", "samples", *(f"PSNR {m}" for m in METHODS), *(f"SSIM {m}" for m in METHODS),
-         "G − SH PSNR [95% CI], G better"],
+        ["set", "samples", *(f"PSNR {label[m]}" for m in METHODS), *(f"SSIM {label[m]}" for m in METHODS),
+         *(f"{label[m]} − SH PSNR [95% CI], {label[m]} better" for m in CHALLENGERS)],
         [
             [r["set"], r.get("samples", 0), *(fmt(r, f"psnr_{m}") for m in METHODS),
-             *(fmt(r, f"ssim_{m}", 3) for m in METHODS), paired(r)]
+             *(fmt(r, f"ssim_{m}", 3) for m in METHODS), *(paired(r, m) for m in CHALLENGERS)]
             for r in results["lighting"]
         ],
     )  # fmt: skip
@@ -344,10 +357,12 @@ def results_markdown(results: dict[str, list[dict]], notes: str = "") -> str:
         "Lighting (group-lit frames; render vs the real Cycles image on the face region, sRGB PSNR/SSIM). "
         "Each frame's lighting is fitted on the training cameras only: SH = least-squares optimum of its 27 "
         "coefficients; G = the known light code for patterns seen in training, or a code fitted like "
-        "Algorithm 1 step (a) for unseen ones; none = fully-lit texture; oracle = the fully-lit render times "
+        "Algorithm 1 step (a) for unseen ones; G adapted = all of Algorithm 1 on an unseen pattern (l, then "
+        "φ, alternated as registration's step 2 does, train/texture_adaptation.py); none = fully-lit "
+        "texture; oracle = the fully-lit render times "
         "each pixel's true shading ratio (a same-pose fully-lit frame; the reach of a perfect lighting model "
-        "on this DAM). G − SH: the mean per-sample PSNR "
+        "on this DAM). G − SH (and G adapted − SH): the mean per-sample PSNR "
         "difference on the same (frame, camera) samples, its 95 % bootstrap interval resampling whole frames "
-        "(metrics/paired.py) and how many samples G wins.\n\n"
+        "(metrics/paired.py) and how many samples G (adapted) wins.\n\n"
         f"{light}\n{split}"
     )

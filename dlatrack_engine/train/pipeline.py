@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 import dlatrack_engine
 from dlatrack_engine.avatar.runtime import Avatar
+from dlatrack_engine.fit.schedule import Schedule
 from dlatrack_engine.models.dam import DAMConfig
 from dlatrack_engine.models.lighting import LightingConfig, LightingModel
 from dlatrack_engine.paths import REPO_ROOT, cache_dir
@@ -193,19 +194,23 @@ def run_evaluation(
     max_frames: int = 12,
     fit_iterations: int = 100,
     first_frames: int | None = None,
+    adapt_quality: str | None = "fast",
 ) -> dict[str, list[dict]]:
-    """Held-out metrics of the package at `avatar_path`; stored in its provenance under "evaluation"."""
+    """Held-out metrics of the package at `avatar_path`; stored in its provenance under "evaluation".
+    `adapt_quality` names registration's schedule preset whose step 2 adapts G to unseen patterns (None: skip)."""
     avatar = Avatar.load(avatar_path, device)
     data = data or _load(data_root, image_size, first_frames)
     split = _split_from(avatar, avatar_path)
     renderer = MeshRenderer(data.topology.faces, data.topology.uv_faces, data.topology.uvs, device)
     unwrapped = unwrap_full_frames(data, split, avatar.dam.cfg.texture_size, device, renderer)
-    results = evaluate_avatar(avatar, data, split, unwrapped, max_frames, fit_iterations)
+    adaptation = Schedule.preset(adapt_quality).step2 if adapt_quality else None
+    results = evaluate_avatar(avatar, data, split, unwrapped, max_frames, fit_iterations, adaptation)
     provenance = dict(avatar.config["provenance"])
     provenance["evaluation"] = {
         "command": command,
         "image_size": [data.width, data.height],
         "light_code_fit_iterations": fit_iterations,
+        "adaptation": {"quality": adapt_quality, **dataclasses.asdict(adaptation)} if adaptation else None,
         "results": results,
     }
     avatar.to_package(avatar_path, provenance)

@@ -206,6 +206,14 @@ def test_train_cli_writes_a_loadable_package_with_provenance(toy_on_disk, tmp_pa
     for r in results["lighting"]:  # the paired G − SH statistic is the difference of the two means
         low, high = r["psnr_G_minus_SH_ci"]
         assert r["psnr_G_minus_SH"] == pytest.approx(r["psnr_G"] - r["psnr_SH"]) and low <= r["psnr_G_minus_SH"] <= high
+    # Algorithm 1 (l and φ, registration's fast step-2 schedule) is scored where the code is fitted: unseen patterns.
+    assert provenance["evaluation"]["adaptation"]["quality"] == "fast"
+    adapted = [r["set"] for r in results["lighting"] if "psnr_G_adapted" in r]
+    assert adapted == sets[2:4]
+    for r in results["lighting"][2:4]:
+        low, high = r["psnr_G_adapted_minus_SH_ci"]
+        assert r["psnr_G_adapted_minus_SH"] == pytest.approx(r["psnr_G_adapted"] - r["psnr_SH"])
+        assert low <= r["psnr_G_adapted_minus_SH"] <= high
     json.dumps(avatar.config)  # the whole config stays JSON
 
 
