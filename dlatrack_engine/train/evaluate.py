@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from dlatrack_engine.avatar.runtime import Avatar
 from dlatrack_engine.fit.schedule import Step2Schedule
@@ -280,13 +281,18 @@ def evaluate_avatar(
     unseen_test = Scores("unseen patterns (held-out frames), held-out cameras")
     unseen_fit = Scores("unseen patterns (held-out frames), fitting cameras")
     unseen_known = Scores("unseen patterns (held-out frames), known code, held-out cameras")
-    if test_c:
-        for frame in _spread(split.train_frames(data, "group"), max_frames):
-            ev.lighting_scores(frame, True, [(test_c, seen), (train_c, seen_fit)])
-    for frame in _spread(split.test_frames(data, "group"), max_frames):
+    seen_frames = _spread(split.train_frames(data, "group"), max_frames) if test_c else []
+    unseen_frames = _spread(split.test_frames(data, "group"), max_frames)
+    bar = tqdm(total=len(seen_frames) + len(unseen_frames), desc="lighting eval", unit="frame", leave=False)
+    for frame in seen_frames:
+        ev.lighting_scores(frame, True, [(test_c, seen), (train_c, seen_fit)])
+        bar.update()
+    for frame in unseen_frames:  # the slow part: a code fit (and Algorithm 1) per frame
         ev.lighting_scores(frame, False, [(test_c, unseen_test), (train_c, unseen_fit)], fit_iterations, adaptation)
         if test_c:
             ev.lighting_scores(frame, True, [(test_c, unseen_known)])
+        bar.update()
+    bar.close()
     light_rows = [s.summary() for s in (seen, seen_fit, unseen_test, unseen_fit, unseen_known) if s.values]
     split_rows = []
     for kind, name in (("full", "fully-lit frames"), ("group", "group-lit frames")):
