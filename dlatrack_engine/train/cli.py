@@ -130,6 +130,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--gain-activation", choices=GAIN_ACTIVATIONS, help="G's gain activation (default: keep / the preset's)"
     )
     light.add_argument(
+        "--bias-scale", type=float, help="units of G's bias output (models/lighting.py; default: keep / the preset's)"
+    )
+    light.add_argument(
         "--energy-normalised",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -188,10 +191,13 @@ def _run_dam(args: argparse.Namespace) -> int:
 
 def _run_lighting(args: argparse.Namespace) -> int:
     sizes = None
-    if args.preset or args.input_size or args.gain_activation or args.energy_normalised is not None:
+    overrides = (args.input_size, args.gain_activation, args.energy_normalised, args.bias_scale)
+    if args.preset or any(value is not None for value in overrides):
         sizes = dict(PRESETS[args.preset or "sample"][1])
         if args.gain_activation:
             sizes["gain_activation"] = args.gain_activation
+        if args.bias_scale is not None:
+            sizes["bias_scale"] = args.bias_scale
         if args.energy_normalised is not None:
             sizes["energy_normalised"] = args.energy_normalised
     cfg = pipeline.train_config_from(LightingTrainConfig, vars(args))

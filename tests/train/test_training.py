@@ -178,9 +178,10 @@ def test_train_cli_writes_a_loadable_package_with_provenance(toy_on_disk, tmp_pa
                  "--epochs", "2", "--holdout-every", "3"]) == 0  # fmt: skip
     assert Avatar.load(out).config["provenance"]["stages"]["lighting"].startswith("untrained")
     assert main(["train", "lighting", *common, "--out", str(out), "--epochs", "1", "--preset", "tiny",
-                 "--texture-warmup-epochs", "1", "--input-size", "32"]) == 0  # fmt: skip
+                 "--texture-warmup-epochs", "1", "--input-size", "32", "--bias-scale", "0.25"]) == 0  # fmt: skip
     # An explicit --input-size above the texture size is kept (a finer feature grid), not capped at 16.
     assert Avatar.load(out).lighting.cfg.input_texture_size == 32
+    assert Avatar.load(out).lighting.cfg.bias_scale == 0.25  # the preset's sizes, this bias unit
     assert main(["train", "eval", *common, "--avatar", str(out), "--max-frames", "2", "--fit-iterations", "3"]) == 0
     avatar = Avatar.load(out)
     provenance = avatar.config["provenance"]
