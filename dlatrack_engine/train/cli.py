@@ -161,8 +161,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--avatar", type=Path, required=True)
     ev.add_argument("--max-frames", type=int, default=12, help="frames per evaluation set (evenly spaced)")
     ev.add_argument("--fit-iterations", type=int, default=100, help="light-code fit for unseen patterns")
-    ev.add_argument("--adapt-quality", choices=("fast", "paper", "none"), default="fast",
-                    help="registration preset whose Algorithm 1 schedule adapts G to unseen patterns ('none': skip)")
+    ev.add_argument(
+        "--adapt-quality",
+        choices=("fast", "paper", "none"),
+        default="fast",
+        help="registration preset whose Algorithm 1 schedule adapts G to unseen patterns ('none': skip)",
+    )
     ev.set_defaults(func=_run_eval)
 
     sample = stages.add_parser("sample", help="train and evaluate the sample avatar (all stages)")

@@ -49,7 +49,7 @@ from dlatrack_engine.models.uv_space import UVAtlas
 from dlatrack_engine.render.mesh_renderer import MeshRenderer
 from dlatrack_engine.train.dam_trainer import UnwrappedFrames
 from dlatrack_engine.train.data import LightStageData, Split, nearest_full_frame, same_pose_full_frames
-from dlatrack_engine.train.texture_adaptation import TextureTarget, adapt_lighting, fit_light_code
+from dlatrack_engine.train.texture_adaptation import TextureTarget, adapt_in_texture_space, fit_light_code
 from dlatrack_engine.train.unwrap import unwrap_images
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ class Evaluator:
             fitting = self.fitting_target(frame, texture, head_view, world)
             code = fit_light_code(avatar.lighting, fitting, fit_iterations)
             if adaptation is not None:
-                adapted_code, adapted = adapt_lighting(avatar.lighting, fitting, adaptation)
+                adapted_code, adapted = adapt_in_texture_space(avatar.lighting, fitting, adaptation)
                 with torch.no_grad():
                     gain, bias = adapted(adapted_code.expand(data.num_cameras, -1), head_view, texture)
                     relit["G_adapted"] = relight(texture, gain, bias)

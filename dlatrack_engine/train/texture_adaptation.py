@@ -54,7 +54,7 @@ def fit_light_code(
             p.requires_grad_(True)
 
 
-def adapt_lighting(
+def adapt_in_texture_space(
     lighting: LightingModel, target: TextureTarget, schedule: Step2Schedule
 ) -> tuple[torch.Tensor, LightingModel]:
     """Algorithm 1 on one frame: l <- 0, φ <- a copy of the pre-trained G; `schedule.rounds` times fit l

@@ -8,7 +8,7 @@ import torch
 
 from dlatrack_engine.fit.schedule import Step2Schedule
 from dlatrack_engine.models.lighting import LightingConfig, LightingModel, relight
-from dlatrack_engine.train.texture_adaptation import TextureTarget, adapt_lighting, fit_light_code
+from dlatrack_engine.train.texture_adaptation import TextureTarget, adapt_in_texture_space, fit_light_code
 
 SMALL_G = dict(mlp_width=16, light_channels=(16, 16, 8, 8, 8), texture_channels=(8, 8, 8, 8), branch_channels=8)
 CAMERAS = 4  # three fit the lighting, the fourth judges it
@@ -54,8 +54,8 @@ def schedule(model_iterations: int) -> Step2Schedule:
 def test_adapting_phi_fits_a_lighting_the_code_alone_cannot_and_it_carries_to_an_unused_camera():
     model, fitting, held_out = lighting_pair()
     before = copy.deepcopy(model.state_dict())
-    code_only, same_model = adapt_lighting(model, fitting, schedule(model_iterations=0))
-    code, adapted = adapt_lighting(model, fitting, schedule(model_iterations=60))
+    code_only, same_model = adapt_in_texture_space(model, fitting, schedule(model_iterations=0))
+    code, adapted = adapt_in_texture_space(model, fitting, schedule(model_iterations=60))
     with torch.no_grad():
         fit_code_only, fit_adapted = fitting.loss(same_model, code_only), fitting.loss(adapted, code)
         held_code_only, held_adapted = held_out.loss(same_model, code_only), held_out.loss(adapted, code)
@@ -70,7 +70,7 @@ def test_adapting_phi_fits_a_lighting_the_code_alone_cannot_and_it_carries_to_an
 def test_without_model_iterations_adaptation_is_the_code_fit_of_step_a():
     model, fitting, _ = lighting_pair()
     step_a_only = Step2Schedule(rounds=1, light_iterations=25, light_lr=1e-2, model_iterations=0)
-    code, same = adapt_lighting(model, fitting, step_a_only)
+    code, same = adapt_in_texture_space(model, fitting, step_a_only)
     torch.testing.assert_close(code, fit_light_code(model, fitting, 25, lr=1e-2))
     inputs = (code.expand(CAMERAS - 1, -1), fitting.head_view, fitting.texture)
     with torch.no_grad():
