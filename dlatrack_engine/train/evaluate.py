@@ -140,9 +140,12 @@ class Evaluator:
             scores.add("dam_vertex_percent_head", 100.0 * error_mm / 1000.0 / head_size)
 
     @torch.no_grad()
-    def _unwrap_frame(self, frame: int, world: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def fitting_target(
+        self, frame: int, texture: torch.Tensor, head_view: torch.Tensor, world: torch.Tensor
+    ) -> TextureTarget:
+        """The frame's training-camera images unwrapped to texture space: what its lighting is fitted to."""
         cams = torch.tensor(self.train_cams)
-        return unwrap_images(
+        target, weight = unwrap_images(
             self.renderer,
             self.atlas,
             self.data.images[frame, cams].float().to(self.device),
@@ -150,13 +153,6 @@ class Evaluator:
             world[cams],
             self.data.camera(cams).to(self.device),
         )
-
-    def fitting_target(
-        self, frame: int, texture: torch.Tensor, head_view: torch.Tensor, world: torch.Tensor
-    ) -> TextureTarget:
-        """The frame's training-camera images unwrapped to texture space: what its lighting is fitted to."""
-        target, weight = self._unwrap_frame(frame, world)
-        cams = torch.tensor(self.train_cams)
         return TextureTarget(texture[cams], head_view[cams], target, weight)
 
     def lighting_scores(
