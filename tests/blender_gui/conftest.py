@@ -38,6 +38,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture
+def in_blender_binary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make tests/blender_runner.py start the `blender` binary (background) instead of the bpy wheel."""
+    import blender_runner
+
+    prefix = [shutil.which("blender"), "-b", "--factory-startup", "--python-exit-code", "1", "--python"]
+    monkeypatch.setattr(blender_runner, "blender_command", lambda script, args: [*prefix, str(script), "--", *args])
+
+
 @pytest.fixture(scope="session")
 def x_display() -> Iterator[str]:
     """A private Xvfb server; yields its DISPLAY (":N"). Xvfb picks a free display number itself."""
@@ -57,3 +66,13 @@ def x_display() -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(10)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """List every Blender crash of this run (retried or not), so a crash that a retry hid is still seen."""
+    from crash_retry import CRASH_NOTES
+
+    if CRASH_NOTES:
+        terminalreporter.section("Blender crashes (tests/blender_gui)")
+        for line in CRASH_NOTES:
+            terminalreporter.write_line(line)

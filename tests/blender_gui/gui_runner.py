@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from crash_retry import CRASH_FILE, BlenderCrash, crashed, keep_crash_report, note
+
 from dlatrack_engine.paths import REPO_ROOT
 
 SCRIPTS = Path(__file__).resolve().parent / "bpy_scripts"
@@ -28,8 +30,27 @@ class GuiScriptError(RuntimeError):
     """The scripted session raised, or Blender ended without a result; the message holds its output."""
 
 
+def check_crash(label: str, temp_dir: Path, returncode: int, output: str, has_result: bool) -> None:
+    """Raise BlenderCrash (report kept) if Blender crashed before its result; only note a crash after it.
+
+    Blender's crash handler writes its backtrace to `blender.crash.txt` in TMPDIR (`temp_dir` here).
+    """
+    if not crashed(returncode, temp_dir):
+        return
+    crash = temp_dir / CRASH_FILE
+    output += f"\n--- {crash.name} ---\n{crash.read_text(errors='replace')[-4000:]}" if crash.is_file() else ""
+    kept = keep_crash_report(label, temp_dir, returncode, output)
+    if not has_result:
+        raise BlenderCrash(f"{label}: Blender crashed (exit {returncode}) with no result:\n{output}", kept)
+    note(f"{label}: Blender crashed (exit {returncode}) after writing its result, which is used; report in {kept}")
+
+
 def run_gui_blender(script: str | Path, args: dict[str, Any], display: str, timeout: float = 120) -> dict[str, Any]:
-    """Run `script`'s `steps(args)` in `blender` (GUI) on `display`; returns its result and Blender's stderr."""
+    """Run `script`'s `steps(args)` in `blender` (GUI) on `display`; returns its result and Blender's stderr.
+
+    Raises BlenderCrash when Blender crashed before its result (tests retry that with `with_crash_retry`),
+    GuiScriptError when the script failed or Blender ended otherwise.
+    """
     blender = shutil.which("blender")
     if blender is None:
         raise FileNotFoundError("no `blender` binary on PATH")
@@ -70,9 +91,8 @@ def run_gui_blender(script: str | Path, args: dict[str, Any], display: str, time
                 os.killpg(blender_process.pid, signal.SIGKILL)
         done = subprocess.CompletedProcess(command, blender_process.returncode, stdout, stderr)
         output = (done.stdout or "")[-6000:] + "\n--- stderr ---\n" + (done.stderr or "")[-6000:]
+        check_crash(Path(script).stem, Path(tmp), done.returncode, output, result_path.is_file())
         if not result_path.is_file():
-            crash = Path(tmp) / "blender.crash.txt"  # Blender's own backtrace when it segfaults
-            output += f"\n--- {crash.name} ---\n{crash.read_text(errors='replace')[-4000:]}" if crash.is_file() else ""
             raise GuiScriptError(f"{Path(script).name}: Blender exited with {done.returncode} and no result:\n{output}")
         payload = json.loads(result_path.read_text())
         if not payload["ok"]:

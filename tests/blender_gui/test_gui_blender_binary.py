@@ -3,26 +3,18 @@ accepts): writing 100 frames by shape keys and by PC2, the camera, the sequences
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import blender_runner
 import pytest
 from blender_data import FRAMES, SCRIPTS, assert_renders_follow_textures, make_synthetic_job
+from crash_retry import run_in_blender_retrying
 
 pytestmark = pytest.mark.blender_gui
 
 
-@pytest.fixture
-def in_blender_binary(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make tests/blender_runner.py start the `blender` binary (background) instead of the bpy wheel."""
-    prefix = [shutil.which("blender"), "-b", "--factory-startup", "--python-exit-code", "1", "--python"]
-    monkeypatch.setattr(blender_runner, "blender_command", lambda script, args: [*prefix, str(script), "--", *args])
-
-
 def test_addon_writes_and_renders_in_the_blender_binary(in_blender_binary: None, tmp_path: Path) -> None:
     job = make_synthetic_job(tmp_path)
-    checks = blender_runner.run_in_blender(SCRIPTS / "check_addon.py", job, timeout=300)
+    checks = run_in_blender_retrying(SCRIPTS / "check_addon.py", job, tmp_path)
     assert checks["register_cycles_ok"] == [True, True, True, True]
     assert checks["import"]["neutral_error"] < 1e-6 and checks["import"]["uv_error"] < 1e-6
     for mode in ("shape_keys", "mesh_cache"):
@@ -30,6 +22,6 @@ def test_addon_writes_and_renders_in_the_blender_binary(in_blender_binary: None,
     assert checks["shape_keys"]["count"] == FRAMES + 1
     assert checks["camera_pixel_error"] < 1e-3
     assert checks["sequences"]["relit"]["shown"] == [0, 1, 49]
-    paths = blender_runner.run_in_blender(SCRIPTS / "check_render.py", job, timeout=300)
+    paths = run_in_blender_retrying(SCRIPTS / "check_render.py", job, tmp_path)
     assert paths["engine"] == "CYCLES"
     assert_renders_follow_textures(paths)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from crash_retry import with_crash_retry
 from gui_data import KEY_FRAMES, make_dome_clip
 from gui_runner import SCRIPTS, WINDOW, run_gui_blender
 
@@ -23,11 +24,15 @@ REQUESTS = {"complete": (0, 40, "PREVIEW"), "escape": (0, 12, "FAST"), "cancel":
 
 @pytest.fixture(scope="module")
 def session(x_display: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    root = tmp_path_factory.mktemp("gui_track")
-    data = make_dome_clip(root, list(REQUESTS.values()))
-    args = {**data, **{k: list(v) for k, v in REQUESTS.items()}, "engine_python": sys.executable,
-            "key_frames": KEY_FRAMES, "screenshot": str(root / "window.png")}  # fmt: skip
-    return {**run_gui_blender(SCRIPTS / "drive_track.py", args, x_display, timeout=300), "root": str(root)}
+    def attempt(_: int) -> dict:
+        # Fresh data on every attempt: a crashed session leaves its job folders half done, which would resume.
+        root = tmp_path_factory.mktemp("gui_track")
+        data = make_dome_clip(root, list(REQUESTS.values()))
+        args = {**data, **{k: list(v) for k, v in REQUESTS.items()}, "engine_python": sys.executable,
+                "key_frames": KEY_FRAMES, "screenshot": str(root / "window.png")}  # fmt: skip
+        return {**run_gui_blender(SCRIPTS / "drive_track.py", args, x_display, timeout=300), "root": str(root)}
+
+    return with_crash_retry("drive_track", attempt)
 
 
 def test_addon_enables_and_panel_draws_without_errors(session: dict) -> None:
