@@ -74,6 +74,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="largest accepted frame payload in MiB (uploaded videos)",
     )
     parser.add_argument(
+        "--max-buffered-mb",
+        type=int,
+        default=None,
+        help="bytes buffered for incoming requests across all connections, in MiB (default: the larger of "
+        "1024 and --max-frame-mb); a request past it gets 'server_busy'",
+    )
+    parser.add_argument(
+        "--auth-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a new connection has to send its complete 'hello' (a hard deadline, default 10)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -116,6 +129,13 @@ def run(args: argparse.Namespace) -> int:
         os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
         if "torch" in sys.modules:  # `dlatrack serve` after another sub-command imported torch
             sys.modules["torch"].set_num_threads(args.threads)
+    if not 0 < args.auth_timeout <= 3600 or args.max_frame_mb < 1:
+        print("--auth-timeout must be in (0, 3600] s and --max-frame-mb >= 1", file=sys.stderr)
+        return 2
+    buffered_mb = args.max_buffered_mb if args.max_buffered_mb is not None else max(1024, args.max_frame_mb)
+    if buffered_mb < 1:
+        print(f"--max-buffered-mb must be >= 1, got {buffered_mb}", file=sys.stderr)
+        return 2
     state_dir = (args.state_dir or cache_dir() / "server").resolve()
     connection_file = (args.connection_file or state_dir / "connection.json").resolve()
     server = EngineServer(
@@ -126,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
         connection_file,
         device=args.device,
         max_frame_bytes=args.max_frame_mb << 20,
+        auth_timeout_s=args.auth_timeout,
+        max_buffered_bytes=buffered_mb << 20,
     )
 
     def stop(signum: int, _frame: Any) -> None:
@@ -163,4 +185,3 @@ def watch_parent(pid: int, stop: Callable[[], None], poll_s: float = 1.0) -> thr
     thread = threading.Thread(target=watch, name="parent-watch", daemon=True)
     thread.start()
     return thread
-

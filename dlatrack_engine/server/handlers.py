@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dlatrack_engine.server.jobqueue import JobError
+from dlatrack_engine.server.option_values import check_frame_range, check_option_values
 from dlatrack_engine.server.work import check_selftest_params, load_pipeline, make_track_options
 from dlatrack_engine.wire.jobfolder import JobFolderError, atomic_write_bytes
 from dlatrack_engine.wire.jobs import new_job_id
@@ -89,15 +90,17 @@ def _output_root(server: EngineServer, args: Mapping[str, Any], job_id: str, op:
     return server.jobs.default_root / job_id
 
 
-def _video_for(server: EngineServer, args: Mapping[str, Any], blobs: Mapping[str, Any], job_id: str, op: str) -> Path:
+def _video_for(
+    server: EngineServer, args: Mapping[str, Any], blobs: Mapping[str, Any], job_id: str, op: str
+) -> tuple[Path, int | None]:
     """A video path on the engine's filesystem, or the uploaded bytes staged under the engine's state dir
-    (kept until the job ends, so a resumed job still has its input)."""
+    (kept until the job ends, so a resumed job still has its input); with its frame count when known."""
     if "video" in blobs:
         data = blobs["video"]
         if not isinstance(data, bytes) or not data:
             raise JobError("bad_argument", f"{op}: blob 'video' must be non-empty bytes (the video file)")
         name = arg(args, "video_name", str, "upload.mp4", op=op)
-        if not _SAFE_NAME.match(name):
+        if not _SAFE_NAME.fullmatch(name):
             raise JobError("bad_argument", f"{op}: video_name {name!r} must be a plain file name")
         path = server.state_dir / "uploads" / job_id / name
         atomic_write_bytes(path, data)
@@ -110,15 +113,15 @@ def _video_for(server: EngineServer, args: Mapping[str, Any], blobs: Mapping[str
                 f"{op}: video '{path}' does not exist (on the engine's machine; "
                 "upload it as the 'video' blob when the engine runs elsewhere)",
             )
-    from dlatrack_engine.video.reader import VideoError, read_clip
+    from dlatrack_engine.video.reader import VideoError, probe_video
 
     try:
-        read_clip(path, start=0, stop=1)  # probe: decodes one frame
+        info = probe_video(path)  # decodes one frame; sizes are checked before it is decoded
     except VideoError as exc:
         raise JobError("unreadable_video", f"{op}: {exc}") from exc
     except (OSError, ValueError) as exc:
         raise JobError("unreadable_video", f"{op}: video '{path}' cannot be read: {exc}") from exc
-    return path.resolve()
+    return path.resolve(), info.frame_count
 
 
 def discard_upload(server: EngineServer, job_id: str) -> None:
@@ -131,8 +134,10 @@ def _submit_pipeline(server: EngineServer, conn: Connection, args: dict, blobs: 
     job_id = new_job_id()
     root = _output_root(server, args, job_id, kind)
     try:
-        video = _video_for(server, args, blobs, job_id, kind)
         make_track_options(load_pipeline(), options)  # reject bad options now, not minutes later
+        check_option_values(options)
+        video, frame_count = _video_for(server, args, blobs, job_id, kind)
+        check_frame_range(options, frame_count, str(video))
         params = {
             "avatar_id": loaded.avatar_id,
             "avatar_path": loaded.path,
@@ -238,7 +243,7 @@ def op_decode_view(server: EngineServer, conn: Connection, args: dict, blobs: di
     if job_id:
         folder = server.jobs.get(job_id).folder
     elif folder_path:  # a finished job folder on the engine's disk (e.g. from `dlatrack track`)
-        folder = decode_mod.folder_of(folder_path)
+        folder = decode_mod.folder_of(str(_path_arg(args, "folder", "decode_view")))
     else:
         folder = None
     if name and folder is None:

@@ -1,7 +1,10 @@
 """The engine server: a TCP listener, one reader and one writer thread per connection, token auth.
 
-Each connection's first frame must be `hello` with the token (compared in constant time); until then the
-blob cap is tiny so an unauthenticated peer cannot make the engine buffer much. Replies and events leave
+Each connection's first frame must be `hello` with the token (compared in constant time), within a hard
+deadline; until then the header and blob caps are tiny, and such peers have their own pool of slots
+(`admission.py`), so an unauthenticated peer can neither make the engine buffer much nor keep a real client
+out. After `hello`, frames are buffered as their bytes arrive, charged to a budget shared by all
+connections (`budget.py`). Replies and events leave
 through a per-connection queue drained by a writer thread, so a slow or vanished client never blocks the
 job worker that produces events — it is dropped instead, and its job carries on.
 """
@@ -22,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import dlatrack_engine
+from dlatrack_engine.server.admission import MAX_CONNECTIONS, Admission
 from dlatrack_engine.server.avatars import AvatarStore
+from dlatrack_engine.server.budget import DEFAULT_LIMIT_BYTES, ByteBudget
 from dlatrack_engine.server.connection_file import (
     claim_connection_file,
     remove_connection_file,
@@ -36,11 +41,23 @@ from dlatrack_engine.wire.protocol import ProtocolError, encode_frame, error_hea
 
 log = logging.getLogger(__name__)
 
-AUTH_TIMEOUT_S = 10.0
+AUTH_TIMEOUT_S = 10.0  # a hard deadline for the whole `hello` frame, however slowly its bytes arrive
 PRE_AUTH_MAX_BLOB = 64 << 10
+PRE_AUTH_MAX_HEADER = 64 << 10
 MAX_PENDING_FRAMES = 4096
 MAX_PENDING_BYTES = 512 << 20  # a client this far behind (e.g. streamed textures) is dropped, not buffered
-MAX_CONNECTIONS = 64
+MAX_REQUEST_ID_CHARS = 128
+__all__ = ["MAX_CONNECTIONS", "Connection", "EngineServer"]
+
+
+def reply_id(header: Mapping[str, Any]) -> Any:
+    """The request's `id`, echoed as `reply_to`: an integer (or a short string), never NaN or an object."""
+    value = header.get("id")
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63):
+        return value
+    if isinstance(value, str) and len(value) <= MAX_REQUEST_ID_CHARS:
+        return value
+    raise ProtocolError("malformed_header", f"request 'id' must be an integer, got {type(value).__name__}")
 
 
 def _torch_threads() -> int | None:
@@ -130,12 +147,24 @@ class Connection:
     def _fail(self, error: ProtocolError, reply_to: Any = None) -> None:
         self._enqueue(error_header(error.code, error.message, reply_to))
 
+    def evict(self) -> None:
+        """Drop a connection that is still waiting to authenticate (its slot is needed by a newer one)."""
+        self._fail(ProtocolError("auth_timeout", "dropped before 'hello': too many connections waiting to log in"))
+        self.close()  # the writer sends the error, then shuts the socket down, which wakes the reader
+
     def _authenticate(self) -> bool:
-        self.sock.settimeout(AUTH_TIMEOUT_S)
+        timeout = self.server.auth_timeout_s
         try:
-            message = protocol.recv_message(self.sock, PRE_AUTH_MAX_BLOB)
+            message = protocol.recv_message(
+                self.sock,
+                PRE_AUTH_MAX_BLOB,
+                max_header_bytes=PRE_AUTH_MAX_HEADER,
+                deadline=time.monotonic() + timeout,
+            )
+            header = message.header
+            request_id = reply_id(header)
         except TimeoutError:
-            self._fail(ProtocolError("auth_timeout", f"no hello within {AUTH_TIMEOUT_S:.0f} s"))
+            self._fail(ProtocolError("auth_timeout", f"no complete hello within {timeout:g} s"))
             return False
         except ProtocolError as exc:
             if not isinstance(exc, protocol.ConnectionClosed):
@@ -143,8 +172,6 @@ class Connection:
             return False
         except OSError:
             return False
-        header = message.header
-        request_id = header.get("id")
         if header.get("op") != "hello":
             self._fail(
                 ProtocolError(
@@ -156,35 +183,53 @@ class Connection:
             return False
         args = header.get("args") if isinstance(header.get("args"), dict) else {}
         token = args.get("token")
-        if not isinstance(token, str) or not hmac.compare_digest(token.encode(), self.server.token.encode()):
+        if not isinstance(token, str) or not hmac.compare_digest(
+            token.encode("utf-8", "surrogatepass"), self.server.token.encode()
+        ):
             log.warning("client %s: rejected (wrong or missing token)", self.peer)
             self._fail(
                 ProtocolError("auth_failed", "wrong or missing token (see the engine's connection file)"), request_id
             )
             return False
         self.client_version = str(args.get("client_version", ""))[:64]
+        if not self.server.admission.authenticate(self):
+            self._fail(
+                ProtocolError(
+                    "too_many_connections", f"all {self.server.admission.max_clients} client slots are in use"
+                ),
+                request_id,
+            )
+            return False
         self.sock.settimeout(None)
         self._enqueue({"type": "reply", "reply_to": request_id, "ok": True, **self.server.hello_info()})
         return True
 
     def _loop(self) -> None:
         while not self.closed.is_set():
+            reservation = self.server.buffers.reservation()
             try:
-                message = protocol.recv_message(self.sock, self.server.max_frame_bytes)
-            except ProtocolError as exc:
-                if isinstance(exc, protocol.ConnectionClosed):
+                try:
+                    message = protocol.recv_message(self.sock, self.server.max_frame_bytes, reserve=reservation)
+                except ProtocolError as exc:
+                    if isinstance(exc, protocol.ConnectionClosed):
+                        return
+                    self._fail(exc)
+                    if exc.fatal:
+                        return
+                    continue
+                except OSError:
                     return
-                self._fail(exc)
-                if exc.fatal:
-                    return
-                continue
-            except OSError:
-                return
-            self._dispatch(message)
+                self._dispatch(message)
+            finally:
+                reservation.release()
 
     def _dispatch(self, message: protocol.Message) -> None:
         header = message.header
-        request_id = header.get("id")
+        try:
+            request_id = reply_id(header)
+        except ProtocolError as exc:
+            self._fail(exc)
+            return
         op = header.get("op")
         if not isinstance(op, str) or op not in HANDLERS:
             shown = str(op)[:40] if op is not None else "(missing 'op')"
@@ -238,15 +283,18 @@ class EngineServer:
         connection_file: Path,
         device: str | None = None,
         max_frame_bytes: int = protocol.DEFAULT_MAX_BLOB_BYTES,
+        auth_timeout_s: float = AUTH_TIMEOUT_S,
+        max_buffered_bytes: int = DEFAULT_LIMIT_BYTES,
     ) -> None:
         self.host, self.port, self.token = host, port, token
         self.state_dir, self.connection_file = state_dir, connection_file
         self.device_name = device
         self.max_frame_bytes = max_frame_bytes
+        self.auth_timeout_s = auth_timeout_s
+        self.buffers = ByteBudget(max_buffered_bytes)
         self.avatars = AvatarStore(device)
         self.jobs = JobManager(state_dir, build_runners(self.avatars.load), dlatrack_engine.__version__)
-        self._connections: set[Connection] = set()
-        self._lock = threading.Lock()
+        self.admission: Admission[Connection] = Admission()
         self._stop = threading.Event()
         self._device_label: str | None = None
         self.started = time.time()
@@ -270,12 +318,12 @@ class EngineServer:
         }
 
     def status(self) -> dict[str, Any]:
-        with self._lock:
-            connections = len(self._connections)
+        connections, pending = self.admission.counts()
         return {
             **self.hello_info(),
             "uptime_s": time.time() - self.started,
             "connections": connections,
+            "unauthenticated_connections": pending,
             "avatars": self.avatars.list(),
             "jobs": self.jobs.jobs(),
             "current_job": self.jobs.current,
@@ -338,19 +386,21 @@ class EngineServer:
                 continue
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             connection = Connection(self, sock, f"{peer[0]}:{peer[1]}")
-            with self._lock:
-                if len(self._connections) >= MAX_CONNECTIONS:
-                    with contextlib.suppress(OSError):
-                        sock.settimeout(1.0)
-                        sock.sendall(encode_frame(error_header("too_many_connections", f"limit is {MAX_CONNECTIONS}")))
-                    sock.close()
-                    continue
-                self._connections.add(connection)
+            accepted, evicted = self.admission.admit(connection)
+            if not accepted:
+                limit = self.admission.max_clients
+                with contextlib.suppress(OSError):
+                    sock.setblocking(False)  # a small frame into an empty buffer: never blocks the accept loop
+                    sock.send(encode_frame(error_header("too_many_connections", f"all {limit} client slots in use")))
+                sock.close()
+                continue
+            if evicted is not None:
+                log.warning("too many connections waiting to authenticate: dropping %s", evicted.peer)
+                evicted.evict()
             threading.Thread(target=connection.serve, name=f"dlatrack-conn-{peer[1]}", daemon=True).start()
 
     def forget(self, connection: Connection) -> None:
-        with self._lock:
-            self._connections.discard(connection)
+        self.admission.release(connection)
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -361,14 +411,11 @@ class EngineServer:
         if self.listener is not None:
             self.listener.close()
         self.jobs.stop()
-        with self._lock:
-            connections = list(self._connections)
-        for connection in connections:
+        for connection in self.admission.all():
             connection.close()
         deadline = time.monotonic() + 2.0  # let writers flush the last replies (e.g. to `shutdown`)
         while time.monotonic() < deadline:
-            with self._lock:
-                if not self._connections:
-                    break
+            if self.admission.counts() == (0, 0):
+                break
             time.sleep(0.02)
         log.info("dlatrack engine stopped")

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import socket
 import struct
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +35,9 @@ MAX_HEADER_BYTES = 1 << 20  # 1 MiB of JSON is far more than any request needs.
 DEFAULT_MAX_BLOB_BYTES = 512 << 20  # Uploaded videos; raise with the server's --max-frame-mb.
 MAX_BLOBS = 4096
 MAX_NDIM = 8
+MAX_JSON_DEPTH = 32  # requests nest 3-4 levels; deeper is an attack on the parser, not a request
+RECV_CHUNK = 1 << 20  # a frame's buffer grows by at most this much per read: memory follows the data
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 # Array dtypes allowed on the wire (little-endian). float32 for geometry/images, int32 for topology indices,
 # uint8/uint16 for raw images; anything else is refused rather than guessed.
@@ -124,7 +129,9 @@ def encode_frame(header: Mapping[str, Any], blobs: Mapping[str, Any] | None = No
     return PREFIX.pack(MAGIC, PROTOCOL_VERSION, 0, len(header_bytes), len(body)) + header_bytes + body
 
 
-def parse_prefix(prefix: bytes, max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES) -> tuple[int, int]:
+def parse_prefix(
+    prefix: bytes, max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES, max_header_bytes: int = MAX_HEADER_BYTES
+) -> tuple[int, int]:
     """Validate the 16-byte prefix and return (header_len, blobs_len); errors here are fatal."""
     if len(prefix) != PREFIX_SIZE:
         raise ProtocolError("truncated_frame", f"frame prefix is {len(prefix)} bytes, expected {PREFIX_SIZE}", True)
@@ -139,8 +146,8 @@ def parse_prefix(prefix: bytes, max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES) ->
             f"protocol version {version} is not supported (this side speaks {PROTOCOL_VERSION})",
             True,
         )
-    if header_len == 0 or header_len > MAX_HEADER_BYTES:
-        raise ProtocolError("frame_too_large", f"header length {header_len} outside 1..{MAX_HEADER_BYTES} bytes", True)
+    if header_len == 0 or header_len > max_header_bytes:
+        raise ProtocolError("frame_too_large", f"header length {header_len} outside 1..{max_header_bytes} bytes", True)
     if blobs_len > max_blob_bytes:
         raise ProtocolError(
             "frame_too_large", f"blobs length {blobs_len} exceeds the cap of {max_blob_bytes} bytes", True
@@ -179,14 +186,49 @@ def _check_descriptor(desc: Any, index: int) -> tuple[str, str, int, str | None,
     return name, kind, nbytes, dtype, tuple(shape)
 
 
-def decode_body(header_bytes: bytes | bytearray, body: bytes | bytearray) -> Message:
-    """Decode header JSON and split the blobs; raises a non-fatal ProtocolError on any inconsistency."""
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (NaN and Infinity are not allowed)")
+
+
+def _json_depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, without recursion (the input is untrusted)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                return deepest
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def parse_header(header_bytes: bytes | bytearray) -> dict[str, Any]:
+    """Parse a header, refusing what JSON permits but a request must not hold: NaN/Infinity, integers of
+    thousands of digits, nesting deeper than MAX_JSON_DEPTH and lone UTF-16 surrogates (which no string
+    operation downstream can encode). Every refusal is a non-fatal `malformed_header`."""
     try:
-        header = json.loads(header_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = header_bytes.decode("utf-8")
+        header = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError as exc:
+        raise ProtocolError("malformed_header", "header JSON is nested too deeply") from exc
+    except ValueError as exc:  # UnicodeDecodeError, JSONDecodeError, NaN, over-long integers
         raise ProtocolError("malformed_header", f"header is not valid UTF-8 JSON: {exc}") from exc
     if not isinstance(header, dict):
         raise ProtocolError("malformed_header", f"header must be a JSON object, got {type(header).__name__}")
+    if _json_depth(header) > MAX_JSON_DEPTH:
+        raise ProtocolError("malformed_header", f"header JSON nests deeper than {MAX_JSON_DEPTH} levels")
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(header, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ProtocolError("malformed_header", f"header holds a lone UTF-16 surrogate ({exc.reason})") from exc
+    return header
+
+
+def decode_body(header_bytes: bytes | bytearray, body: bytes | bytearray) -> Message:
+    """Decode header JSON and split the blobs; raises a non-fatal ProtocolError on any inconsistency."""
+    header = parse_header(header_bytes)
     descriptors = header.pop("blobs", [])
     if not isinstance(descriptors, list) or len(descriptors) > MAX_BLOBS:
         raise ProtocolError("malformed_header", f"header.blobs must be a list of at most {MAX_BLOBS} descriptors")
@@ -213,25 +255,50 @@ def decode_body(header_bytes: bytes | bytearray, body: bytes | bytearray) -> Mes
     return Message(header, blobs)
 
 
-def _recv_exactly(sock: socket.socket, size: int, what: str) -> bytearray:
-    buffer = bytearray(size)
-    view = memoryview(buffer)
-    received = 0
-    while received < size:
-        count = sock.recv_into(view[received:], min(size - received, 1 << 20))
+Reserve = Callable[[int], None]
+
+
+def _recv_exactly(
+    sock: socket.socket, size: int, what: str, deadline: float | None = None, reserve: Reserve | None = None
+) -> bytearray:
+    """Read `size` bytes. The buffer grows as data arrives (a peer that announces 500 MB and sends nothing
+    costs nothing); `reserve(n)` is told of each growth and may refuse it by raising; past `deadline`
+    (time.monotonic()) the read raises TimeoutError however slowly the bytes trickle in."""
+    buffer = bytearray()
+    scratch = bytearray(min(size, RECV_CHUNK))
+    while len(buffer) < size:
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"deadline passed while reading the frame {what}")
+            sock.settimeout(remaining)
+        count = sock.recv_into(scratch, min(size - len(buffer), len(scratch)))
         if count == 0:
-            if received == 0 and what == "prefix":
+            if not buffer and what == "prefix":
                 raise ConnectionClosed()
-            raise ConnectionClosed(f"connection closed inside the frame {what} ({received} of {size} bytes)")
-        received += count
+            raise ConnectionClosed(f"connection closed inside the frame {what} ({len(buffer)} of {size} bytes)")
+        if reserve is not None:
+            reserve(count)
+        buffer += memoryview(scratch)[:count]
     return buffer
 
 
-def recv_message(sock: socket.socket, max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES) -> Message:
-    """Read one frame from a blocking socket. Fatal errors mean: report (if possible) and close."""
-    header_len, blobs_len = parse_prefix(bytes(_recv_exactly(sock, PREFIX_SIZE, "prefix")), max_blob_bytes)
-    header_bytes = _recv_exactly(sock, header_len, "header")
-    body = _recv_exactly(sock, blobs_len, "blobs") if blobs_len else b""
+def recv_message(
+    sock: socket.socket,
+    max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES,
+    *,
+    max_header_bytes: int = MAX_HEADER_BYTES,
+    deadline: float | None = None,
+    reserve: Reserve | None = None,
+) -> Message:
+    """Read one frame from a blocking socket. Fatal errors mean: report (if possible) and close.
+
+    `deadline` (time.monotonic()) bounds the whole frame, not each read; `reserve(n)` accounts for every
+    buffered byte (the server's budget across connections)."""
+    prefix = _recv_exactly(sock, PREFIX_SIZE, "prefix", deadline)
+    header_len, blobs_len = parse_prefix(bytes(prefix), max_blob_bytes, max_header_bytes)
+    header_bytes = _recv_exactly(sock, header_len, "header", deadline, reserve)
+    body = _recv_exactly(sock, blobs_len, "blobs", deadline, reserve) if blobs_len else b""
     return decode_body(header_bytes, body)
 
 
