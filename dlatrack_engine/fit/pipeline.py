@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
@@ -131,16 +130,15 @@ class _Job:
         self.device = avatar.device if options.device is None else pick_device(options.device)
         if self.device != avatar.device:
             raise ValueError(f"avatar is on {avatar.device} but options.device is {self.device}; load it there")
-        self.clip = read_clip(video, options.start, options.stop, options.stride)
-        width, height = self.clip.size
+        # Steps 1-3 run at the schedule's working size; results are 3-D, so they do not depend on it. Each
+        # frame is scaled as it is decoded (INTER_AREA), so the full-size clip is never held in memory.
+        self.clip = read_clip(video, options.start, options.stop, options.stride,
+                              work_size=self.schedule.work_size)
+        width, height = self.clip.source_size
         K, k_source = resolve_intrinsics(video, width, height, options.focal)
-        # Steps 1-3 run at the schedule's working size; results are 3-D, so they do not depend on it.
-        work = self.schedule.work_size
-        self.scale = min(1.0, work / max(width, height)) if work else 1.0
-        work_w, work_h = round(width * self.scale), round(height * self.scale)
-        frames = self.clip.frames if self.scale == 1.0 else np.stack(
-            [cv2.resize(f, (work_w, work_h), interpolation=cv2.INTER_AREA) for f in self.clip.frames])
-        self.frames = torch.from_numpy(np.ascontiguousarray(frames))  # CPU; batches move to the device
+        self.scale = self.clip.scale
+        work_w, work_h = self.clip.size
+        self.frames = torch.from_numpy(np.ascontiguousarray(self.clip.frames))  # CPU; batches move to the device
         work_K = np.diag([self.scale, self.scale, 1.0]) @ K  # pixel corners at 0: u' = s u
         self.scene = FaceScene(avatar, torch.as_tensor(work_K), work_w, work_h)
         self.seconds: dict[str, float] = {}
@@ -193,7 +191,7 @@ class _Job:
             self.check_cancel()
             self.emit("landmarks", done, total)
 
-        track = detect_clip(detector, self.clip.frames, str(self.clip.path), tick)
+        track = detect_clip(detector, self.clip.source_frames(), str(self.clip.path), tick, count=n)
         track.save(str(path) + ".tmp.npz")
         Path(str(path) + ".tmp.npz").replace(path)
         self.folder.update_manifest(landmark_detector=track.detector, landmark_failed_frames=[

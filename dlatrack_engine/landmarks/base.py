@@ -9,7 +9,7 @@ ends), because one missed frame must not stop a track.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -70,20 +70,25 @@ def interpolate_missing(points: np.ndarray, detected: np.ndarray) -> np.ndarray:
     return filled.reshape(points.shape).astype(np.float32)
 
 
-def detect_clip(detector: LandmarkDetector, frames_linear: np.ndarray, source: str = "clip",
-                progress: Callable[[int, int], None] | None = None) -> LandmarkTrack:
-    """Run `detector` on frames [N, H, W, 3] linear RGB; failed frames are flagged and interpolated."""
-    n = len(frames_linear)
+def detect_clip(detector: LandmarkDetector, frames_linear: Iterable[np.ndarray], source: str = "clip",
+                progress: Callable[[int, int], None] | None = None, count: int | None = None) -> LandmarkTrack:
+    """Run `detector` on frames [N, H, W, 3] linear RGB, or on `count` frames from an iterator (a clip
+    streamed from disk one frame at a time); failed frames are flagged and interpolated."""
+    n = len(frames_linear) if count is None else count  # type: ignore[arg-type]
     points = np.zeros((n, NUM_LANDMARKS, 2), np.float32)
     confidence = np.zeros((n, NUM_LANDMARKS), np.float32)
     detected = np.zeros(n, bool)
-    for i, frame in enumerate(frames_linear):
+    seen = 0
+    for i, frame in zip(range(n), frames_linear, strict=False):
         result = detector.detect(linear_to_srgb8(frame))
         if result is not None:
             points[i], confidence[i] = result
             detected[i] = True
+        seen = i + 1
         if progress is not None:
-            progress(i + 1, n)
+            progress(seen, n)
+    if seen != n:
+        raise LandmarkError(f"'{source}': only {seen} of {n} frames could be read for landmarks (file changed?)")
     if not detected.any():
         raise LandmarkError(f"'{source}': detector '{detector.name}' found no face in any of its {n} frames")
     failed = np.flatnonzero(~detected).tolist()
