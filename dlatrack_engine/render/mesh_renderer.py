@@ -13,8 +13,7 @@ import numpy as np
 import torch
 
 from dlatrack_engine.geometry import vertex_normals
-from dlatrack_engine.render import get_backend
-from dlatrack_engine.render.backend import RasterBackend
+from dlatrack_engine.render.backend import RasterBackend, get_backend
 from dlatrack_engine.render.camera import Camera, clip_from_camera, project
 
 

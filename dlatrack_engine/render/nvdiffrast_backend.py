@@ -1,7 +1,7 @@
 """The `nvdiffrast` render backend: a thin wrapper over `nvdiffrast.torch` on CUDA.
 
 nvdiffrast ships on PyPI as `diffrp-nvdiffrast` (0.3.3) and JIT-compiles its CUDA kernels on first use, so
-this module is imported only when a CUDA device is in use (`render.get_backend`).
+this module is imported only when a CUDA device is in use (`render.backend.get_backend`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""Small procedural meshes with UVs (sphere, cube, grid) for tests, benchmarks and sample scenes.
+"""A procedural UV sphere: the renderer benchmark's mesh (bench/bench_render.py), also used by the render tests.
 
-Each returns (vertices [V, 3] float32, faces [F, 3] int32, uvs [U, 2] float32, uv_faces [F, 3] int32) with
-counter-clockwise faces seen from outside and UVs in the Blender convention (v up).
+It stays in the engine because the benchmark, not only the tests, renders it; the tests' other meshes live in
+`tests/`. A mesh is (vertices [V, 3] float32, faces [F, 3] int32, uvs [U, 2] float32, uv_faces [F, 3] int32)
+with counter-clockwise faces seen from outside and UVs in the Blender convention (v up).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 Mesh = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-def _grid_faces(rows: int, cols: int) -> torch.Tensor:
+def grid_faces(rows: int, cols: int) -> torch.Tensor:
     """Two triangles per cell of a (rows+1) x (cols+1) vertex grid laid out row-major (row 0 on top)."""
     idx = torch.arange((rows + 1) * (cols + 1)).reshape(rows + 1, cols + 1)
     a, b = idx[:-1, :-1].reshape(-1), idx[1:, :-1].reshape(-1)
@@ -33,7 +34,7 @@ def uv_sphere(rings: int = 16, segments: int = 32, radius: float = 1.0) -> Mesh:
     phi = torch.linspace(0.0, 2.0 * math.pi, segments + 1, dtype=torch.float64)
     T, P = torch.meshgrid(theta, phi, indexing="ij")
     uvs = torch.stack([P / (2.0 * math.pi), 1.0 - T / math.pi], -1).reshape(-1, 2)
-    uv_faces = _grid_faces(rings, segments)
+    uv_faces = grid_faces(rings, segments)
     # Geometry: north pole, (rings - 1) x segments ring vertices, south pole.
     inner = torch.stack(
         [torch.sin(T[1:-1, :-1]) * torch.cos(P[1:-1, :-1]), torch.cos(T[1:-1, :-1]),
@@ -54,26 +55,3 @@ def uv_sphere(rings: int = 16, segments: int = 32, radius: float = 1.0) -> Mesh:
     # Drop the degenerate triangles at the poles (two corners on the same pole vertex).
     keep = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 2] != faces[:, 0])
     return vertices.float(), faces[keep].int(), uvs.float(), uv_faces[keep].int()
-
-
-def cube(size: float = 1.0) -> Mesh:
-    """Axis-aligned cube centred at the origin with edge `size`; each face maps to the full UV square."""
-    h = size / 2.0
-    corners = torch.tensor([[x, y, z] for x in (-h, h) for y in (-h, h) for z in (-h, h)])
-    # Each face as 4 corner ids counter-clockwise seen from outside.
-    quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
-    faces = torch.tensor([[q[0], q[1], q[2]] for q in quads] + [[q[0], q[2], q[3]] for q in quads])
-    uvs = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
-    uv_faces = torch.tensor([[0, 1, 2]] * 6 + [[0, 2, 3]] * 6)
-    return corners.float(), faces.int(), uvs, uv_faces.int()
-
-
-def grid(rows: int, cols: int, width: float = 1.0, height: float = 1.0) -> Mesh:
-    """Flat rows x cols grid in the z = 0 plane facing +Z, centred at the origin; UVs span [0, 1]²."""
-    ys = torch.linspace(height / 2.0, -height / 2.0, rows + 1)
-    xs = torch.linspace(-width / 2.0, width / 2.0, cols + 1)
-    Y, X = torch.meshgrid(ys, xs, indexing="ij")
-    vertices = torch.stack([X, Y, torch.zeros_like(X)], -1).reshape(-1, 3)
-    uvs = torch.stack([(X / width + 0.5), (Y / height + 0.5)], -1).reshape(-1, 2)
-    faces = _grid_faces(rows, cols)
-    return vertices, faces, uvs, faces.clone()

@@ -6,9 +6,10 @@ import math
 
 import pytest
 import torch
+from grid_mesh import grid
 
 from dlatrack_engine.render import Camera, MeshRenderer, get_backend, look_at
-from dlatrack_engine.render.primitives import grid, uv_sphere
+from dlatrack_engine.render.primitives import uv_sphere
 from dlatrack_engine.render.torch_backend import TorchBackend
 
 D = torch.float64

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from grid_mesh import grid
 
-from dlatrack_engine.render.primitives import grid
 from dlatrack_engine.render.torch_backend import TorchBackend
 
 BACKEND = TorchBackend("cpu")
