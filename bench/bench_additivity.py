@@ -3,8 +3,8 @@
     python -m bench.bench_additivity --data cache/sample/lightstage --avatar A [--avatar B ...]
 
 Prints, per package, the relative non-additivity mean |T(l) − T(l_A) − T(l_B)| / mean |T(l)| of the relit
-texture (train/superposition.py) on the first `--frames` pattern frames seen from every camera, at the
-DAM's mean expression (z = 0), with the same seeded random splits for every package. Light transport is
+texture (train/experiments/superposition.py) on the first `--frames` pattern frames seen from every camera, at
+the DAM's mean expression (z = 0), with the same seeded random splits for every package. Light transport is
 additive, so a G that learnt it scores 0.
 """
 
@@ -18,7 +18,7 @@ import torch
 from dlatrack_engine.avatar.runtime import Avatar
 from dlatrack_engine.models.lighting import head_view_vector
 from dlatrack_engine.train.data import load_lightstage
-from dlatrack_engine.train.superposition import non_additivity
+from dlatrack_engine.train.experiments.superposition import non_additivity
 
 
 def package_non_additivity(avatar: Avatar, data, frames: list[int], seed: int) -> float:

@@ -3,8 +3,9 @@ sample light stage does): the set-up of pattern mixing, the oracle and the shadi
 
 from __future__ import annotations
 
+from toy_lightstage import toy_lightstage
+
 from dlatrack_engine.train.data import LightStageData
-from dlatrack_engine.train.toy import toy_lightstage
 
 
 def shared_pose_toy() -> LightStageData:

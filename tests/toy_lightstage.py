@@ -1,7 +1,7 @@
-"""A tiny synthetic "face" for tests and benchmarks: a bumpy dome facing +Z with planar UVs.
+"""A tiny synthetic "face" for the tests: a bumpy dome facing +Z with planar UVs, and a light stage of it.
 
-Not a subject anyone tracks: it exists so the model, training and packaging code can be exercised at any
-size (a few dozen vertices in tests, ~7k in the real-size benchmark) without the rendered sample subject.
+Not a subject anyone tracks: it exists so the model, training and packaging code can be exercised in seconds
+without the rendered sample subject.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def toy_lightstage(
         images=torch.stack(images),
         masks=torch.stack(masks),
         topology=topo,
-        provenance={"generator": "dlatrack_engine.train.toy.toy_lightstage", "seed": seed},
+        provenance={"generator": "tests/toy_lightstage.py", "seed": seed},
     )
 
 

@@ -21,10 +21,10 @@ import sys
 from pathlib import Path
 
 from dlatrack_engine.device import pick_device
-from dlatrack_engine.models.lighting import GAIN_ACTIVATIONS
 from dlatrack_engine.paths import SAMPLE_SCENES, cache_dir
 from dlatrack_engine.train import pipeline
 from dlatrack_engine.train.dam_trainer import DAMTrainConfig
+from dlatrack_engine.train.experiments.registry import experiments_help, parse_experiments
 from dlatrack_engine.train.lighting_trainer import LightingTrainConfig
 
 log = logging.getLogger(__name__)
@@ -46,13 +46,14 @@ SAMPLE_SETTINGS = {
         "--texture-warmup-epochs", "120", "--texture-warmup-lr", "3e-3", "--texture-warmup-lr-decay-every", "40",
         "--texture-warmup-minutes", "20", "--time-limit-minutes", "35",
     ],
-    "landmarks": ["--detector", "mediapipe"],  # the detector every install has (DESIGN.md, landmarks/)
+    "landmarks": ["--detector", "mediapipe"],  # the detector every install has (landmarks/)
     "eval": ["--max-frames", "16", "--fit-iterations", "300", "--adapt-quality", "fast"],
 }  # fmt: skip
 
 
-def _command() -> str:
-    return "dlatrack " + shlex.join(sys.argv[1:])
+def _command(args: argparse.Namespace) -> str:
+    """The command recorded in the package's provenance: the step's own (`train sample`) or this process's."""
+    return getattr(args, "recorded_command", None) or "dlatrack " + shlex.join(sys.argv[1:])
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -112,39 +113,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     light.add_argument(
         "--input-size", type=int, default=None, help="G's input texture size (above the texture size: finer features)"
     )
-    _schedule(light)
-    light.add_argument("--lr-decay-every", type=int)
-    light.add_argument("--pattern-mix", type=float, help="chance of adding each same-pose training pattern (0 = off)")
-    light.add_argument(
-        "--lambda-bias", type=float, help="L1 penalty on G's bias map (not in the paper; default 0 = off)"
-    )
-    light.add_argument(
-        "--lambda-superposition", type=float, help="G linear in the light code (not in the paper; default 0 = off)"
-    )
-    light.add_argument(
-        "--lambda-shading-ratio",
-        type=float,
-        help="warm-up: G's gain vs the true shading ratio of same-pose fully-lit frames (not in the paper; 0 = off)",
-    )
-    light.add_argument(
-        "--gain-activation", choices=GAIN_ACTIVATIONS, help="G's gain activation (default: keep / the preset's)"
-    )
     light.add_argument(
         "--bias-scale", type=float, help="units of G's bias output (models/lighting.py; default: keep / the preset's)"
     )
-    light.add_argument(
-        "--energy-normalised",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="G predicts gain/bias per unit of light energy (default: keep / the preset's: on)",
-    )
-    light.add_argument(
-        "--texture-warmup-gain-only", action="store_true", default=None, help="warm-up fits the gain alone (b = 0)"
-    )
+    _schedule(light)
+    light.add_argument("--lr-decay-every", type=int)
     light.add_argument("--texture-warmup-epochs", type=int, help="texture-space warm-up of G (not in the paper)")
     light.add_argument("--texture-warmup-lr", type=float)
     light.add_argument("--texture-warmup-minutes", type=float)
     light.add_argument("--texture-warmup-lr-decay-every", type=int, help="x0.25 every N warm-up epochs")
+    light.add_argument(
+        "--experiment",
+        action="append",
+        metavar="NAME=VALUE",
+        help=f"a measured, not shipped variant of G's training (repeatable; train/experiments/): {experiments_help()}",
+    )
     light.set_defaults(func=_run_lighting)
 
     marks = stages.add_parser(
@@ -188,29 +171,34 @@ def _run_dam(args: argparse.Namespace) -> int:
     pipeline.run_dam_stage(
         args.data, args.out, args.texture_size, args.image_size, dam_sizes, light_sizes, cfg,
         pick_device(args.device), holdout, args.holdout_every, _checkpoints(args, args.out, "dam"),
-        _command(), args.name or args.out.stem, first_frames=args.first_frames,
+        _command(args), args.name or args.out.stem, first_frames=args.first_frames,
     )  # fmt: skip
     return 0
 
 
 def _run_lighting(args: argparse.Namespace) -> int:
-    sizes = None
-    overrides = (args.input_size, args.gain_activation, args.energy_normalised, args.bias_scale)
-    if args.preset or any(value is not None for value in overrides):
-        sizes = dict(PRESETS[args.preset or "sample"][1])
-        if args.gain_activation:
-            sizes["gain_activation"] = args.gain_activation
-        if args.bias_scale is not None:
-            sizes["bias_scale"] = args.bias_scale
-        if args.energy_normalised is not None:
-            sizes["energy_normalised"] = args.energy_normalised
-    cfg = pipeline.train_config_from(LightingTrainConfig, vars(args))
+    try:
+        experiments = parse_experiments(args.experiment)
+    except ValueError as error:
+        raise SystemExit(f"dlatrack train lighting: {error}") from None
+    cfg = pipeline.train_config_from(LightingTrainConfig, {**vars(args), **experiments.train_overrides})
     pipeline.run_lighting_stage(
-        args.data, args.out, args.image_size, sizes, cfg, pick_device(args.device),
-        _checkpoints(args, args.out, "lighting"), _command(), first_frames=args.first_frames,
-        input_size=args.input_size,
+        args.data, args.out, args.image_size, _lighting_sizes(args, experiments.lighting_overrides), cfg,
+        pick_device(args.device), _checkpoints(args, args.out, "lighting"), _command(args),
+        first_frames=args.first_frames, input_size=args.input_size, experiments=experiments,
     )  # fmt: skip
     return 0
+
+
+def _lighting_sizes(args: argparse.Namespace, overrides: dict) -> dict | None:
+    """G's sizes: None keeps the package's G; a preset, an explicit size or an experiment's setting of G
+    starts from the preset's (the sample's by default)."""
+    if not (args.preset or args.input_size is not None or args.bias_scale is not None or overrides):
+        return None
+    sizes = dict(PRESETS[args.preset or "sample"][1])
+    if args.bias_scale is not None:
+        sizes["bias_scale"] = args.bias_scale
+    return {**sizes, **overrides}
 
 
 def _run_eval(args: argparse.Namespace) -> int:
@@ -219,7 +207,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         args.avatar,
         args.image_size,
         pick_device(args.device),
-        _command(),
+        _command(args),
         max_frames=args.max_frames,
         fit_iterations=args.fit_iterations,
         first_frames=args.first_frames,
@@ -235,7 +223,7 @@ def _run_landmarks(args: argparse.Namespace) -> int:
 
     detector = create_detector(args.detector, "cpu", args.landmark_weights)
     report = pipeline.run_landmark_calibration(
-        args.data, args.avatar, args.image_size, detector, _command(), first_frames=args.first_frames
+        args.data, args.avatar, args.image_size, detector, _command(args), first_frames=args.first_frames
     )
     json.dump(report, sys.stdout, indent=1)
     sys.stdout.write("\n")
@@ -251,31 +239,34 @@ def _short(path: Path) -> Path:
 
 
 def _run_sample(args: argparse.Namespace) -> int:
+    """Every stage for the sample subject, each run as the recorded command `dlatrack train <stage> ...`
+    (so avatar.json's provenance holds commands that reproduce it), by calling the stage directly."""
     data, out = _short(args.data or cache_dir() / SAMPLE_DATA), _short(args.out)  # the commands go in avatar.json
+    parser = argparse.ArgumentParser(prog="dlatrack")
+    register(parser.add_subparsers(dest="command", required=True))
+    if args.fresh and out.exists():
+        shutil.rmtree(out)
+    for step in _sample_steps(args, data, out):
+        log.info("running: dlatrack %s", shlex.join(step))
+        stage_args = parser.parse_args(step)
+        stage_args.recorded_command = "dlatrack " + shlex.join(step)
+        code = stage_args.func(stage_args)
+        if code:
+            return code
+    return 0
+
+
+def _sample_steps(args: argparse.Namespace, data: Path, out: Path) -> list[list[str]]:
+    """The argument lists of `train dam`, `lighting`, `landmarks` and `eval` for the sample avatar."""
     s = SAMPLE_SETTINGS
     fresh = ["--fresh"] if args.fresh else []
     device = ["--device", args.device] if args.device else []
     first = ["--first-frames", str(args.first_frames)] if args.first_frames else []
     common = ["--data", str(data), "--image-size", s["image_size"], *first, *device, *fresh]
-    from dlatrack_engine.cli import main
-
-    steps = [
+    return [
         ["train", "dam", *common, "--out", str(out), "--texture-size", s["texture_size"], *s["dam"],
          "--name", "sample"],
         ["train", "lighting", *common, "--out", str(out), *s["lighting"]],
         ["train", "landmarks", "--data", str(data), *first, *s["landmarks"], "--avatar", str(out)],
         ["train", "eval", *common, "--avatar", str(out), *s["eval"]],
     ]  # fmt: skip
-    if args.fresh and out.exists():
-        shutil.rmtree(out)
-    for step in steps:
-        log.info("running: dlatrack %s", shlex.join(step))
-        saved = sys.argv
-        sys.argv = ["dlatrack", *step]
-        try:
-            code = main(step)
-        finally:
-            sys.argv = saved
-        if code:
-            return code
-    return 0

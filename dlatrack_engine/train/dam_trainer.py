@@ -16,15 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from dlatrack_engine.models.dam import DAM, DAMConfig, kl_divergence
-from dlatrack_engine.models.uv_space import UVAtlas
 from dlatrack_engine.render.mesh_renderer import MeshRenderer
-from dlatrack_engine.train.checkpoint import load_checkpoint
 from dlatrack_engine.train.data import LightStageData, Split
-from dlatrack_engine.train.loop import end_epoch, run_epoch, training_summary
-from dlatrack_engine.train.unwrap import average_texture, unwrap_images
+from dlatrack_engine.train.loop import Stage, train_epochs, training_summary
+from dlatrack_engine.train.unwrap import UnwrappedFrames, average_texture, unwrap_full_frames
 
 log = logging.getLogger(__name__)
 
@@ -48,60 +45,6 @@ class DAMTrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-@dataclass
-class UnwrappedFrames:
-    """Unwrapped textures of the fully-lit frames: `frames` (dataset indices) x all cameras."""
-
-    frames: list[int]
-    textures: torch.Tensor  # [Nf,C,3,T,T] float16
-    weights: torch.Tensor  # [Nf,C,1,T,T] float16
-    average: torch.Tensor  # [Nf,3,T,T] view-averaged over the training cameras (encoder input)
-
-    def row(self, frame: int) -> int:
-        return self.frames.index(frame)
-
-
-@torch.no_grad()
-def unwrap_frames(
-    data: LightStageData,
-    split: Split,
-    frames: list[int],
-    texture_size: int,
-    device: torch.device,
-    renderer: MeshRenderer,
-) -> UnwrappedFrames:
-    """Unwrap `frames` in every camera (held-out ones too: evaluation compares against them)."""
-    atlas = UVAtlas(renderer, texture_size)
-    cams = torch.arange(data.num_cameras)
-    train_cams = split.train_cameras(data)
-    textures, weights, averages = [], [], []
-    for f in tqdm(frames, desc="unwrap", leave=False, disable=len(frames) < 4):
-        idx = torch.full((data.num_cameras,), f)
-        world = data.world_vertices(data.vertices[idx], idx).to(device)
-        tex, w = unwrap_images(
-            renderer,
-            atlas,
-            data.images[f].to(device),
-            data.masks[f].to(device),
-            world,
-            data.camera(cams).to(device),
-        )
-        textures.append(tex.half().cpu())
-        weights.append(w.half().cpu())
-        averages.append(average_texture(tex[train_cams], w[train_cams]).cpu())
-    return UnwrappedFrames(list(frames), torch.stack(textures), torch.stack(weights), torch.stack(averages))
-
-
-def unwrap_full_frames(
-    data: LightStageData, split: Split, texture_size: int, device: torch.device, renderer: MeshRenderer
-) -> UnwrappedFrames:
-    """Unwrap every fully-lit frame (the DAM's targets and the encoder's inputs)."""
-    frames = data.full_frames()
-    if not frames:
-        raise ValueError(f"{data.root}: no fully-lit frames to train the DAM on")
-    return unwrap_frames(data, split, frames, texture_size, device, renderer)
 
 
 def normalisation_stats(
@@ -181,42 +124,22 @@ def train_dam(
         raise ValueError(f"{data.root}: the split leaves no training frames ({len(frames)}) or cameras ({len(cams)})")
     dam = DAM(model_cfg).to(device)
     dam.set_normalisation(*normalisation_stats(data, unwrapped, frames))
-    optimiser = torch.optim.Adam(dam.parameters(), lr=cfg.lr)
+    stage = Stage(
+        name="dam",
+        desc="DAM",
+        config={"model": model_cfg.to_dict(), "train": cfg.to_dict(), "split": split.to_dict()},
+        optimiser=torch.optim.Adam(dam.parameters(), lr=cfg.lr),
+        model_state=lambda: {"model": dam.state_dict()},
+        restore=lambda state: dam.load_state_dict(state["model"]),
+        postfix=lambda m: {"loss": f"{m['total']:.4f}", "tex": f"{m['texture']:.3f}", "vert": f"{m['vertex']:.4f}"},
+    )
     pairs = torch.tensor([(f, c) for f in frames for c in cams])
-    full_config = {"model": model_cfg.to_dict(), "train": cfg.to_dict(), "split": split.to_dict()}
-    first_epoch, history = 0, []
-    if checkpoint_dir is not None:
-        state = load_checkpoint(checkpoint_dir, "dam", full_config)
-        if state is not None:
-            dam.load_state_dict(state["model"])
-            optimiser.load_state_dict(state["optimiser"])
-            first_epoch, history = int(state["epoch"]), list(state["history"])
+
+    def losses(batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        return dam_losses(dam, data, unwrapped, batch[:, 0], batch[:, 1], cfg, device, renderer)
+
     dam.train()
-    bar = tqdm(range(first_epoch, cfg.epochs), desc="DAM", disable=not progress, initial=first_epoch, total=cfg.epochs)
-    for epoch in bar:
-        means = run_epoch(
-            pairs,
-            cfg.samples_per_epoch,
-            cfg.batch_size,
-            lambda f, c: dam_losses(dam, data, unwrapped, f, c, cfg, device, renderer),
-            optimiser,
-            cfg.max_grad_norm,
-        )
-        history.append(means)
-        bar.set_postfix(loss=f"{means['total']:.4f}", tex=f"{means['texture']:.3f}", vert=f"{means['vertex']:.4f}")
-        done = epoch + 1
-
-        def state(done: int = done) -> dict:
-            return {
-                "config": full_config,
-                "epoch": done,
-                "history": history,
-                "model": dam.state_dict(),
-                "optimiser": optimiser.state_dict(),
-            }
-
-        if end_epoch(done, cfg, start_time, checkpoint_dir, "dam", state, "DAM"):
-            break
+    history = train_epochs(stage, cfg, pairs, losses, start_time, checkpoint_dir, progress, cfg.max_grad_norm)
     dam.eval()
     summary = training_summary(history, cfg, start_time, frames, [data.camera_names[c] for c in cams])
     log.info("DAM trained: %s", summary["final_losses"])

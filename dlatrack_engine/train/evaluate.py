@@ -47,10 +47,9 @@ from dlatrack_engine.models.lighting import head_view_vector, light_energy, reli
 from dlatrack_engine.models.sh import sh_basis
 from dlatrack_engine.models.uv_space import UVAtlas
 from dlatrack_engine.render.mesh_renderer import MeshRenderer
-from dlatrack_engine.train.dam_trainer import UnwrappedFrames
 from dlatrack_engine.train.data import LightStageData, Split, nearest_full_frame, same_pose_full_frames
 from dlatrack_engine.train.texture_adaptation import TextureTarget, adapt_in_texture_space, fit_light_code
-from dlatrack_engine.train.unwrap import unwrap_images
+from dlatrack_engine.train.unwrap import UnwrappedFrames, unwrap_images
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Training the lighting model G on light-stage data (PAPER.md §2, Eq. 4-5).
+"""Training the lighting model G on light-stage data (docs/method.md, Eq. 4-5).
 
 The DAM is frozen; G's weights φ and one expression code z_t per frame are optimised:
 
@@ -23,20 +23,9 @@ each): light is linear, so the sum is an exact image of a new pattern. An energy
 single pattern's scaling by construction, so for it the colour scale alone changes only the loss weighting;
 mixed patterns are new codes, and they are what makes G generalise to combinations it has not seen.
 
-Bias penalty (`lambda_bias`, off by default; a departure from the paper, which states none): L gets
-+ λ_bias · mean |b| (over the texture, divided by the same per-sample target intensity as the relative render
-loss). Eq. 2 is ambiguous — G also sees T̂, so the bias map alone can reproduce any relit face. On the sample
-light stage (single-group frames ~100x darker than the fully-lit ones) the first sample package (a plain G)
-collapsed into g ≈ 1e-4 everywhere with b carrying the whole relit face: the dark frames drive the softplus
-gain into its flat region, where it is stuck (models/lighting.py, `gain_activation`), and the bias takes
-over. The energy-normalised G (models/lighting.py, the default for new training) removes the cause — its
-gain no longer has to span two orders of magnitude — and keeps the split healthy without any penalty; this
-penalty, the |1 + x| gain and the gain-only warm-up (train/texture_warmup.py) stay opt-in.
-
-Superposition loss (`lambda_superposition`, off by default; not in the paper): L gets + λ_sup · mean
-|T(l) − T(l_A) − T(l_B)| for a random split l = l_A + l_B of each sample's lit groups, relative like the
-render loss (train/superposition.py). It asks G to be linear in the light, as light transport is; both the
-warm-up and Eq. 4-5 use it when set.
+The history's "bias" is the mean |b| (relative like the render loss): a monitor of Eq. 2's gain/bias split,
+which Eq. 2 alone does not fix (G also sees T̂). It is not minimised; experiments that add terms to L (a bias
+penalty among them) plug in through train/experiments/hook.py.
 """
 
 from __future__ import annotations
@@ -44,22 +33,21 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from dlatrack_engine.models.dam import DAM
 from dlatrack_engine.models.lighting import LightingConfig, LightingModel, head_view_vector, relight
 from dlatrack_engine.render.mesh_renderer import MeshRenderer
-from dlatrack_engine.train.checkpoint import load_checkpoint
-from dlatrack_engine.train.dam_trainer import UnwrappedFrames
 from dlatrack_engine.train.data import LightStageData, Split, nearest_full_frame
-from dlatrack_engine.train.loop import end_epoch, run_epoch, training_summary
+from dlatrack_engine.train.experiments.hook import RENDER, LightingBatch, LossTerm, add_terms
+from dlatrack_engine.train.loop import Stage, train_epochs, training_summary
 from dlatrack_engine.train.pattern_mix import mixed_exposures, same_pose_partners
-from dlatrack_engine.train.superposition import superposition_residual
-from dlatrack_engine.train.texture_warmup import bias_magnitude, texture_warmup
+from dlatrack_engine.train.texture_warmup import texture_warmup
+from dlatrack_engine.train.unwrap import UnwrappedFrames
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +66,10 @@ class LightingTrainConfig:
     colour_augmentation: tuple[float, float] = (0.6, 1.4)
     pattern_mix: float = 0.5  # chance of adding each same-pose training pattern to a sample (pattern_mix.py)
     relative_render_loss: bool = True
-    lambda_bias: float = 0.0  # L1 penalty on the bias map (not in the paper; see the module docstring)
-    lambda_superposition: float = 0.0  # linearity of G in l (not in the paper; train/superposition.py)
-    lambda_shading_ratio: float = 0.0  # warm-up gain vs the true shading ratio (not in the paper; shading_ratio.py)
-    texture_warmup_epochs: int = 0  # optional texture-space warm-up of G (train/texture_warmup.py)
+    texture_warmup_epochs: int = 0  # texture-space warm-up of G (train/texture_warmup.py; the sample uses 120)
     texture_warmup_lr: float = 1e-3
     texture_warmup_minutes: float | None = None
     texture_warmup_lr_decay_every: int | None = None  # x lr_decay every N warm-up epochs (None: constant)
-    texture_warmup_gain_only: bool = False  # warm-up fits the gain alone (b = 0; train/texture_warmup.py)
     samples_per_epoch: int | None = None  # None: every (frame, camera) pair once; else a random subset
     time_limit_minutes: float | None = None  # stop after the epoch that crosses it (shared CPUs)
     checkpoint_every: int = 1
@@ -121,7 +105,7 @@ def render_relit(
 ) -> tuple:
     """Decode (Eq. 1), relight (Eq. 2-3) and render for (frame, camera) pairs:
     -> (image [B,H,W,3], coverage [B,H,W,1], decoded vertices [B,V,3]) (+ with `with_inputs`, a dict of
-    G's inputs and outputs: "texture" T̂, "head_view" h_v, "bias" b and "relit" T, for the extra terms)."""
+    G's inputs and outputs: "texture" T̂, "head_view" h_v, "gain" g, "bias" b and "relit" T)."""
     device = z.device
     view = data.view_vectors(frames, cams).to(device)
     vertices, texture = dam.decode(z, view)
@@ -130,8 +114,16 @@ def render_relit(
     relit = relight(texture, gain, bias)
     out = renderer.render(data.world_vertices(vertices, frames), data.camera(cams).to(device), relit)
     if with_inputs:
-        return out.image, out.mask, vertices, {"texture": texture, "head_view": head_view, "bias": bias, "relit": relit}
+        g_io = {"texture": texture, "head_view": head_view, "gain": gain, "bias": bias, "relit": relit}
+        return out.image, out.mask, vertices, g_io
     return out.image, out.mask, vertices
+
+
+def bias_magnitude(bias: torch.Tensor, target_level: torch.Tensor | None) -> torch.Tensor:
+    """Per-sample mean |b| [B] of a bias map [B,3,T,T], divided by `target_level` [B] (the relative render
+    loss's normaliser) when given: the history's "bias" monitor."""
+    magnitude = bias.abs().mean(dim=(1, 2, 3))
+    return magnitude if target_level is None else magnitude / target_level
 
 
 def lighting_losses(
@@ -145,9 +137,10 @@ def lighting_losses(
     cfg: LightingTrainConfig,
     augment: bool = True,
     partners: dict[int, list[int]] | None = None,
+    extra: Sequence[LossTerm] = (),
 ) -> dict[str, torch.Tensor]:
-    """Eq. 4-5 for a batch of (frame, camera) pairs; `total` is L. With `augment`, colour augmentation and
-    pattern mixing with the frames' same-pose `partners` (train/pattern_mix.py)."""
+    """Eq. 4-5 for a batch of (frame, camera) pairs; `total` is L (plus any `extra` experiment terms). With
+    `augment`, colour augmentation and pattern mixing with the frames' same-pose `partners` (pattern_mix.py)."""
     device = codes.device
     light_code, target = mixed_exposures(
         data, frames, lambda f, c: data.images[f, c], cams, partners or {}, cfg.pattern_mix,
@@ -171,15 +164,13 @@ def lighting_losses(
         "render": per_sample.mean(),  # Eq. 4
         "geo": ((vertices - tracked) / dam.vertex_std).pow(2).mean(),
         "reg": z.pow(2).mean(),
-        "bias": bias_magnitude(g_io["bias"], level).mean(),
+        "bias": bias_magnitude(g_io["bias"], level).mean(),  # a monitor, not minimised
     }
     terms["total"] = terms["render"] + cfg.lambda_geo * terms["geo"] + cfg.lambda_reg * terms["reg"]  # Eq. 5
-    terms["total"] = terms["total"] + cfg.lambda_bias * terms["bias"]  # bias penalty (not in the paper)
-    if cfg.lambda_superposition > 0:
-        terms["superposition"] = superposition_residual(
-            lighting, light_code, g_io["head_view"], g_io["texture"], g_io["relit"], level=level
-        ).mean()
-        terms["total"] = terms["total"] + cfg.lambda_superposition * terms["superposition"]
+    if extra:
+        batch = LightingBatch(RENDER, lighting, frames, cams, light_code, g_io["head_view"], g_io["texture"],
+                              g_io["gain"], g_io["bias"], g_io["relit"], target, None, level)  # fmt: skip
+        add_terms(terms, extra, batch)
     return terms
 
 
@@ -193,8 +184,10 @@ def train_lighting(
     device: torch.device,
     checkpoint_dir: Path | None = None,
     progress: bool = True,
+    extra: Sequence[LossTerm] = (),
 ) -> tuple[LightingModel, torch.Tensor, dict]:
-    """Train G (and the per-frame codes) with the DAM frozen; resumes from `checkpoint_dir`.
+    """Train G (and the per-frame codes) with the DAM frozen, after the texture-space warm-up when
+    `cfg.texture_warmup_epochs` > 0; resumes from `checkpoint_dir`. `extra`: experiment terms (hook.py).
 
     Returns G (eval mode), the optimised codes [N,Z] and a summary for the package provenance.
     """
@@ -205,59 +198,59 @@ def train_lighting(
     renderer = MeshRenderer(data.topology.faces, data.topology.uv_faces, data.topology.uvs, device)
     lighting = LightingModel(model_cfg).to(device)
     codes = torch.nn.Parameter(initial_codes(dam, data, unwrapped, device))
-    optimiser = torch.optim.Adam([*lighting.parameters(), codes], lr=cfg.lr)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=cfg.lr_decay_every, gamma=cfg.lr_decay)
-    frames = split.train_frames(data)
-    cams = split.train_cameras(data)
+    frames, cams = split.train_frames(data), split.train_cameras(data)
     if not frames or not cams:
         raise ValueError(f"{data.root}: the split leaves no training frames ({len(frames)}) or cameras ({len(cams)})")
-    pairs = torch.tensor([(f, c) for f in frames for c in cams])
     partners = same_pose_partners(data, frames)
     log.info("pattern mixing: %d of %d training frames have same-pose partners", len(partners), len(frames))
-    full_config = {"model": model_cfg.to_dict(), "train": cfg.to_dict(), "split": split.to_dict()}
-    first_epoch, history = 0, []
-    if checkpoint_dir is not None:
-        state = load_checkpoint(checkpoint_dir, "lighting", full_config)
-        if state is not None:
-            lighting.load_state_dict(state["model"])
-            with torch.no_grad():
-                codes.copy_(state["codes"])
-            optimiser.load_state_dict(state["optimiser"])
-            scheduler.load_state_dict(state["scheduler"])
-            first_epoch, history = int(state["epoch"]), list(state["history"])
-    lighting.train()
+    stage = _lighting_stage(lighting, codes, model_cfg, cfg, split, extra)
     warmup: list[dict] = []
-    if cfg.texture_warmup_epochs > 0 and first_epoch == 0:
-        warmup = texture_warmup(lighting, dam, data, split, codes.detach(), cfg, device, renderer, progress)
-    bar = tqdm(range(first_epoch, cfg.epochs), desc="G", disable=not progress, initial=first_epoch, total=cfg.epochs)
-    for epoch in bar:
-        means = run_epoch(
-            pairs,
-            cfg.samples_per_epoch,
-            cfg.batch_size,
-            lambda f, c: lighting_losses(dam, lighting, renderer, data, codes, f, c, cfg, partners=partners),
-            optimiser,
-        )
-        scheduler.step()
-        history.append(means)
-        bar.set_postfix(loss=f"{means['total']:.4f}", render=f"{means['render']:.4f}")
-        done = epoch + 1
 
-        def state(done: int = done) -> dict:
-            return {
-                "config": full_config,
-                "epoch": done,
-                "history": history,
-                "model": lighting.state_dict(),
-                "codes": codes.detach().cpu(),
-                "optimiser": optimiser.state_dict(),
-                "scheduler": scheduler.state_dict(),
-            }
+    def warm_up() -> None:
+        warmup.extend(texture_warmup(lighting, dam, data, split, codes.detach(), cfg, device, renderer, progress,
+                                     extra))  # fmt: skip
 
-        if end_epoch(done, cfg, start_time, checkpoint_dir, "lighting", state, "G"):
-            break
+    def losses(batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        return lighting_losses(dam, lighting, renderer, data, codes, batch[:, 0], batch[:, 1], cfg, True, partners,
+                               extra)  # fmt: skip
+
+    lighting.train()
+    pairs = torch.tensor([(f, c) for f in frames for c in cams])
+    history = train_epochs(stage, cfg, pairs, losses, start_time, checkpoint_dir, progress,
+                           before_first_epoch=warm_up if cfg.texture_warmup_epochs > 0 else None)  # fmt: skip
     lighting.eval()
     summary = training_summary(history, cfg, start_time, frames, [data.camera_names[c] for c in cams])
     summary["texture_warmup"] = {"epochs": len(warmup), "final_loss": warmup[-1] if warmup else None}
     log.info("G trained: %s", summary["final_losses"])
     return lighting, codes.detach(), summary
+
+
+def _lighting_stage(
+    lighting: LightingModel,
+    codes: torch.nn.Parameter,
+    model_cfg: LightingConfig,
+    cfg: LightingTrainConfig,
+    split: Split,
+    extra: Sequence[LossTerm],
+) -> Stage:
+    """G and the codes as the shared training loop sees them (Adam, step decay; checkpointed together)."""
+    optimiser = torch.optim.Adam([*lighting.parameters(), codes], lr=cfg.lr)
+    config = {"model": model_cfg.to_dict(), "train": cfg.to_dict(), "split": split.to_dict()}
+    if extra:  # experiments change the run: a checkpoint of another set of them must not be resumed
+        config["experiments"] = {term.name: term.weight for term in extra}
+
+    def restore(state: dict) -> None:
+        lighting.load_state_dict(state["model"])
+        with torch.no_grad():
+            codes.copy_(state["codes"])
+
+    return Stage(
+        name="lighting",
+        desc="G",
+        config=config,
+        optimiser=optimiser,
+        scheduler=torch.optim.lr_scheduler.StepLR(optimiser, step_size=cfg.lr_decay_every, gamma=cfg.lr_decay),
+        model_state=lambda: {"model": lighting.state_dict(), "codes": codes.detach().cpu()},
+        restore=restore,
+        postfix=lambda m: {"loss": f"{m['total']:.4f}", "render": f"{m['render']:.4f}"},
+    )

@@ -25,16 +25,18 @@ from dlatrack_engine.models.dam import DAMConfig
 from dlatrack_engine.models.lighting import LightingConfig, LightingModel
 from dlatrack_engine.paths import REPO_ROOT, cache_dir
 from dlatrack_engine.render.mesh_renderer import MeshRenderer
-from dlatrack_engine.train.dam_trainer import DAMTrainConfig, train_dam, unwrap_full_frames
+from dlatrack_engine.train.dam_trainer import DAMTrainConfig, train_dam
 from dlatrack_engine.train.data import LightStageData, Split, load_lightstage, make_split
 from dlatrack_engine.train.evaluate import evaluate_avatar
+from dlatrack_engine.train.experiments.registry import Experiments
 from dlatrack_engine.train.landmark_calibration import LandmarkEmbedding, calibrate_landmarks
 from dlatrack_engine.train.lighting_trainer import LightingTrainConfig, train_lighting
+from dlatrack_engine.train.unwrap import unwrap_full_frames
 
 log = logging.getLogger(__name__)
 
 # Sizes for the sample subject: small enough to train in minutes on two CPU cores. Every preset trains an
-# energy-normalised G (models/lighting.py); LightingConfig's default stays off so that older packages load.
+# energy-normalised G (models/lighting.py, LightingConfig's default; packages from before it load unchanged).
 SAMPLE_DAM: dict[str, Any] = {"latent_size": 32, "mesh_hidden": 128, "base_grid": 8, "max_channels": 64}
 SAMPLE_LIGHTING: dict[str, Any] = {
     "input_texture_size": 128,
@@ -55,7 +57,7 @@ TINY_LIGHTING: dict[str, Any] = {
     "branch_channels": 16,
     "energy_normalised": True,
 }
-# A real subject (PAPER.md: ~7k vertices, 1024² texture, z = 256, G input 256²).
+# A real subject (the paper's sizes: ~7k vertices, 1024² texture, z = 256, G input 256²).
 REAL_DAM: dict[str, Any] = {"latent_size": 256, "mesh_hidden": 256, "base_grid": 8, "max_channels": 256}
 REAL_LIGHTING: dict[str, Any] = {"input_texture_size": 256, "energy_normalised": True}
 
@@ -156,8 +158,10 @@ def run_lighting_stage(
     data: LightStageData | None = None,
     first_frames: int | None = None,
     input_size: int | None = None,
+    experiments: Experiments | None = None,
 ) -> Path:
-    """Train G against the DAM stored in package `out` and rewrite `out` with it."""
+    """Train G against the DAM stored in package `out` and rewrite `out` with it. `experiments` (not shipped;
+    train/experiments/) add loss terms; their settings are recorded in the provenance."""
     avatar = Avatar.load(out, device)
     data = data or _load(data_root, image_size, first_frames)
     split = _split_from(avatar, out)
@@ -169,14 +173,17 @@ def run_lighting_stage(
         lighting_cfg = LightingConfig(texture_size=texture_size, **sizes)
     renderer = MeshRenderer(data.topology.faces, data.topology.uv_faces, data.topology.uvs, device)
     unwrapped = unwrap_full_frames(data, split, texture_size, device, renderer)
+    experiments = experiments or Experiments()
     lighting, _, summary = train_lighting(
-        avatar.dam, data, split, unwrapped, lighting_cfg, train_cfg, device, checkpoint_dir
+        avatar.dam, data, split, unwrapped, lighting_cfg, train_cfg, device, checkpoint_dir, extra=experiments.terms
     )
     avatar.lighting = lighting.eval()
     provenance = dict(avatar.config["provenance"])
     stages = dict(provenance.get("stages", {}))
     # The DAM's data record stays in provenance["data"]; G may be trained on another subset of the capture.
     stages["lighting"] = {"command": command, "data": _data_record(data, image_size), **summary}
+    if experiments.settings:
+        stages["lighting"]["experiments"] = experiments.settings
     provenance["stages"] = stages
     provenance["machine"] = _machine()
     path = avatar.to_package(out, provenance)

@@ -1,22 +1,21 @@
-"""Optional texture-space warm-up of G before the render-loss training of Eq. 4-5.
+"""G's texture-space warm-up before the render-loss training of Eq. 4-5 (not in the paper).
 
 The same comparison as Eq. 4 — relit texture against the captured image — but made in UV space against
 the unwrapped, visibility-weighted camera images, with the DAM's textures for each (frame, camera)
 decoded once from the encoder's codes. No rasterisation per step, so on a CPU it runs ~10x more steps
 per minute; the Eq. 4-5 stage that follows then refines G (and the codes and geometry) through the
-renderer. Off by default (`texture_warmup_epochs = 0`): it is an engineering shortcut, not in the paper.
-`texture_warmup_gain_only` fits the gain alone (Eq. 2 with b = 0; the bias branch is not trained and stays
-at its zero initialisation), so that the warm-up cannot settle into a bias-only split (lighting_trainer.py);
-otherwise gain and bias are fitted together under the same bias penalty (`lambda_bias`) as Eq. 4-5.
-`lambda_shading_ratio` (off by default) adds the gain's distance to the true shading ratio where a pose
-has a fully-lit training frame (train/shading_ratio.py).
-`texture_warmup_lr_decay_every` (off by default) multiplies the warm-up's rate by `lr_decay` every N epochs.
+renderer. The shipped sample avatar trains 120 warm-up epochs before its 100 Eq. 4-5 epochs
+(`dlatrack train sample`); `texture_warmup_epochs = 0` (LightingTrainConfig's default) skips it.
+`texture_warmup_lr_decay_every` multiplies the warm-up's rate by `lr_decay` every N epochs (a constant rate
+ends noisy). Why it exists and what it measured: docs/method.md, "Texture-space warm-up".
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm import tqdm
@@ -24,20 +23,68 @@ from tqdm import tqdm
 from dlatrack_engine.models.dam import DAM
 from dlatrack_engine.models.lighting import LightingModel, head_view_vector, relight
 from dlatrack_engine.render.mesh_renderer import MeshRenderer
-from dlatrack_engine.train.dam_trainer import UnwrappedFrames, unwrap_frames
 from dlatrack_engine.train.data import LightStageData, Split
+from dlatrack_engine.train.experiments.hook import WARMUP, LightingBatch, LossTerm, add_terms
+from dlatrack_engine.train.loop import run_epoch
 from dlatrack_engine.train.pattern_mix import mixed_exposures, same_pose_partners
-from dlatrack_engine.train.shading_ratio import fully_lit_rows, shading_ratio_residual
-from dlatrack_engine.train.superposition import superposition_residual
+from dlatrack_engine.train.unwrap import UnwrappedFrames, unwrap_frames
+
+if TYPE_CHECKING:
+    from dlatrack_engine.train.lighting_trainer import LightingTrainConfig
 
 log = logging.getLogger(__name__)
 
 
-def bias_magnitude(bias: torch.Tensor, target_level: torch.Tensor | None) -> torch.Tensor:
-    """Per-sample mean |b| [B] of a bias map [B,3,T,T], divided by `target_level` [B] (the relative render
-    loss's normaliser) when given: the term that `lambda_bias` weights."""
-    magnitude = bias.abs().mean(dim=(1, 2, 3))
-    return magnitude if target_level is None else magnitude / target_level
+@torch.no_grad()
+def decode_textures(
+    dam: DAM, data: LightStageData, frame_ids: torch.Tensor, pairs: torch.Tensor, codes: torch.Tensor
+) -> torch.Tensor:
+    """T̂ = D(z_t, v_v) for every (row of `frame_ids`, camera) pair [P,2], float16 [P,3,T,T] in pair order."""
+    decoded = []
+    for start in range(0, len(pairs), 16):
+        rows, cams = pairs[start : start + 16, 0], pairs[start : start + 16, 1]
+        view = data.view_vectors(frame_ids[rows], cams).to(codes.device)
+        decoded.append(dam.decode(codes[frame_ids[rows].to(codes.device)], view)[1].half())
+    return torch.cat(decoded)
+
+
+class WarmupLosses:
+    """The warm-up's loss for a batch of pair indices: relative, visibility-weighted L1 in texture space."""
+
+    def __init__(self, lighting: LightingModel, data: LightStageData, frames: list[int], unwrapped: UnwrappedFrames,
+                 pairs: torch.Tensor, textures: torch.Tensor, cfg: LightingTrainConfig,
+                 extra: Sequence[LossTerm]) -> None:  # fmt: skip
+        self.lighting, self.data, self.unwrapped, self.pairs = lighting, data, unwrapped, pairs
+        self.textures, self.cfg, self.extra = textures, cfg, extra
+        self.frame_ids = torch.tensor(frames)
+        self.partners = same_pose_partners(data, frames)
+
+    def __call__(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        cfg, data, unwrapped = self.cfg, self.data, self.unwrapped
+        sel = batch[:, 0]
+        rows, cams = self.pairs[sel, 0], self.pairs[sel, 1]
+        frames = self.frame_ids[rows]
+        code, target = mixed_exposures(
+            data, frames, lambda f, c: unwrapped.textures[unwrapped.row(f), c], cams, self.partners,
+            cfg.pattern_mix, cfg.colour_augmentation, channel_dim=0,
+        )  # fmt: skip
+        device = self.textures.device
+        code, target = code.to(device), target.to(device)
+        head_view = head_view_vector(data.head_r[frames].to(device), data.view_vectors(frames, cams).to(device))
+        texture = self.textures[sel].float()
+        weight = unwrapped.weights[rows, cams].float().to(device)
+        gain, bias = self.lighting(code, head_view, texture)
+        norm = 3 * weight.sum(dim=(1, 2, 3)).clamp_min(1e-6)
+        relit = relight(texture, gain, bias)
+        per_sample = (weight * (relit - target).abs()).sum(dim=(1, 2, 3)) / norm
+        level = None
+        if cfg.relative_render_loss:
+            level = (weight * target).sum(dim=(1, 2, 3)) / norm + 1e-3
+            per_sample = per_sample / level
+        terms = {"total": per_sample.mean()}
+        add_terms(terms, self.extra, LightingBatch(WARMUP, self.lighting, frames, cams, code, head_view, texture,
+                                                   gain, bias, relit, target, weight, level))  # fmt: skip
+        return terms
 
 
 def texture_warmup(
@@ -46,82 +93,32 @@ def texture_warmup(
     data: LightStageData,
     split: Split,
     codes: torch.Tensor,
-    cfg,
+    cfg: LightingTrainConfig,
     device: torch.device,
     renderer: MeshRenderer,
     progress: bool = True,
+    extra: Sequence[LossTerm] = (),
 ) -> list[dict]:
-    """Train `lighting` in texture space for `cfg.texture_warmup_epochs`; returns the loss (and rate) history."""
+    """Train `lighting` in texture space for `cfg.texture_warmup_epochs`; returns the loss (and rate) history:
+    per epoch "texture_render" (the loss), "lr" and each of the `extra` terms (experiments/hook.py)."""
     start_time = time.time()
     frames = split.train_frames(data)
     cams = split.train_cameras(data)
-    unwrapped: UnwrappedFrames = unwrap_frames(data, split, frames, dam.cfg.texture_size, device, renderer)
+    unwrapped = unwrap_frames(data, split, frames, dam.cfg.texture_size, device, renderer)
     pairs = torch.tensor([(i, c) for i in range(len(frames)) for c in cams])
-    frame_ids = torch.tensor(frames)
-    with torch.no_grad():
-        decoded = []
-        for start in range(0, len(pairs), 16):
-            rows, cc = pairs[start : start + 16, 0], pairs[start : start + 16, 1]
-            view = data.view_vectors(frame_ids[rows], cc).to(device)
-            decoded.append(dam.decode(codes[frame_ids[rows].to(device)], view)[1].half())
-        textures = torch.cat(decoded)  # [P,3,T,T] in pair order
-    gain_only = cfg.texture_warmup_gain_only
-    params = [p for name, p in lighting.named_parameters() if not (gain_only and name.startswith("bias_branch."))]
-    optimiser = torch.optim.Adam(params, lr=cfg.texture_warmup_lr)
-    # Same step decay as Eq. 4-5's schedule (x lr_decay every N epochs) when asked; a constant rate ends noisy.
+    textures = decode_textures(dam, data, torch.tensor(frames), pairs, codes)
+    optimiser = torch.optim.Adam(lighting.parameters(), lr=cfg.texture_warmup_lr)
     decay_every = cfg.texture_warmup_lr_decay_every or cfg.texture_warmup_epochs + 1
     scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=decay_every, gamma=cfg.lr_decay)
+    for term in extra:
+        term.prepare(data, frames, unwrapped)
+    losses = WarmupLosses(lighting, data, frames, unwrapped, pairs, textures, cfg, extra)
+    indices = torch.arange(len(pairs))[:, None]
     history: list[dict] = []
     bar = tqdm(range(cfg.texture_warmup_epochs), desc="G warm-up", disable=not progress)
-    partners = same_pose_partners(data, frames)
-    twins = fully_lit_rows(data, frames, unwrapped) if cfg.lambda_shading_ratio > 0 else None
     for _ in bar:
-        order = torch.randperm(len(pairs))
-        total = ratio_total = 0.0
-        for start in range(0, len(order), cfg.batch_size):
-            sel = order[start : start + cfg.batch_size]
-            rows, cc = pairs[sel, 0], pairs[sel, 1]
-            fids = frame_ids[rows]
-            code, target = mixed_exposures(
-                data, fids, lambda f, c: unwrapped.textures[unwrapped.row(f), c], cc, partners, cfg.pattern_mix,
-                cfg.colour_augmentation, channel_dim=0,
-            )  # fmt: skip
-            code, target = code.to(device), target.to(device)
-            view = data.view_vectors(fids, cc).to(device)
-            head_view = head_view_vector(data.head_r[fids].to(device), view)
-            texture = textures[sel].float()
-            weight = unwrapped.weights[rows, cc].float().to(device)
-            gain, bias = lighting(code, head_view, texture)
-            if gain_only:
-                bias = torch.zeros_like(bias)
-            norm = 3 * weight.sum(dim=(1, 2, 3)).clamp_min(1e-6)
-            relit = relight(texture, gain, bias)
-            per_sample = (weight * (relit - target).abs()).sum(dim=(1, 2, 3)) / norm
-            level = None
-            if cfg.relative_render_loss:
-                level = (weight * target).sum(dim=(1, 2, 3)) / norm + 1e-3
-                per_sample = per_sample / level
-            loss = per_sample.mean()
-            if cfg.lambda_bias > 0 and not gain_only:
-                loss = loss + cfg.lambda_bias * bias_magnitude(bias, level).mean()
-            if cfg.lambda_superposition > 0:
-                residual = superposition_residual(lighting, code, head_view, texture, relit, weight, level)
-                loss = loss + cfg.lambda_superposition * residual.mean()
-            if twins is not None:  # the gain against the true shading ratio (train/shading_ratio.py)
-                twin = twins[rows]
-                has_twin = (twin >= 0).float()[:, None, None, None]
-                fully_lit = unwrapped.textures[twin.clamp_min(0), cc].float().to(device)
-                fully_lit_weight = (unwrapped.weights[twin.clamp_min(0), cc].float() * has_twin).to(device)
-                ratio = shading_ratio_residual(gain, target, weight, fully_lit, fully_lit_weight)
-                loss = loss + cfg.lambda_shading_ratio * ratio.mean()
-                ratio_total += float(ratio.detach().sum())
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            total += float(loss.detach()) * len(sel)
-        history.append({"texture_render": total / len(pairs), "lr": optimiser.param_groups[0]["lr"]})
-        if twins is not None:
-            history[-1]["shading_ratio"] = ratio_total / len(pairs)
+        means = run_epoch(indices, None, cfg.batch_size, losses, optimiser)
+        history.append({"texture_render": means.pop("total"), **means, "lr": optimiser.param_groups[0]["lr"]})
         scheduler.step()
         bar.set_postfix(loss=f"{history[-1]['texture_render']:.4f}")
         limit = cfg.texture_warmup_minutes

@@ -1,6 +1,6 @@
 """A tiny, random-but-fixed avatar and synthetic clip for the registration tests.
 
-The avatar is a 12x12-vertex dome (train.toy.dome_topology) with a small random DAM (latent 6) whose mean
+The avatar is a 12x12-vertex dome (toy_lightstage.dome_topology) with a small random DAM (latent 6) whose mean
 texture is a procedural pattern with detail at several scales (so the pixel and flow terms have something to
 align), and a small G perturbed away from identity. The clip's ground truth comes from the same avatar, so a
 perfect registration exists and the tests can measure how close each step gets.
@@ -12,13 +12,13 @@ import math
 
 import numpy as np
 import torch
+from toy_lightstage import dome_topology
 
 from dlatrack_engine.avatar.runtime import Avatar
 from dlatrack_engine.fit.params import FrameParams
 from dlatrack_engine.fit.schedule import Schedule, Step1Schedule, Step2Schedule, Step3Schedule
 from dlatrack_engine.models.dam import DAM, DAMConfig
 from dlatrack_engine.models.lighting import LightingConfig, LightingModel
-from dlatrack_engine.train.toy import dome_topology
 
 TEX = 32
 LATENT = 6
@@ -42,7 +42,8 @@ def make_avatar(seed: int = 0) -> Avatar:
     dam = DAM(DAMConfig(num_vertices=topo.num_vertices, texture_size=TEX, latent_size=LATENT, base_grid=4,
                         mesh_hidden=32, max_channels=16, min_channels=8))
     dam.set_normalisation(torch.as_tensor(topo.neutral), 0.004, pattern_texture(TEX), 0.02)
-    lighting = LightingModel(LightingConfig(texture_size=TEX, input_texture_size=16, **SMALL_G))
+    g_cfg = LightingConfig(texture_size=TEX, input_texture_size=16, energy_normalised=False, **SMALL_G)
+    lighting = LightingModel(g_cfg)
     with torch.no_grad():
         for p in lighting.parameters():
             p.add_(0.03 * torch.randn_like(p))

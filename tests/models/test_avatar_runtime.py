@@ -7,12 +7,12 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from toy_lightstage import dome_topology
 
 from dlatrack_engine.avatar.format import AvatarFormatError
 from dlatrack_engine.avatar.runtime import Avatar
 from dlatrack_engine.models.dam import DAM, DAMConfig
 from dlatrack_engine.models.lighting import LightingConfig, LightingModel
-from dlatrack_engine.train.toy import dome_topology
 
 SMALL_G = dict(mlp_width=16, light_channels=(16, 16, 8, 8, 8), texture_channels=(8, 8, 8, 8), branch_channels=8)
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from toy_lightstage import toy_lightstage, write_lightstage
 
 from dlatrack_engine.avatar.format import AvatarFormatError
 from dlatrack_engine.avatar.runtime import Avatar
@@ -18,7 +19,6 @@ from dlatrack_engine.train import landmark_calibration
 from dlatrack_engine.train.data import load_lightstage
 from dlatrack_engine.train.landmark_calibration import LandmarkEmbedding, _project_views, calibrate_landmarks
 from dlatrack_engine.train.pipeline import run_landmark_calibration
-from dlatrack_engine.train.toy import toy_lightstage, write_lightstage
 
 SMALL_DAM = dict(latent_size=8, mesh_hidden=64, base_grid=4, max_channels=32, min_channels=8)
 SMALL_G = dict(input_texture_size=16, mlp_width=32, light_channels=(32, 32, 16, 16, 16),
@@ -94,7 +94,7 @@ def test_calibration_needs_faces_in_enough_views(toy):
 
 def _package(toy, tmp_path) -> Avatar:
     dam = DAM(DAMConfig(num_vertices=toy.topology.num_vertices, texture_size=16, **SMALL_DAM))
-    lighting = LightingModel(LightingConfig(texture_size=16, **SMALL_G))
+    lighting = LightingModel(LightingConfig(texture_size=16, energy_normalised=False, **SMALL_G))
     avatar = Avatar(dam, lighting, toy.topology, {"name": "toy"})
     split = {"holdout_cameras": ["cam02"], "holdout_frame_ids": []}
     avatar.to_package(tmp_path / "avatar", {"split": split})

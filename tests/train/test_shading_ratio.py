@@ -1,20 +1,25 @@
-"""Shading-ratio supervision (train/shading_ratio.py): G's gain against pattern / fully-lit of the same pose."""
+"""Shading-ratio supervision (train/experiments/shading_ratio.py): G's gain vs pattern / same-pose fully-lit."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 from shared_pose_toy import shared_pose_toy
+from toy_lightstage import toy_lightstage
 
 from dlatrack_engine.models.dam import DAMConfig
 from dlatrack_engine.models.lighting import LightingConfig, LightingModel
 from dlatrack_engine.render.mesh_renderer import MeshRenderer
 from dlatrack_engine.train.dam_trainer import DAMTrainConfig, train_dam
 from dlatrack_engine.train.data import make_split
+from dlatrack_engine.train.experiments.shading_ratio import (
+    RATIO_FLOOR,
+    ShadingRatioTerm,
+    fully_lit_rows,
+    shading_ratio_residual,
+)
 from dlatrack_engine.train.lighting_trainer import LightingTrainConfig, initial_codes
-from dlatrack_engine.train.shading_ratio import RATIO_FLOOR, fully_lit_rows, shading_ratio_residual
 from dlatrack_engine.train.texture_warmup import texture_warmup
-from dlatrack_engine.train.toy import toy_lightstage
 
 CPU = torch.device("cpu")
 SMALL_G = dict(
@@ -92,9 +97,10 @@ def test_the_warmup_pulls_the_gain_towards_the_shading_ratio():
     dam, unwrapped, _ = train_dam(data, split, dam_cfg, DAMTrainConfig(epochs=2), CPU, progress=False)
     torch.manual_seed(0)
     lighting = LightingModel(LightingConfig(texture_size=16, energy_normalised=True, **SMALL_G))
-    cfg = LightingTrainConfig(batch_size=2, texture_warmup_epochs=20, texture_warmup_lr=1e-2, lambda_shading_ratio=5.0)
+    cfg = LightingTrainConfig(batch_size=2, texture_warmup_epochs=20, texture_warmup_lr=1e-2)
     renderer = MeshRenderer(data.topology.faces, data.topology.uv_faces, data.topology.uvs, CPU)
     codes = initial_codes(dam, data, unwrapped, CPU)
-    history = texture_warmup(lighting, dam, data, split, codes, cfg, CPU, renderer, progress=False)
+    term = ShadingRatioTerm(5.0)
+    history = texture_warmup(lighting, dam, data, split, codes, cfg, CPU, renderer, progress=False, extra=[term])
     ratio = [h["shading_ratio"] for h in history]
     assert ratio[0] > 0 and sum(ratio[-3:]) / 3 < 0.6 * ratio[0], [round(r, 3) for r in ratio]

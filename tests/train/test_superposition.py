@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from dlatrack_engine.models.lighting import LightingConfig, LightingModel, relight
-from dlatrack_engine.train.superposition import non_additivity, random_split, superposition_residual
+from dlatrack_engine.train.experiments.superposition import non_additivity, random_split, superposition_residual
 
 SMALL_G = dict(
     texture_size=16, input_texture_size=16, mlp_width=32, light_channels=(32, 32, 16, 16, 16),

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from toy_lightstage import toy_lightstage, write_lightstage
 
 from dlatrack_engine.avatar.runtime import Avatar
 from dlatrack_engine.models.dam import DAMConfig
@@ -14,6 +15,9 @@ from dlatrack_engine.render.mesh_renderer import MeshRenderer
 from dlatrack_engine.train import loop
 from dlatrack_engine.train.dam_trainer import DAMTrainConfig, train_dam
 from dlatrack_engine.train.data import load_lightstage, make_split
+from dlatrack_engine.train.experiments.bias_penalty import BiasPenaltyTerm
+from dlatrack_engine.train.experiments.registry import parse_experiments
+from dlatrack_engine.train.experiments.superposition import SuperpositionTerm
 from dlatrack_engine.train.lighting_trainer import (
     LightingTrainConfig,
     initial_codes,
@@ -21,7 +25,6 @@ from dlatrack_engine.train.lighting_trainer import (
     train_lighting,
 )
 from dlatrack_engine.train.texture_warmup import texture_warmup
-from dlatrack_engine.train.toy import toy_lightstage, write_lightstage
 
 CPU = torch.device("cpu")
 SMALL_DAM = dict(latent_size=8, mesh_hidden=64, base_grid=4, max_channels=32, min_channels=8)
@@ -111,7 +114,7 @@ def test_lighting_training_reduces_render_loss_with_dam_frozen(toy):
     split = make_split(toy, holdout_cameras=[], holdout_every=0)
     dam, unwrapped, _ = train_dam(toy, split, dam_config(toy), DAMTrainConfig(epochs=10), CPU, progress=False)
     before = {k: v.clone() for k, v in dam.state_dict().items()}
-    model_cfg = LightingConfig(texture_size=16, **SMALL_G)
+    model_cfg = LightingConfig(texture_size=16, energy_normalised=False, **SMALL_G)
     cfg = LightingTrainConfig(epochs=4, batch_size=3, lr=1e-2, lr_decay_every=3)
     lighting, codes, _ = train_lighting(dam, toy, split, unwrapped, model_cfg, cfg, CPU, progress=False)
     assert codes.shape == (toy.num_frames, 8)
@@ -129,7 +132,7 @@ def test_lighting_training_reduces_render_loss_with_dam_frozen(toy):
         assert torch.equal(value, before[key]), f"DAM tensor {key} changed: it must stay frozen"
 
 
-def test_the_superposition_term_enters_eq5_with_its_weight(toy):
+def test_an_experiment_term_enters_eq5_with_its_weight(toy):
     split = make_split(toy, holdout_cameras=[], holdout_every=0)
     dam, unwrapped, _ = train_dam(toy, split, dam_config(toy), DAMTrainConfig(epochs=1), CPU, progress=False)
     # The plain G at its start (g = 1 for every code) is not additive, so the term is > 0.
@@ -138,35 +141,45 @@ def test_the_superposition_term_enters_eq5_with_its_weight(toy):
     codes = initial_codes(dam, toy, unwrapped, CPU)
     frames, cams = torch.tensor([1, 2, 4]), torch.tensor([0, 1, 2])
 
-    def terms(weight: float) -> dict[str, torch.Tensor]:
-        cfg = LightingTrainConfig(lambda_superposition=weight)
+    def terms(*extra) -> dict[str, torch.Tensor]:
+        cfg = LightingTrainConfig()
         with torch.no_grad():
-            return lighting_losses(dam, lighting, renderer, toy, codes, frames, cams, cfg, augment=False)
+            return lighting_losses(dam, lighting, renderer, toy, codes, frames, cams, cfg, augment=False, extra=extra)
 
-    plain, weighted = terms(0.0), terms(2.0)
+    plain, weighted = terms(), terms(SuperpositionTerm(2.0))
     assert "superposition" not in plain
     assert float(weighted["superposition"]) > 0.1
     assert torch.allclose(weighted["total"], plain["total"] + 2.0 * weighted["superposition"])
 
 
-@pytest.mark.parametrize("gain_only", [True, False])
-def test_texture_warmup_gain_only_leaves_the_bias_at_zero(toy, gain_only):
+def test_texture_warmup_decays_its_rate_and_records_experiment_terms(toy):
     split = make_split(toy, holdout_cameras=[], holdout_every=0)
     dam, unwrapped, _ = train_dam(toy, split, dam_config(toy), DAMTrainConfig(epochs=2), CPU, progress=False)
-    model_cfg = LightingConfig(texture_size=16, gain_activation="abs", **SMALL_G)
+    model_cfg = LightingConfig(texture_size=16, gain_activation="abs", energy_normalised=False, **SMALL_G)
     lighting = LightingModel(model_cfg)
-    cfg = LightingTrainConfig(
-        batch_size=3, texture_warmup_epochs=2, texture_warmup_lr=1e-2, texture_warmup_gain_only=gain_only,
-        lambda_bias=0.1, lambda_superposition=0.5, texture_warmup_lr_decay_every=1,
-    )  # fmt: skip
+    cfg = LightingTrainConfig(batch_size=3, texture_warmup_epochs=2, texture_warmup_lr=1e-2,
+                              texture_warmup_lr_decay_every=1)  # fmt: skip
     renderer = MeshRenderer(toy.topology.faces, toy.topology.uv_faces, toy.topology.uvs, CPU)
     codes = initial_codes(dam, toy, unwrapped, CPU)
-    history = texture_warmup(lighting, dam, toy, split, codes, cfg, CPU, renderer, progress=False)
+    extra = [BiasPenaltyTerm(0.1), SuperpositionTerm(0.5)]
+    history = texture_warmup(lighting, dam, toy, split, codes, cfg, CPU, renderer, progress=False, extra=extra)
     assert len(history) == 2
     assert history[0]["lr"] == pytest.approx(1e-2) and history[1]["lr"] == pytest.approx(1e-2 * cfg.lr_decay)
-    last = lighting.bias_branch[-1]
-    assert (last.weight.abs().sum() == 0) == gain_only
+    assert {"texture_render", "bias_penalty", "superposition"} <= set(history[-1])
+    assert lighting.bias_branch[-1].weight.abs().sum() > 0
     assert lighting.gain_branch[-1].weight.abs().sum() > 0
+
+
+def test_experiments_parse_into_terms_and_overrides_and_name_what_is_wrong():
+    parsed = parse_experiments(["superposition=0.2", "energy_normalised=false", "pattern_mix=0"])
+    assert [term.name for term in parsed.terms] == ["superposition"] and parsed.terms[0].weight == 0.2
+    assert parsed.lighting_overrides == {"energy_normalised": False}
+    assert parsed.train_overrides == {"pattern_mix": 0.0}
+    assert parse_experiments(None).settings == {}
+    with pytest.raises(ValueError, match="NAME one of superposition"):
+        parse_experiments(["lambda_superposition=1"])
+    with pytest.raises(ValueError, match=r"'gain_activation=exp'.*softplus, abs"):
+        parse_experiments(["gain_activation=exp"])
 
 
 def test_train_cli_writes_a_loadable_package_with_provenance(toy_on_disk, tmp_path):

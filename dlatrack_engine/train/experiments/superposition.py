@@ -6,7 +6,7 @@ A ∪ B is the face lit by A plus the face lit by B. G's relit texture (Eq. 2-3)
     T̂ ⊙ g(l) + b(l) = T̂ ⊙ (g(l_A) + g(l_B)) + b(l_A) + b(l_B),   l = l_A + l_B,
 
 for *any* split of the code's lit groups — including splits into patterns that were never captured. The
-paper states no such term (a departure, opt-in with `lambda_superposition`): its G is a free MLP of l,
+paper states no such term (an experiment, `--experiment superposition=W`): its G is a free MLP of l,
 trained on a capture long enough to cover the pattern space. On a short capture (the sample light stage:
 100-200 patterns, each group lit in 7-15 of them) a free G learns the captured codes and extrapolates
 poorly to new combinations (bench/RESULTS.md, "what makes G generalise"). The constraint needs no image:
@@ -15,16 +15,21 @@ that the captured sums imply are what G has to learn. Pattern mixing (pattern_mi
 linearity applied to the data — with exact image targets, but only for patterns captured in one pose.
 Measured on the sample light stage (bench/RESULTS.md): it lifts G's known-code score on unseen patterns by
 up to 2 dB, but every run without a guard drifted into a bias-dominated G that tracks worse in the wild,
-so it stays off by default. When trying it on a new capture, pair it with the shading-ratio guard
-(`lambda_shading_ratio`, shading_ratio.py), which kept the bias at 2-5 % where a bias penalty of 0.05 let
-it reach 89 %.
+so it is not shipped. When trying it on a new capture, pair it with the shading-ratio guard
+(`--experiment shading_ratio=W`, shading_ratio.py), which kept the bias at 2-5 % where a bias penalty of 0.05
+let it reach 89 %.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from dlatrack_engine.models.lighting import LightingModel, relight
+from dlatrack_engine.train.data import LightStageData
+from dlatrack_engine.train.experiments.hook import RENDER, WARMUP, LightingBatch
+from dlatrack_engine.train.unwrap import UnwrappedFrames
 
 
 def random_split(light_code: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
@@ -76,3 +81,21 @@ def non_additivity(
     relit = relight(texture, gain, bias)
     residual = superposition_residual(lighting, light_code, head_view, texture, relit, generator=generator)
     return float(residual.mean() / relit.abs().mean().clamp_min(1e-12))
+
+
+@dataclass
+class SuperpositionTerm:
+    """`--experiment superposition=W`: the residual above on a random split of every sample's code, in the
+    warm-up (over visible texels) and in Eq. 4-5 (over every texel), relative like the render loss."""
+
+    weight: float
+    name: str = "superposition"
+    stages: tuple[str, ...] = (WARMUP, RENDER)
+
+    def prepare(self, data: LightStageData, frames: list[int], unwrapped: UnwrappedFrames) -> None:
+        """Nothing to prepare: the term needs only G and the batch."""
+
+    def __call__(self, batch: LightingBatch) -> torch.Tensor:
+        return superposition_residual(
+            batch.lighting, batch.light_code, batch.head_view, batch.texture, batch.relit, batch.weight, batch.level
+        )
