@@ -264,6 +264,9 @@ def load_avatar_package(path: str | os.PathLike[str]) -> AvatarPackage:
         raise AvatarFormatError(f"{files.name(TOPOLOGY_FILE)}: not a readable .npz ({error})") from error
     topology = topology_from_arrays(arrays, files.name(TOPOLOGY_FILE))
     validate_config(config, topology, files.name(AVATAR_JSON))
+    # Migration: G's energy normalisation became LightingConfig's default after packages were written
+    # without the key; those G were trained without it, so a missing key keeps meaning False.
+    config["lighting"].setdefault("energy_normalised", False)
     try:
         tensors = load_safetensors_bytes(files.read(WEIGHTS_FILE))
     except (SafetensorError, ValueError, RuntimeError) as error:

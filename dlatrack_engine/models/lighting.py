@@ -1,46 +1,38 @@
-"""The lighting model G (PAPER.md §2, supplement Fig. 10): per-texel gain and bias on the fully-lit texture.
+"""The lighting model G (docs/method.md, Eq. 2-3): per-texel gain and bias on the fully-lit texture.
 
     T_v = T̂_v ⊙ g_v + b_v                  (Eq. 2, `relight`)
     g_v, b_v = G(l, h_v, T̂_v; φ)           (Eq. 3, `LightingModel.forward`)
 
-Layout (paper sizes for input_texture_size = 256):
+G relights the DAM's fully-lit texture T̂_v. Its inputs: the lighting code l (150 = 50 light groups x RGB; a
+light-stage pattern in training, fitted by Algorithm 1 in the wild), h_v = (head rotation r, view vector
+v_v) and T̂_v itself; its outputs: a gain map g and a bias map b at the texture's size. φ are its weights,
+pre-trained on the light stage (train/lighting_trainer.py) and adapted per video (fit/step2.py).
+
+Layout (supplement Fig. 10; paper sizes for input_texture_size = 256):
   l (150) and h_v (6) -> two MLPs -> 256 each -> concat -> FC -> [C, g0, g0] -> conv -> four transposed convs
   -> lighting feature at input/16;  T̂_v resized to input² -> four (conv + down-sample) -> texture feature at
   input/16;  concat -> two branches of two transposed convs (x4 each) -> gain, bias at input² -> bilinear to
   the texture size. With input 256 the FC grid is 1x1 and each transposed conv doubles (1 -> 16). Smaller
   inputs keep the four transposed convs but the first ones that would overshoot use stride 1.
-The last layer of each branch starts at zero, so G starts as the identity relighting (g = 1, b = 0; with
-`energy_normalised`, g = s(l), b = 0: identity for the fully-lit code), and the gain stays non-negative.
-`gain_activation` maps the branch output x to the gain:
-  "softplus": g = softplus(x + log(e - 1)) (the first packages; kept so that they load unchanged);
-  "abs":      g = |1 + x| (opt-in: `dlatrack train lighting --gain-activation abs`). softplus (like exp,
-              tried as a log-space gain) has a vanishing derivative on the whole half-line x << 0: on the
-              sample light stage, whose single-group frames are ~100x darker than the fully-lit ones, the
-              first Adam steps push x far negative, g is then stuck at ~0 for every pattern (dg/dx =
-              sigmoid ≈ g) and the bias map takes over the relit face. |dg/dx| = 1 everywhere: nothing to
-              get stuck in, and (unlike (1 + x)², which was tried and diverged) no growth faster than linear.
+The last layer of each branch starts at zero, so an untrained G is the identity relighting of the fully-lit
+code (g = 1, b = 0) and the gain stays non-negative. The bias is predicted in units of `bias_scale`.
 
-Energy normalisation (`energy_normalised`, a departure from the paper; every training preset turns it on,
-the dataclass default stays off so that packages written before it load unchanged): light transport
-is linear in the emitted power, and l says how much power is on (all ones = fully lit). With s_c(l) = mean
-over groups of l[g, c] (`light_energy`: 1 for the fully-lit code, 1/50 for one white group), G's branches
-predict a gain g' and bias b' *per unit of light energy* from the energy-free pattern p = l / Σ_g |l[g, c]|
-(`light_pattern`: each group's share of the channel's energy) and return
+Energy normalisation (`energy_normalised`, on by default and in every preset; a departure from the paper):
+light transport is linear in the emitted power, and l says how much power is on (all ones = fully lit).
+With s_c(l) = mean over groups of l[g, c] (`light_energy`: 1 for the fully-lit code, 1/50 for one white
+group), the branches predict a gain g' and bias b' *per unit of light energy* from the energy-free pattern
+p = l / Σ_g |l[g, c]| (`light_pattern`), and G returns
 
     g = s(l) ⊙ g',  b = s(l) ⊙ b'          (Eq. 2 and every caller unchanged)
 
-Why: the sample light stage's single-group frames are ~100x darker than its fully-lit ones, and a gain that
-has to span two orders of magnitude collapsed (softplus gain ~1e-6, the bias carrying the face). Per unit
-energy, g' ≈ 1 for the fully-lit code and O(1)–O(10) where one group's light lands. Since g' and b' see only
-the pattern, scaling a non-negative l by a positive factor per colour channel scales g and b by exactly that
-factor: the linearity of light transport holds by construction, and the training's RGB colour augmentation
-of the code is reproduced exactly. (Feeding the branches the raw l instead was tried: at the same warm-up
-rate, 3e-3, its texture-space loss rose from 0.47 to 0.61 over the first four epochs where the pattern's fell
-to 0.42.) The denominator is Σ|l|, not Σ l: a fitted code (Algorithm 1) may turn some entries negative, and
-Σ l could then pass through 0. At l = 0 (the start of Algorithm 1) the relit texture is black; its gradient
-w.r.t. l is ∂s/∂l ⊙ (T̂ ⊙ g' + b') ≠ 0, the same for every group, so the first step of the l fit moves l
-towards a uniform, fully-lit-like code. On the sample light stage it keeps a healthy gain/bias split (bias
-2 % of the fully-lit face, 12 % under patterns) where the plain G collapsed (bench/RESULTS.md).
+so scaling a non-negative l by a positive factor per colour channel scales g and b by exactly that factor.
+Σ|l|, not Σ l, because a fitted code may turn entries negative; at l = 0 (the start of Algorithm 1) the relit
+texture is black, and the gradient w.r.t. l moves it towards a uniform, fully-lit-like code. Why it exists
+and what it measured: docs/method.md, "Energy-normalised G". Packages written before it was the default
+lack the key and load as not normalised (avatar/format.py).
+
+`gain_activation` maps the gain branch's output x to g: "softplus", g = softplus(x + log(e - 1)) (every
+package so far), or "abs", g = |1 + x| (an experiment: `--experiment gain_activation=abs`).
 """
 
 from __future__ import annotations
@@ -98,7 +90,7 @@ class LightingConfig:
     # so at scale 1 every Adam step (~lr) would move the bias by the size of the signal itself.
     bias_scale: float = 1.0
     gain_activation: str = "softplus"  # "softplus" or "abs" (see the module docstring)
-    energy_normalised: bool = False  # g, b per unit of light energy (see the module docstring)
+    energy_normalised: bool = True  # g, b per unit of light energy (see the module docstring)
 
     def __post_init__(self) -> None:
         log2_int(self.texture_size, "LightingConfig.texture_size")

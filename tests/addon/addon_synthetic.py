@@ -134,6 +134,6 @@ def tiny_avatar_package(root: Path) -> tuple[Path, dict[str, np.ndarray]]:
     dam = DAM(DAMConfig(num_vertices=topology.num_vertices, texture_size=16, latent_size=4, base_grid=8,
                         max_channels=16, min_channels=8, mesh_hidden=16))  # fmt: skip
     small_g = {"light_channels": (8,) * 5, "texture_channels": (8,) * 4, "branch_channels": 8, "mlp_width": 16}
-    lighting = LightingModel(LightingConfig(texture_size=16, input_texture_size=16, **small_g))
+    lighting = LightingModel(LightingConfig(texture_size=16, input_texture_size=16, energy_normalised=False, **small_g))
     avatar = Avatar(dam, lighting, topology, {"name": "tiny"})
     return avatar.to_package(root / "tiny", provenance={"command": "tests/blender"}), arrays

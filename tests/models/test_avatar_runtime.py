@@ -110,3 +110,18 @@ def test_corrupted_weights_and_config_mismatch(tmp_path):
     (path / "avatar.json").write_text(json.dumps(config))
     with pytest.raises(AvatarFormatError, match=r"'latent_size' is 4 but 'dam\.latent_size' is 5"):
         Avatar.load(path)
+
+
+def test_a_package_without_the_energy_normalised_key_loads_a_plain_g(tmp_path):
+    # Packages written before energy normalisation became LightingConfig's default lack the key.
+    assert LightingConfig(texture_size=16).energy_normalised is True
+    avatar = make_avatar(energy_normalised=False)
+    path = avatar.to_package(tmp_path / "old", provenance={"test": True})
+    config = json.loads((path / "avatar.json").read_text())
+    del config["lighting"]["energy_normalised"]
+    (path / "avatar.json").write_text(json.dumps(config))
+    loaded = Avatar.load(path)
+    assert loaded.lighting.cfg.energy_normalised is False
+    z, view, code, hv = inputs()
+    with torch.no_grad():
+        assert torch.equal(avatar.relit_texture(z, view, code, hv), loaded.relit_texture(z, view, code, hv))

@@ -87,7 +87,8 @@ def test_config_round_trip_and_named_errors():
 @pytest.mark.parametrize(("input_size", "texture_size"), [(16, 16), (32, 64), (64, 32), (256, 256)])
 def test_lighting_model_starts_as_identity(input_size, texture_size, activation):
     small = dict(mlp_width=32, light_channels=(32, 16, 16, 8, 8), texture_channels=(8, 8, 16, 16), branch_channels=8)
-    cfg = LightingConfig(texture_size=texture_size, input_texture_size=input_size, gain_activation=activation, **small)
+    cfg = LightingConfig(texture_size=texture_size, input_texture_size=input_size, gain_activation=activation,
+                         energy_normalised=False, **small)  # fmt: skip
     model = LightingModel(cfg)
     texture = torch.rand(2, 3, texture_size, texture_size)
     code = torch.rand(2, 150)
@@ -214,16 +215,18 @@ def test_light_code_fit_from_zero_recovers_the_brightness():
     assert float(fitted.mean() / target.mean()) == pytest.approx(1.0, abs=0.1)
 
 
-def test_old_lighting_configs_load_without_energy_normalisation():
-    """Packages written before the field existed load with it off: the first sample avatar's stored config."""
+def test_lighting_configs_default_to_energy_normalisation():
+    """A config without the field gets the default, on. Packages written before the field existed (the first
+    sample avatar's stored config below) are migrated to off when loaded (avatar/format.py; the package test
+    is in test_avatar_runtime.py)."""
     first_sample_avatar = {
         "bias_scale": 0.05, "branch_channels": 32, "code_size": 150, "input_texture_size": 128,
         "light_channels": [128, 64, 64, 32, 32], "mlp_width": 128, "pose_size": 6,
         "texture_channels": [16, 32, 64, 64], "texture_size": 128,
     }  # fmt: skip
     cfg = LightingConfig.from_dict(first_sample_avatar)
-    assert cfg.energy_normalised is False and cfg.gain_activation == "softplus"
-    assert LightingConfig.from_dict(cfg.to_dict() | {"energy_normalised": True}).energy_normalised is True
+    assert cfg.energy_normalised is True and cfg.gain_activation == "softplus"
+    assert LightingConfig.from_dict(cfg.to_dict() | {"energy_normalised": False}).energy_normalised is False
     with pytest.raises(ValueError, match="multiple of 3"):
         LightingConfig(texture_size=16, input_texture_size=16, code_size=10)
 
@@ -253,6 +256,7 @@ def test_lighting_model_learns_a_code_dependent_gain():
         light_channels=(16, 16, 16, 8, 8),
         texture_channels=(8, 8, 8, 8),
         branch_channels=8,
+        energy_normalised=False,  # a zero code would give g = 0 by construction
     )
     model = LightingModel(cfg)
     texture = torch.rand(2, 3, 16, 16)

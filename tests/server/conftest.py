@@ -120,6 +120,7 @@ def tiny_avatar(tmp_path_factory: pytest.TempPathFactory) -> Path:
             texture_channels=(8, 8, 8, 8),
             branch_channels=8,
             mlp_width=16,
+            energy_normalised=False,
         )
     )
     with torch.no_grad():  # make G's output depend visibly on the light code
