@@ -3,7 +3,7 @@
 Besides the layout's files, the pipeline keeps its intermediate results there so a rerun resumes at the
 first unfinished stage: `landmarks.npz` (detections, per source frame), `init.npz` (step-1 r̃, t̃, z̃ and
 losses), `lighting/lighting.json` (kind, key frames, losses). Every file goes through the job folder's
-atomic write.
+atomic write and is recorded in its ledger (`wire/ledger.py`), so a resume trusts only what it wrote.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from safetensors.torch import save as save_safetensors
 
 from dlatrack_engine.colour import linear_to_srgb8
 from dlatrack_engine.fit.params import FrameParams
-from dlatrack_engine.wire.jobfolder import JobFolder, atomic_write_bytes
+from dlatrack_engine.wire.jobfolder import JobFolder
 
 
-def save_npz(path: Path, **arrays: np.ndarray) -> None:
+def save_npz(folder: JobFolder, path: Path, **arrays: np.ndarray) -> None:
     buffer = io.BytesIO()
     np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
-    atomic_write_bytes(path, buffer.getvalue())
+    folder.write_file(path, buffer.getvalue())
 
 
 def load_npz(path: Path) -> dict[str, np.ndarray]:
@@ -32,8 +32,8 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
         return {key: data[key] for key in data.files}
 
 
-def save_params(path: Path, params: FrameParams, **extra: np.ndarray) -> None:
-    save_npz(path, r=params.r.cpu().numpy(), t=params.t.cpu().numpy(), z=params.z.cpu().numpy(), **extra)
+def save_params(folder: JobFolder, path: Path, params: FrameParams, **extra: np.ndarray) -> None:
+    save_npz(folder, path, r=params.r.cpu().numpy(), t=params.t.cpu().numpy(), z=params.z.cpu().numpy(), **extra)
 
 
 def load_params(path: Path, device: torch.device) -> tuple[FrameParams, dict[str, np.ndarray]]:
@@ -52,14 +52,14 @@ def write_lighting(folder: JobFolder, kind: str, light_code: torch.Tensor, netwo
     folder.write_light_code(light_code.cpu().numpy())
     if network is not None:
         tensors = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
-        atomic_write_bytes(folder.lighting_weights_path, save_safetensors(tensors))
+        folder.write_file(folder.lighting_weights_path, save_safetensors(tensors))
     data = json.dumps({"kind": kind, **info}, indent=1).encode()
-    atomic_write_bytes(folder.root / "lighting" / "lighting.json", data)
+    folder.write_file(folder.root / "lighting" / "lighting.json", data)
 
 
 def read_lighting_info(folder: JobFolder) -> dict | None:
     path = folder.root / "lighting" / "lighting.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    return json.loads(folder.read_file(path)) if folder.trusted(path) else None
 
 
 def write_frame_results(folder: JobFolder, index: int, params: FrameParams, row: int, vertices: torch.Tensor,

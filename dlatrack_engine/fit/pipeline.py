@@ -158,10 +158,12 @@ class _Job:
         if previous and previous != fingerprint:
             raise JobFolderError(f"{folder.manifest_path}: holds results of another request (fingerprint {previous}, "
                                  f"this one {fingerprint}); choose an empty output folder")
+        if not self.owns_manifest:
+            folder.verify_files()  # a rerun recomputes what does not match what it wrote
         folder.update_manifest(
             pipeline_fingerprint=fingerprint, options=self.options.to_dict(), avatar=name, video=str(video),
-            frames=self.clip.indices, fps=self.clip.fps, size=list(self.clip.size), K=K.tolist(), K_source=k_source,
-            work_size=[self.scene.width, self.scene.height], schedule=self.schedule.to_dict(),
+            frames=self.clip.indices, fps=self.clip.fps, size=list(self.clip.source_size), K=K.tolist(),
+            K_source=k_source, work_size=[self.scene.width, self.scene.height], schedule=self.schedule.to_dict(),
             **({"state": "running"} if self.owns_manifest else {}))
         return folder
 
@@ -176,7 +178,7 @@ class _Job:
     # -- stages ------------------------------------------------------------------------------------------
     def landmarks(self) -> LandmarkTrack:
         path = self.folder.root / "landmarks.npz"
-        if path.exists():
+        if self.folder.trusted(path):
             track = LandmarkTrack.load(str(path))
             if track.points.shape != (len(self.frames), 68, 2):
                 raise JobFolderError(f"{path}: field 'points' has shape {track.points.shape}, expected "
@@ -192,8 +194,7 @@ class _Job:
             self.emit("landmarks", done, total)
 
         track = detect_clip(detector, self.clip.source_frames(), str(self.clip.path), tick, count=n)
-        track.save(str(path) + ".tmp.npz")
-        Path(str(path) + ".tmp.npz").replace(path)
+        self.folder.write_file(path, track.to_bytes())
         self.folder.update_manifest(landmark_detector=track.detector, landmark_failed_frames=[
             self.clip.indices[i] for i in track.failed_frames])
         self.folder.mark_stage_done("landmarks")
@@ -205,7 +206,7 @@ class _Job:
         source = self.scene.use_landmarks_of(marks.detector if self.options.calibrated_landmarks else None)
         log.info("step 1: landmarks from %s, mesh landmarks ℓ_i: %s", marks.detector, source)
         path = self.folder.root / "init.npz"
-        if path.exists():
+        if self.folder.trusted(path):
             params, data = output.load_params(path, self.device)
             return params, torch.as_tensor(data["loss"])
         start = time.monotonic()
@@ -217,7 +218,7 @@ class _Job:
         total = self.schedule.step1.iterations
         params, loss = fit_landmarks(self.scene, points, weights, self.schedule,
                                      cancel=self.cancel, on_iteration=lambda i, v: self.emit("init", i, total, v))
-        output.save_params(path, params, loss=loss.cpu().numpy())
+        output.save_params(self.folder, path, params, loss=loss.cpu().numpy())
         self.folder.mark_stage_done("init")
         self.seconds["init"] = time.monotonic() - start
         return params, loss

@@ -8,6 +8,7 @@ ends), because one missed frame must not stop a track.
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -50,8 +51,17 @@ class LandmarkTrack:
         return np.flatnonzero(~self.detected).tolist()
 
     def save(self, path: str) -> None:
-        np.savez(path, points=self.points, confidence=self.confidence, detected=self.detected,
-                 detector=np.array(self.detector))
+        np.savez(path, **self._arrays())
+
+    def to_bytes(self) -> bytes:
+        """The .npz file's bytes (the pipeline writes them through the job folder's recorded writes)."""
+        buffer = io.BytesIO()
+        np.savez(buffer, **self._arrays())
+        return buffer.getvalue()
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {"points": self.points, "confidence": self.confidence, "detected": self.detected,
+                "detector": np.array(self.detector)}
 
     @classmethod
     def load(cls, path: str) -> LandmarkTrack:

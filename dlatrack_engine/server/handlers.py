@@ -218,14 +218,14 @@ def op_job_frames(server: EngineServer, conn: Connection, args: dict, blobs: dic
         for index in frames:
             for key, value in record.folder.read_frame(index, track=track).items():
                 out[f"{key}/{index}"] = np.ascontiguousarray(value)
-            if with_textures:
+            if with_textures:  # only files the job wrote, checked against their record: never a link
                 for kind in ("full", "relit"):
                     path = record.folder.texture_path(kind, index)
-                    if path.is_file():
-                        out[f"texture_{kind}/{index}"] = path.read_bytes()
-        if record.folder.light_code_path.is_file():
+                    if record.folder.written(path):
+                        out[f"texture_{kind}/{index}"] = record.folder.read_file(path)
+        if record.folder.written(record.folder.light_code_path):
             out["light_code"] = record.folder.read_light_code()
-    except JobFolderError as exc:
+    except (JobFolderError, OSError) as exc:
         raise JobError("bad_job_folder", str(exc)) from exc
     return {"job_id": record.job.job_id, "frames": frames, "manifest": record.folder.read_manifest()}, out
 

@@ -269,8 +269,11 @@ class JobManager:
                 if record.params.get("stream_textures"):
                     for kind in ("full", "relit"):
                         path = record.folder.texture_path(kind, index)
-                        if path.is_file():
-                            blobs[f"texture_{kind}"] = path.read_bytes()
+                        try:
+                            if record.folder.written(path):
+                                blobs[f"texture_{kind}"] = record.folder.read_file(path)
+                        except (OSError, JobFolderError) as exc:
+                            log.warning("job %s: texture %s not streamed: %s", job_id, path, exc)
             self.publish(job_id, {"kind": "frame", "frame": index}, blobs)
 
     # -- worker --------------------------------------------------------------------------------------------
@@ -364,6 +367,7 @@ class JobManager:
                 partial = folder.remove_partial_writes()
                 if partial:
                     log.info("job %s: removed %d partial file(s) left by the killed engine", job.job_id, partial)
+                folder.verify_files()  # what does not match its record is recomputed, not trusted
                 self._queue.put(job.job_id)
                 resumed.append(job.job_id)
                 log.info(

@@ -1,32 +1,58 @@
 """The job folder (docs/conventions.md "Job folder"): atomic per-frame writer, manifest, reader.
 
 Every file is written to a temporary name in the same directory and renamed into place, so a reader (the
-add-on, a resumed engine) sees either nothing or a complete file, never half a frame: the presence of
-`frames/<i:06d>.npz` means frame i is done. That is what lets a job killed with SIGKILL resume without
-losing or recomputing a finished frame. Torch-free: the add-on reads results with this module.
+add-on, a resumed engine) sees either nothing or a complete file, never half a frame; it is then recorded
+with its size and checksum in the folder's ledger (`ledger.py`). Frame i is done when `frames/<i:06d>.npz`
+is a regular file matching its record. That is what lets a job killed with SIGKILL resume without losing
+or recomputing a finished frame, and without mistaking a damaged or foreign file for a result. Files are
+served and read only when they match what was written (never through a link). Folders written before the
+ledger existed (no `files` field in the manifest) are read as before: any regular file counts.
+Torch-free: the add-on reads results with this module.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import logging
 import os
+import re
+import stat
 import tempfile
 import threading
 import time
+import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .ledger import LEDGER_FILE, digest, ledger_for
 from .png import decode_png, encode_png
+from .seeds import SEED_FILES, SeedError
+
+log = logging.getLogger(__name__)
 
 JOB_FORMAT = "dlatrack-job"
 JOB_FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 TRACK_FRAME_FIELDS = {"vertices": 2, "head_R": 2, "head_t": 1, "r": 1, "z": 1}  # field -> ndim
 TEXTURE_KINDS = ("full", "relit")
+FRAME_FILE = re.compile(r"^frames/(\d{6})\.npz$")
+_PER_FRAME_FILE = re.compile(r"^(?:textures/(?:view_[A-Za-z0-9_-]+/)?(?:full|relit)|overlay)/(\d{6})\.png$")
+# Names the engine writes, by folder: only their temporary files (atomic_write_bytes: ".<name>.<random>.tmp")
+# are removed after a crash; anything else in the folder belongs to someone else.
+_ENGINE_FILES = {
+    "": re.compile(r"^(?:manifest\.json|landmarks\.npz|init\.npz)$"),
+    "frames": re.compile(r"^\d{6}\.npz$"),
+    "overlay": re.compile(r"^\d{6}\.png$"),
+    "lighting": re.compile(r"^(?:light_code\.npy|G\.safetensors|lighting\.json)$"),
+    "textures/full": re.compile(r"^\d{6}\.png$"),
+    "textures/relit": re.compile(r"^\d{6}\.png$"),
+}
+_VIEW_TEXTURES = re.compile(r"^textures/view_[A-Za-z0-9_-]+/(?:full|relit)$")
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]+\.tmp$")
 
 
 class JobFolderError(ValueError):
@@ -76,12 +102,30 @@ def _folder_lock(root: Path) -> threading.Lock:
         return _LOCKS.setdefault(key, threading.Lock())
 
 
+def _read_regular(path: Path) -> tuple[bytes, os.stat_result]:
+    """A file's bytes, refusing links (O_NOFOLLOW) and anything but a regular file."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if path.is_symlink():
+            raise JobFolderError(f"{path}: is a link, not a file the job wrote") from exc
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise JobFolderError(f"{path}: not a regular file")
+        return handle.read(), info
+
+
 class JobFolder:
-    """Reader and writer for one job's folder. Manifest updates are serialised by a per-instance lock."""
+    """Reader and writer for one job's folder. Manifest updates are serialised by a per-folder lock."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self._lock = _folder_lock(self.root)
+        self.ledger = ledger_for(self.root)
+        self._legacy: bool | None = None
 
     # -- manifest ----------------------------------------------------------------------------------------
     @property
@@ -103,6 +147,7 @@ class JobFolder:
                     "(choose an empty output folder)"
                 )
             return folder
+        seeds = folder._seeds()
         now = time.time()
         manifest = {
             "format": JOB_FORMAT,
@@ -122,15 +167,44 @@ class JobFolder:
             "engine_version": None,
             "created": now,
             "updated": now,
+            "files": LEDGER_FILE,
         }
         manifest.update(fields)
         folder.write_manifest(manifest)
+        for name, data in seeds.items():
+            folder.ledger.record(name, data)
         return folder
+
+    def _seeds(self) -> dict[str, bytes]:
+        """A new folder must be empty, or hold only checked seed inputs (`seeds.py`); -> {name: bytes}."""
+        if not self.root.is_dir():
+            return {}
+        names = sorted(p.name for p in self.root.iterdir())
+        if not names:
+            return {}
+        foreign = [name for name in names if name not in SEED_FILES]
+        if foreign:
+            listed = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+            raise JobFolderError(
+                f"{self.root}: output folder is not empty ({listed})"
+                f" and holds no job manifest; choose an empty or new folder (a job would overwrite, or trust, "
+                f"files it did not write; only the seed inputs {sorted(SEED_FILES)} may be put there beforehand)"
+            )
+        seeds = {}
+        for name in names:
+            path = self.root / name
+            try:
+                data = _read_regular(path)[0]
+                SEED_FILES[name](path, data)
+            except (OSError, SeedError) as exc:
+                raise JobFolderError(f"{path}: unusable seed input: {exc}") from exc
+            seeds[name] = data
+        return seeds
 
     def read_manifest(self) -> dict[str, Any]:
         path = self.manifest_path
         try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
+            manifest = json.loads(_read_regular(path)[0].decode("utf-8"))
         except FileNotFoundError as exc:
             raise JobFolderError(f"{path}: missing (not a job folder?)") from exc
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -168,26 +242,151 @@ class JobFolder:
                 self.write_manifest(manifest)
 
     def remove_partial_writes(self) -> int:
-        """Delete temp files of writes a killed process never finished (resume calls this); returns the count."""
+        """Delete temp files of writes a killed process never finished (resume calls this); returns the count.
+
+        Only temporary names the engine itself produces (`.<name>.<random>.tmp` for a file it writes, in a
+        folder it writes), never a user's own `.*.tmp` file, and never through a link."""
         count = 0
-        for path in self.root.rglob(".*.tmp"):
-            path.unlink(missing_ok=True)
-            count += 1
+        for directory, pattern in self._engine_dirs():
+            for entry in os.scandir(directory):
+                match = _TEMP_NAME.match(entry.name)
+                if match and pattern.match(match.group("name")) and entry.is_file(follow_symlinks=False):
+                    Path(entry.path).unlink(missing_ok=True)
+                    count += 1
         return count
+
+    def _engine_dirs(self) -> list[tuple[Path, re.Pattern[str]]]:
+        found = [(self.root / sub, pattern) for sub, pattern in _ENGINE_FILES.items()]
+        textures = self.root / "textures"
+        if textures.is_dir() and not textures.is_symlink():
+            for view in textures.glob("view_*/*"):
+                relative = view.relative_to(self.root).as_posix()
+                if _VIEW_TEXTURES.match(relative):
+                    found.append((view, _ENGINE_FILES["textures/full"]))
+        return [(d, p) for d, p in found if d.is_dir() and not d.is_symlink()]
+
+    # -- files the job wrote -------------------------------------------------------------------------------
+    def _relative(self, path: Path) -> str:
+        try:
+            return Path(path).relative_to(self.root).as_posix()
+        except ValueError as exc:
+            raise JobFolderError(f"{path}: outside the job folder {self.root}") from exc
+
+    def legacy(self) -> bool:
+        """A folder written before the ledger: its files are trusted by existence, as they were then."""
+        if self._legacy is None:
+            if not self.exists():
+                return False  # not decided until a manifest exists (a mirror writes it later)
+            self._legacy = "files" not in self.read_manifest()
+        return self._legacy
+
+    def write_file(self, path: Path, data: bytes) -> Path:
+        """Write `data` atomically to `path` (inside the folder) and record it in the ledger."""
+        relative = self._relative(path)
+        atomic_write_bytes(path, data)
+        self.ledger.record(relative, data)
+        return path
+
+    def trusted(self, path: Path) -> bool:
+        """Is `path` a regular file matching what the job wrote there (by size; `read_file` checks the
+        checksum too)? Cheap: one lstat."""
+        relative = self._relative(path)
+        try:
+            info = os.lstat(path)
+        except OSError:
+            return False
+        if not stat.S_ISREG(info.st_mode):
+            return False
+        if self.legacy():
+            return True
+        entry = self.ledger.get(relative)
+        return entry is not None and entry.size == info.st_size
+
+    def written(self, path: Path) -> bool:
+        """Did the job record a file at `path` (whatever is there now)?"""
+        if self.legacy():
+            return path.is_file() and not path.is_symlink()
+        return self.ledger.get(self._relative(path)) is not None
+
+    def read_file(self, path: Path) -> bytes:
+        """The bytes of a file the job wrote, after checking they are what it wrote; JobFolderError naming
+        the file otherwise (FileNotFoundError when it does not exist)."""
+        relative = self._relative(path)
+        root, parent = os.path.realpath(self.root), os.path.realpath(path.parent)
+        if os.path.commonpath([root, parent]) != root:
+            raise JobFolderError(f"{path}: its folder leads outside the job folder (a link?)")
+        data, info = _read_regular(path)
+        if self.legacy():
+            return data
+        entry = self.ledger.get(relative)
+        if entry is None:
+            raise JobFolderError(f"{path}: not written by this job (no record in {LEDGER_FILE})")
+        if entry.size != len(data):
+            raise JobFolderError(f"{path}: changed since the job wrote it ({len(data)} bytes, {entry.size} written)")
+        if not self.ledger.was_verified(relative, info) and digest(data) != entry.sha256:
+            raise JobFolderError(f"{path}: changed since the job wrote it (its checksum differs)")
+        self.ledger.mark_verified(relative, info)
+        return data
+
+    def verify_files(self) -> list[str]:
+        """Check every recorded file against its size and checksum (resume does this); a file that does not
+        match is forgotten, so it is recomputed, and so is what depends on it: the frame of a damaged
+        texture or overlay, the lighting stage of a damaged lighting file. Returns the damaged paths."""
+        if self.legacy():
+            return []
+        damaged = []
+        for relative, entry in self.ledger.entries().items():
+            path = self.root / relative
+            try:
+                data, info = _read_regular(path)
+                ok = self.ledger.was_verified(relative, info) or (
+                    len(data) == entry.size and digest(data) == entry.sha256
+                )
+            except (OSError, JobFolderError):
+                ok = False
+            if ok:
+                self.ledger.mark_verified(relative, info)
+                continue
+            damaged.append(relative)
+            self.ledger.forget(relative)
+            frame = _PER_FRAME_FILE.match(relative)
+            if frame is not None:
+                self.ledger.forget(f"frames/{frame.group(1)}.npz")
+        if any(p.startswith("lighting/") for p in damaged):
+            with self._lock:
+                manifest = self.read_manifest()
+                if "adapt" in manifest.get("stages_done", []):
+                    manifest["stages_done"].remove("adapt")
+                    self.write_manifest(manifest)
+        if damaged:
+            log.warning(
+                "%s: %d file(s) differ from what the job wrote and will be recomputed: %s",
+                self.root,
+                len(damaged),
+                ", ".join(damaged[:10]) + (" ..." if len(damaged) > 10 else ""),
+            )
+        return damaged
 
     # -- per-frame results -------------------------------------------------------------------------------
     def frame_path(self, index: int) -> Path:
         return self.root / "frames" / f"{frame_name(index)}.npz"
 
     def has_frame(self, index: int) -> bool:
-        return self.frame_path(index).is_file()
+        return self.trusted(self.frame_path(index))
 
     def frames_done(self) -> list[int]:
-        """Indices of finished frames (temp files of interrupted writes are ignored)."""
-        directory = self.root / "frames"
-        if not directory.is_dir():
-            return []
-        return sorted(int(p.stem) for p in directory.glob("*.npz") if p.stem.isdigit())
+        """Indices of finished frames: files the job wrote that are still what it wrote (by size)."""
+        if self.legacy():
+            directory = self.root / "frames"
+            if not directory.is_dir():
+                return []
+            return sorted(int(p.stem) for p in directory.glob("*.npz") if p.stem.isdigit() and not p.is_symlink())
+        done = []
+        for relative in self.ledger.entries():
+            match = FRAME_FILE.match(relative)
+            if match and self.trusted(self.root / relative):
+                done.append(int(match.group(1)))
+        return sorted(done)
 
     def write_frame(self, index: int, arrays: Mapping[str, Any], track: bool = True) -> Path:
         """Write frame `index` atomically. With `track`, the conventions' fields are required and checked:
@@ -201,8 +400,7 @@ class JobFolder:
                 data[key] = value.astype(np.float32)
         buffer = io.BytesIO()
         np.savez(buffer, **data)
-        atomic_write_bytes(path, buffer.getvalue())
-        return path
+        return self.write_file(path, buffer.getvalue())
 
     @staticmethod
     def _check_track_frame(data: Mapping[str, np.ndarray], where: str) -> None:
@@ -223,12 +421,12 @@ class JobFolder:
     def read_frame(self, index: int, track: bool = True) -> dict[str, np.ndarray]:
         path = self.frame_path(index)
         try:
-            with np.load(path, allow_pickle=False) as npz:
+            with np.load(io.BytesIO(self.read_file(path)), allow_pickle=False) as npz:
                 data = {key: npz[key] for key in npz.files}
         except FileNotFoundError as exc:
             raise JobFolderError(f"{path}: frame {index} has not been written") from exc
-        except (OSError, ValueError) as exc:
-            raise JobFolderError(f"{path}: unreadable npz ({exc})") from exc
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise JobFolderError(f"{path}: unreadable npz ({type(exc).__name__}: {exc})") from exc
         if track:
             self._check_track_frame(data, str(path))
         return data
@@ -254,12 +452,12 @@ class JobFolder:
     def write_light_code(self, light_code: np.ndarray) -> None:
         buffer = io.BytesIO()
         np.save(buffer, np.asarray(light_code, dtype=np.float32), allow_pickle=False)
-        atomic_write_bytes(self.light_code_path, buffer.getvalue())
+        self.write_file(self.light_code_path, buffer.getvalue())
 
     def read_light_code(self) -> np.ndarray:
         path = self.light_code_path
         try:
-            return np.load(path, allow_pickle=False)
+            return np.load(io.BytesIO(self.read_file(path)), allow_pickle=False)
         except FileNotFoundError as exc:
             raise JobFolderError(f"{path}: missing (the lighting adaptation stage has not finished)") from exc
         except (OSError, ValueError) as exc:
@@ -274,13 +472,12 @@ class JobFolder:
     def write_texture(self, kind: str, index: int, image: np.ndarray | bytes, view: str | None = None) -> Path:
         """Write an sRGB PNG texture (`image` as PNG bytes or uint8 [T, T, 3], row 0 = top of the UV image)."""
         path = self.texture_path(kind, index, view)
-        atomic_write_bytes(path, image if isinstance(image, bytes) else encode_png(image))
-        return path
+        return self.write_file(path, image if isinstance(image, bytes) else encode_png(image))
 
     def read_texture(self, kind: str, index: int, view: str | None = None) -> np.ndarray:
         path = self.texture_path(kind, index, view)
         try:
-            return decode_png(path.read_bytes())
+            return decode_png(self.read_file(path))
         except FileNotFoundError as exc:
             raise JobFolderError(f"{path}: texture not written") from exc
         except ValueError as exc:
@@ -291,5 +488,4 @@ class JobFolder:
 
     def write_overlay(self, index: int, image: np.ndarray | bytes) -> Path:
         path = self.overlay_path(index)
-        atomic_write_bytes(path, image if isinstance(image, bytes) else encode_png(image))
-        return path
+        return self.write_file(path, image if isinstance(image, bytes) else encode_png(image))

@@ -98,3 +98,93 @@ def test_textures_light_code_and_missing_files(tmp_path: Path) -> None:
         folder.read_frame(4)
     with pytest.raises(JobFolderError, match="non-negative integer"):
         folder.frame_path(-1)
+
+
+# -- issue 19: the ledger of files the job wrote --------------------------------------------------------------
+def test_only_recorded_files_that_still_match_count_as_done(tmp_path: Path) -> None:
+    folder = JobFolder.create(tmp_path / "job", "j1", "track")
+    for index in range(3):
+        folder.write_frame(index, _frame(index))
+    (folder.root / "frames" / "000005.npz").write_bytes((folder.root / "frames" / "000001.npz").read_bytes())
+    (folder.root / "frames" / "000002.npz").write_bytes(b"")  # truncated behind the job's back
+    assert folder.frames_done() == [0, 1]  # 5 was never written by the job, 2 no longer matches
+    with pytest.raises(JobFolderError, match=r"000002\.npz: changed since the job wrote it"):
+        folder.read_frame(2)
+
+
+def test_a_torn_ledger_line_is_ignored_and_appending_goes_on(tmp_path: Path) -> None:
+    folder = JobFolder.create(tmp_path / "job", "j1", "track")
+    folder.write_frame(0, _frame(0))
+    with open(folder.root / "files.jsonl", "ab") as handle:
+        handle.write(b'{"path": "frames/000001.npz", "si')  # a kill mid-append
+    again = JobFolder(folder.root)
+    again.write_frame(2, _frame(2))
+    assert again.frames_done() == [0, 2]
+
+
+def test_verify_forgets_damaged_files_and_what_depends_on_them(tmp_path: Path) -> None:
+    folder = JobFolder.create(tmp_path / "job", "j1", "track")
+    for index in range(2):
+        folder.write_texture("full", index, np.zeros((4, 4, 3), np.uint8))
+        folder.write_frame(index, _frame(index))
+    folder.write_light_code(np.zeros(150, np.float32))
+    folder.mark_stage_done("adapt")
+    texture = folder.texture_path("full", 1)
+    texture.write_bytes(b"\x89PNG" + texture.read_bytes()[4:-1] + b"\x00")  # same size, other bytes
+    light = folder.light_code_path
+    light.write_bytes(light.read_bytes()[:-4])
+    damaged = folder.verify_files()
+    assert sorted(damaged) == ["lighting/light_code.npy", "textures/full/000001.png"]
+    assert folder.frames_done() == [0]  # the frame of the damaged texture is recomputed
+    assert "adapt" not in folder.read_manifest()["stages_done"]
+
+
+def test_partial_writes_are_only_the_engines_own(tmp_path: Path) -> None:
+    folder = JobFolder.create(tmp_path / "job", "j1", "track")
+    folder.write_frame(0, _frame(0))
+    ours = [folder.root / "frames" / ".000001.npz.a1b2c3d4.tmp", folder.root / ".manifest.json.zz9_yy8x.tmp"]
+    theirs = [
+        folder.root / "frames" / ".notes.tmp",
+        folder.root / ".backup.tmp",
+        folder.root / "mine" / ".000001.npz.a1b2c3d4.tmp",
+        folder.root / "frames" / ".000001.npz.tmp",
+    ]
+    for path in ours + theirs:
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"x")
+    assert folder.remove_partial_writes() == 2
+    assert not any(p.exists() for p in ours) and all(p.exists() for p in theirs)
+
+
+def test_a_new_folder_may_hold_only_checked_seed_inputs(tmp_path: Path) -> None:
+    from dlatrack_engine.landmarks.base import LandmarkTrack
+
+    seeded = tmp_path / "seeded"
+    seeded.mkdir()
+    track = LandmarkTrack(np.zeros((2, 68, 2), np.float32), np.ones((2, 68), np.float32), np.ones(2, bool), "gt")
+    track.save(str(seeded / "landmarks.npz"))
+    folder = JobFolder.create(seeded, "j1", "track")
+    assert folder.trusted(seeded / "landmarks.npz")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    np.savez(bad / "landmarks.npz", points=np.zeros((2, 5)))
+    with pytest.raises(JobFolderError, match=r"landmarks\.npz: unusable seed input.*lacks"):
+        JobFolder.create(bad, "j2", "track")
+    other = tmp_path / "other"
+    (other / "overlay").mkdir(parents=True)
+    with pytest.raises(JobFolderError, match=r"not empty .*overlay"):
+        JobFolder.create(other, "j3", "track")
+
+
+def test_folders_from_before_the_ledger_are_read_as_before(tmp_path: Path) -> None:
+    folder = JobFolder.create(tmp_path / "job", "j1", "track")
+    folder.write_frame(0, _frame(0))
+    manifest = folder.read_manifest()
+    del manifest["files"]
+    folder.write_manifest(manifest)
+    (folder.root / "files.jsonl").unlink()
+    old = JobFolder(folder.root)
+    assert old.frames_done() == [0] and old.read_frame(0)["vertices"].shape == (5, 3)
+    link = folder.root / "frames" / "000001.npz"
+    link.symlink_to(folder.root / "frames" / "000000.npz")
+    assert old.frames_done() == [0]  # never through a link
