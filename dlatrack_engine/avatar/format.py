@@ -2,7 +2,9 @@
 
 Loading checks every field before any model is built, so a wrong or damaged file fails with a message that
 names the file, the field and what was expected, instead of a shape error deep inside a forward pass.
-Building models from the tensors is `avatar.runtime`'s job; this module knows files, not networks.
+Building models from the tensors is `avatar.runtime`'s job; this module knows files, not networks. Sizes
+(of files, declared arrays, config values and the networks they describe) are checked against
+`avatar.limits` before anything is read or allocated.
 """
 
 from __future__ import annotations
@@ -22,6 +24,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
+
+from dlatrack_engine.avatar.limits import (
+    LimitError,
+    check_config_values,
+    check_member_size,
+    check_model_size,
+    check_npz_arrays,
+)
 
 FORMAT_NAME = "dlatrack-avatar"
 FORMAT_VERSION = 1
@@ -258,7 +268,14 @@ def load_avatar_package(path: str | os.PathLike[str]) -> AvatarPackage:
     if not isinstance(config, dict):
         raise AvatarFormatError(f"{files.name(AVATAR_JSON)}: expected a JSON object at the top level")
     try:
-        with np.load(io.BytesIO(files.read(TOPOLOGY_FILE)), allow_pickle=False) as npz:
+        check_config_values(config, files.name(AVATAR_JSON))
+        check_model_size(config, files.name(AVATAR_JSON))
+        topology_bytes = files.read(TOPOLOGY_FILE)
+        check_npz_arrays(topology_bytes, files.name(TOPOLOGY_FILE))
+    except LimitError as error:
+        raise AvatarFormatError(str(error)) from error
+    try:
+        with np.load(io.BytesIO(topology_bytes), allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as error:
         raise AvatarFormatError(f"{files.name(TOPOLOGY_FILE)}: not a readable .npz ({error})") from error
@@ -359,13 +376,30 @@ class _PackageFiles:
         return f"{self.root}:{self.prefix}{file}" if self.archive else str(self.root / file)
 
     def read(self, file: str) -> bytes:
+        """The file's bytes; its size is checked (zip directory or file system) before it is read, and at
+        most that many bytes are read whatever the zip directory claims."""
         if self.archive is not None:
             try:
-                return self.archive.read(self.prefix + file)
+                info = self.archive.getinfo(self.prefix + file)
             except KeyError as error:
                 raise AvatarFormatError(f"{self.name(file)}: missing from the avatar package") from error
-        full = self.root / file
-        if not full.is_file():
-            raise AvatarFormatError(f"{full}: missing from the avatar package (expected {AVATAR_JSON}, "
-                                    f"{WEIGHTS_FILE} and {TOPOLOGY_FILE})")
-        return full.read_bytes()
+            self._limit(file, info.file_size)
+            with self.archive.open(info) as handle:
+                data = handle.read(info.file_size + 1)  # the directory's size, checked; no more is read
+        else:
+            full = self.root / file
+            if not full.is_file():
+                raise AvatarFormatError(f"{full}: missing from the avatar package (expected {AVATAR_JSON}, "
+                                        f"{WEIGHTS_FILE} and {TOPOLOGY_FILE})")
+            size = full.stat().st_size
+            self._limit(file, size)
+            with open(full, "rb") as handle:
+                data = handle.read(size + 1)
+        self._limit(file, len(data))  # grew, or the zip directory understated it
+        return data
+
+    def _limit(self, file: str, size: int) -> None:
+        try:
+            check_member_size(file, self.name(file), size)
+        except LimitError as error:
+            raise AvatarFormatError(str(error)) from error
