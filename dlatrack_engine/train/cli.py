@@ -90,7 +90,11 @@ def _checkpoints(args: argparse.Namespace, out: Path, stage: str) -> Path:
 def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser("train", help="train an avatar (DAM, lighting model G) from a light stage")
     stages = train.add_subparsers(dest="stage", required=True)
+    for add in (_add_dam, _add_lighting, _add_landmarks, _add_eval, _add_sample):
+        add(stages)
 
+
+def _add_dam(stages: argparse._SubParsersAction) -> None:
     dam = stages.add_parser("dam", help="train the DAM and write the avatar package")
     _common(dam)
     dam.add_argument("--out", type=Path, required=True, help="avatar package to write (folder or .zip)")
@@ -106,6 +110,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dam.add_argument("--name", default=None, help="avatar name (default: the output folder's name)")
     dam.set_defaults(func=_run_dam)
 
+
+def _add_lighting(stages: argparse._SubParsersAction) -> None:
     light = stages.add_parser("lighting", help="train G (Eq. 4-5) against the package's DAM")
     _common(light)
     light.add_argument("--out", type=Path, required=True, help="avatar package written by `train dam`")
@@ -130,6 +136,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     light.set_defaults(func=_run_lighting)
 
+
+def _add_landmarks(stages: argparse._SubParsersAction) -> None:
     marks = stages.add_parser(
         "landmarks", help="calibrate the mesh landmarks ℓ_i (Eq. 6) for a landmark detector on the light stage"
     )
@@ -139,6 +147,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     marks.add_argument("--landmark-weights", default=None, help="folder with face-alignment's weights")
     marks.set_defaults(func=_run_landmarks, image_size=None)  # detect at the captured size
 
+
+def _add_eval(stages: argparse._SubParsersAction) -> None:
     ev = stages.add_parser("eval", help="held-out DAM / G / SH / no-lighting metrics of a package")
     _common(ev)
     ev.add_argument("--avatar", type=Path, required=True)
@@ -152,6 +162,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     ev.set_defaults(func=_run_eval)
 
+
+def _add_sample(stages: argparse._SubParsersAction) -> None:
     sample = stages.add_parser("sample", help="train and evaluate the sample avatar (all stages)")
     sample.add_argument("--data", type=Path, default=None, help="default: <cache>/sample/lightstage")
     sample.add_argument("--out", type=Path, default=SAMPLE_OUT)

@@ -93,14 +93,8 @@ def _read_png(path: Path, flags: int) -> np.ndarray:
     return image
 
 
-def load_lightstage(
-    root: str | Path, max_image_size: int | None = None, frames: list[int] | None = None
-) -> LightStageData:
-    """Load the dataset at `root`, downsampling images so their longer side is <= `max_image_size`.
-
-    `frames` (indices into dataset.json's frame list) restricts loading to a subset (tests, quick runs).
-    """
-    root = Path(root)
+def _read_dataset_json(root: Path) -> tuple[dict, Path]:
+    """dataset.json, validated against the format (lightstage/format.py)."""
     meta_path = root / "dataset.json"
     try:
         meta = json.loads(meta_path.read_text())
@@ -111,78 +105,101 @@ def load_lightstage(
     if not isinstance(meta, dict):
         raise _fail(meta_path, "expected a JSON object")
     lsfmt.validate_dataset_json(meta, str(meta_path))
-    exposure = float(meta["exposure_scale"])
+    return meta, meta_path
+
+
+@dataclass
+class _Cameras:
+    """The capture's cameras at training resolution (intrinsics scaled with the images)."""
+
+    names: list[str]
+    K: torch.Tensor
+    R: torch.Tensor
+    t: torch.Tensor
+    size: tuple[int, int]  # (width, height) at training resolution
+    captured_size: tuple[int, int]  # (width, height) of the PNGs
+
+
+def _cameras(meta: dict, meta_path: Path, max_image_size: int | None) -> _Cameras:
     cams = meta["cameras"]
     width0, height0 = int(cams[0]["width"]), int(cams[0]["height"])
     if any(int(c["width"]) != width0 or int(c["height"]) != height0 for c in cams):
         raise _fail(meta_path, "all cameras must share one image size for batched training")
     scale = 1.0 if not max_image_size else min(1.0, max_image_size / max(width0, height0))
     width, height = round(width0 * scale), round(height0 * scale)
-    sx, sy = width / width0, height / height0
     K = torch.tensor(np.array([c["K"] for c in cams], dtype=np.float32))
-    K[:, 0] *= sx
-    K[:, 1] *= sy
+    K[:, 0] *= width / width0
+    K[:, 1] *= height / height0
     R = torch.tensor(np.array([c["R"] for c in cams], dtype=np.float32))
     t = torch.tensor(np.array([c["t"] for c in cams], dtype=np.float32))
-    names = [c["name"] for c in cams]
+    return _Cameras([c["name"] for c in cams], K, R, t, (width, height), (width0, height0))
 
+
+def _read_images(folder: Path, cameras: _Cameras, exposure: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One frame's images [C,H,W,3] float16 (linear, exposure applied) and masks [C,H,W,1] bool."""
+    frame_images, frame_masks = [], []
+    for name in cameras.names:
+        png = _read_png(folder / f"{name}.png", cv2.IMREAD_UNCHANGED)
+        if png.dtype != np.uint16 or png.ndim != 3:
+            raise _fail(folder / f"{name}.png", f"expected 16-bit RGB, got {png.dtype} {png.shape}")
+        rgb = png[..., ::-1].astype(np.float32) * (exposure / 65535.0)
+        mask = _read_png(folder / f"{name}_mask.png", cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
+        if cameras.size != cameras.captured_size:
+            rgb = cv2.resize(rgb, cameras.size, interpolation=cv2.INTER_AREA)
+            mask = cv2.resize(mask, cameras.size, interpolation=cv2.INTER_AREA)
+        frame_images.append(torch.from_numpy(rgb).to(torch.float16))
+        frame_masks.append(torch.from_numpy(mask > 0.5)[..., None])
+    return torch.stack(frame_images), torch.stack(frame_masks)
+
+
+def _read_meta_npz(folder: Path, num_vertices: int) -> dict[str, np.ndarray]:
+    """One frame's light code, head pose and tracked mesh (float32), validated."""
+    with np.load(folder / "meta.npz", allow_pickle=False) as npz:
+        lsfmt.validate_meta({k: npz[k] for k in npz.files}, num_vertices, str(folder / "meta.npz"))
+        return {key: npz[key].astype(np.float32) for key in ("light_code", "head_R", "head_t", "vertices")}
+
+
+def load_lightstage(
+    root: str | Path, max_image_size: int | None = None, frames: list[int] | None = None
+) -> LightStageData:
+    """Load the dataset at `root`, downsampling images so their longer side is <= `max_image_size`.
+
+    `frames` (indices into dataset.json's frame list) restricts loading to a subset (tests, quick runs).
+    """
+    root = Path(root)
+    meta, meta_path = _read_dataset_json(root)
+    cameras = _cameras(meta, meta_path, max_image_size)
     topo_path = root / meta["topology"]
     with np.load(topo_path, allow_pickle=False) as npz:
         topology = topology_from_arrays({k: npz[k] for k in npz.files}, str(topo_path))
-
     frame_list = meta["frames"]
     if not frame_list:
         raise _fail(meta_path, "lists no frames (is the dataset still being written?)")
     chosen = range(len(frame_list)) if frames is None else frames
     if frames is not None and (min(frames) < 0 or max(frames) >= len(frame_list)):
         raise _fail(meta_path, f"frame indices {min(frames)}..{max(frames)} requested, it lists {len(frame_list)}")
-    ids, kinds, codes, head_R, head_t, verts, images, masks = [], [], [], [], [], [], [], []
+    ids, kinds, metas, images, masks = [], [], [], [], []
     for index in chosen:
         entry = frame_list[index]
-        fid = int(entry["id"])
-        folder = root / lsfmt.frame_dir(fid)
-        with np.load(folder / "meta.npz", allow_pickle=False) as npz:
-            lsfmt.validate_meta({k: npz[k] for k in npz.files}, topology.num_vertices, str(folder / "meta.npz"))
-            codes.append(npz["light_code"].astype(np.float32))
-            head_R.append(npz["head_R"].astype(np.float32))
-            head_t.append(npz["head_t"].astype(np.float32))
-            verts.append(npz["vertices"].astype(np.float32))
-        frame_images, frame_masks = [], []
-        for name in names:
-            png = _read_png(folder / f"{name}.png", cv2.IMREAD_UNCHANGED)
-            if png.dtype != np.uint16 or png.ndim != 3:
-                raise _fail(folder / f"{name}.png", f"expected 16-bit RGB, got {png.dtype} {png.shape}")
-            rgb = png[..., ::-1].astype(np.float32) * (exposure / 65535.0)
-            mask = _read_png(folder / f"{name}_mask.png", cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
-            if (width, height) != (width0, height0):
-                rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
-                mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_AREA)
-            frame_images.append(torch.from_numpy(rgb).to(torch.float16))
-            frame_masks.append(torch.from_numpy(mask > 0.5)[..., None])
-        ids.append(fid)
+        folder = root / lsfmt.frame_dir(int(entry["id"]))
+        metas.append(_read_meta_npz(folder, topology.num_vertices))
+        frame_images, frame_masks = _read_images(folder, cameras, float(meta["exposure_scale"]))
+        ids.append(int(entry["id"]))
         kinds.append(str(entry.get("kind", "group")))
-        images.append(torch.stack(frame_images))
-        masks.append(torch.stack(frame_masks))
-    log.info("loaded %d frames x %d cameras at %dx%d from %s", len(ids), len(names), width, height, root)
+        images.append(frame_images)
+        masks.append(frame_masks)
+    width, height = cameras.size
+    log.info("loaded %d frames x %d cameras at %dx%d from %s", len(ids), len(cameras.names), width, height, root)
+
+    def stacked(key: str) -> torch.Tensor:
+        return torch.tensor(np.array([m[key] for m in metas]))
+
     return LightStageData(
-        root=root,
-        camera_names=names,
-        K=K,
-        R=R,
-        t=t,
-        width=width,
-        height=height,
-        frame_ids=ids,
-        kinds=kinds,
-        light_codes=torch.tensor(np.array(codes)),
-        head_R=torch.tensor(np.array(head_R)),
-        head_t=torch.tensor(np.array(head_t)),
-        vertices=torch.tensor(np.array(verts)),
-        images=torch.stack(images),
-        masks=torch.stack(masks),
-        topology=topology,
-        provenance=dict(meta.get("provenance", {})),
-    )
+        root=root, camera_names=cameras.names, K=cameras.K, R=cameras.R, t=cameras.t, width=width, height=height,
+        frame_ids=ids, kinds=kinds, light_codes=stacked("light_code"), head_R=stacked("head_R"),
+        head_t=stacked("head_t"), vertices=stacked("vertices"), images=torch.stack(images),
+        masks=torch.stack(masks), topology=topology, provenance=dict(meta.get("provenance", {})),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -339,20 +339,7 @@ def results_markdown(results: dict[str, list[dict]], notes: str = "") -> str:
             for r in results["lighting"]
         ],
     )  # fmt: skip
-    split = ""
-    if results.get("gain_bias"):
-        table = markdown_table(
-            ["frames", "samples", "mean gain g", "mean g / s(l) (per unit light energy)", "bias share of T (%)"],
-            [
-                [r["set"], r.get("samples", 0), f"{r['gain_mean']:.3g}", f"{r['gain_per_energy']:.3g}",
-                 f"{100 * r['bias_share']:.2f}"]
-                for r in results["gain_bias"]
-            ],
-        )  # fmt: skip
-        split = (
-            "\nG's gain/bias split (Eq. 2, T = T̂ ⊙ g + b, on the frames' known codes, all cameras, UV-covered "
-            "texels; bias share = Σ|b| / (Σ|T̂ ⊙ g| + Σ|b|)):\n\n" + table + "\n"
-        )
+    split = _gain_bias_markdown(results.get("gain_bias", []))
     return (
         f"{notes}\n\nDAM (fully-lit frames; texture vs the unwrapped camera image, visible texels):\n\n{dam}\n\n"
         "Lighting (group-lit frames; render vs the real Cycles image on the face region, sRGB PSNR/SSIM). "
@@ -366,4 +353,22 @@ def results_markdown(results: dict[str, list[dict]], notes: str = "") -> str:
         "difference on the same (frame, camera) samples, its 95 % bootstrap interval resampling whole frames "
         "(metrics/paired.py) and how many samples G (adapted) wins.\n\n"
         f"{light}\n{split}"
+    )
+
+
+def _gain_bias_markdown(rows: list[dict]) -> str:
+    """The gain/bias split table of the RESULTS.md body ("" without rows)."""
+    if not rows:
+        return ""
+    table = markdown_table(
+        ["frames", "samples", "mean gain g", "mean g / s(l) (per unit light energy)", "bias share of T (%)"],
+        [
+            [r["set"], r.get("samples", 0), f"{r['gain_mean']:.3g}", f"{r['gain_per_energy']:.3g}",
+             f"{100 * r['bias_share']:.2f}"]
+            for r in rows
+        ],
+    )  # fmt: skip
+    return (
+        "\nG's gain/bias split (Eq. 2, T = T̂ ⊙ g + b, on the frames' known codes, all cameras, UV-covered "
+        "texels; bias share = Σ|b| / (Σ|T̂ ⊙ g| + Σ|b|)):\n\n" + table + "\n"
     )
