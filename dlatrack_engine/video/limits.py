@@ -7,6 +7,7 @@ at the working size for the whole job. The caps keep a careless (or hostile) inp
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 MAX_FRAME_SIDE = 16384
@@ -42,8 +43,10 @@ def image_header_size(path: Path) -> tuple[int, int] | None:
     except ImportError:
         return None
     try:
-        with Image.open(path) as image:
-            return int(image.size[0]), int(image.size[1])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the caller's cap decides
+            with Image.open(path) as image:
+                return int(image.size[0]), int(image.size[1])
     except Image.DecompressionBombError as exc:  # PIL itself refuses: far past our cap as well
         raise VideoError(f"'{path}': image too large ({exc})") from exc
     except Exception:  # not an image PIL knows (EXR) or a broken header: leave the verdict to OpenCV
