@@ -1,6 +1,6 @@
 """Key-frame selection for Algorithm 1: K frames whose initial head rotations r̃ cover their range.
 
-"Sampled uniformly over the range of the initial head rotation" (PAPER.md §3): we take the rotations as
+"Sampled uniformly over the range of the initial head rotation" (docs/method.md, step 2): we take the rotations as
 points in axis-angle space and pick K by farthest-point sampling, starting from the frame closest to the
 median pose. That spreads K frames over the extremes and the middle of the yaw/pitch/roll range (a uniform
 grid over a 3-D range would leave most cells empty for a real clip), and is deterministic.

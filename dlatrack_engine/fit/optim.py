@@ -1,6 +1,6 @@
 """The optimisation loop every step shares: Adam, lr halved every N iterations, early stop, cancel.
 
-"1000 iterations, Adam, lr 0.1 halved every 500" (PAPER.md §3) is `run_adam(..., iterations=1000,
+"1000 iterations, Adam, lr 0.1 halved every 500" (docs/method.md, step 1) is `run_adam(..., iterations=1000,
 lr=0.1, halving=500)`; the early stop ends the loop when the loss improved by less than `tolerance`
 (relative) over the last `patience` iterations.
 """

@@ -1,4 +1,4 @@
-"""The whole registration of a video (PAPER.md §3) into a job folder: landmarks -> step 1 -> step 2 ->
+"""The whole registration of a video (docs/method.md) into a job folder: landmarks -> step 1 -> step 2 ->
 step 3 -> per-frame results, resumable.
 
 Each stage's result is stored atomically in the job folder before the next starts, and step 3 writes

@@ -1,4 +1,4 @@
-"""The registration schedule (PAPER.md §3): iterations, learning rates, K, loss weights, in one dataclass.
+"""The registration schedule (docs/method.md, "Schedule presets"): iterations, learning rates, K, loss weights.
 
 Defaults are the paper's values (`Schedule.paper()`); `Schedule.fast()` is the preset that tracks a
 60-frame 256² clip on 2 CPU cores in minutes. Choices the paper leaves open are documented here.

@@ -17,7 +17,7 @@ FORMAT_VERSION = 1
 DATASET_JSON = "dataset.json"
 TOPOLOGY_FILE = "topology.npz"
 NUM_LIGHT_GROUPS = 50
-LIGHT_CODE_SIZE = 3 * NUM_LIGHT_GROUPS  # 50 groups x RGB (PAPER.md Sec. 2)
+LIGHT_CODE_SIZE = 3 * NUM_LIGHT_GROUPS  # 50 groups x RGB (docs/method.md, Eq. 2-3)
 FRAME_KINDS = ("full", "group")
 DEFAULT_EXPOSURE_SCALE = 4.0  # linear value = png / 65535 * exposure_scale
 

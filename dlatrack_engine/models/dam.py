@@ -1,6 +1,6 @@
 """Deep Appearance Model (Lombardi et al. 2018), Multiface layout: a conditional VAE over mesh + texture.
 
-The decoder D(z, v) -> (vertices, view-dependent fully-lit texture) is Eq. 1 of the paper; registration
+The decoder D(z, v) -> (vertices, view-dependent fully-lit texture) is Eq. 1 (docs/method.md); registration
 only ever uses the decoder, training uses both halves. Sizes are configuration (the sample subject is small,
 a real subject is ~7k vertices, 1024² texture, z = 256). Normalisation statistics are buffers, so they are
 saved and loaded with the weights and a package can never pair a decoder with the wrong statistics.

@@ -1,4 +1,4 @@
-"""The "Ours-SH" baseline of Table 1: second-order spherical-harmonics shading of the fully-lit texture.
+"""The "Ours-SH" baseline (docs/method.md, "Evaluation"): second-order SH shading of the fully-lit texture.
 
 27 coefficients = 9 basis functions (bands 0-2) x RGB, laid out RGB-major: channel c uses
 sh_coeffs[:, 9c : 9c + 9]. The basis includes the Lambertian irradiance convolution constants

@@ -1,6 +1,6 @@
 """DAM training data: each fully-lit frame and camera unwrapped into the subject's UV layout.
 
-The DAM (PAPER.md Eq. 1) learns a view-dependent texture T_v; its training targets are the capture's images
+The DAM (docs/method.md, Eq. 1) learns a view-dependent texture T_v; its training targets are the capture's images
 resampled into texture space, with a weight saying where the camera actually saw the surface. For every
 texel: its surface point (from the UV rasterisation of the topology) is posed with the frame's ground-truth
 mesh and head pose, projected into the camera, tested against the camera's z-buffer and the Cycles mask,

@@ -1,4 +1,4 @@
-"""Training the DAM (Lombardi et al. 2018) on the fully-lit light-stage frames.
+"""Training the DAM (Lombardi et al. 2018; docs/method.md, Eq. 1) on the fully-lit light-stage frames.
 
 Targets are unwrapped per-camera textures (view-dependent) and the tracked meshes. Loss per sample:
     vertex L2 (normalised units) + visibility-weighted texture L1 (normalised units) + kl_weight · KL

@@ -1,4 +1,4 @@
-"""A detector's own landmark embedding ℓ_i (Eq. 6), calibrated on the light stage.
+"""A detector's own landmark embedding ℓ_i (docs/method.md, Eq. 6), calibrated on the light stage.
 
 Eq. 6 ties each detected landmark L_i to one fixed surface point ℓ_i of the mesh. Where a detector puts a
 landmark need not be where the avatar's default ℓ_i lies: on the sample subject MediaPipe's jaw-contour

@@ -2,7 +2,7 @@
 
 Light transport is linear in the emitted power, so the image of a head lit by patterns A and B together is
 the sum of its images under A and under B, provided the head did not move between them. The paper's colour
-augmentation (PAPER.md §2: each light group's RGB scaled by a random factor, the code l scaled the same
+augmentation (docs/method.md, Eq. 4-5: each light group's RGB scaled by a random factor, the code l scaled the same
 way) is one use of that linearity; mixing is the other. For a training sample of a pattern frame, every
 other training pattern frame with the *same* mesh and head pose is added with probability `probability`,
 each exposure with its own random RGB scale s_i, giving

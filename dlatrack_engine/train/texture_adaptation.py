@@ -1,4 +1,4 @@
-"""Algorithm 1 in texture space: the lighting of one light-stage frame, fitted on some of its cameras.
+"""Algorithm 1 (docs/method.md) in texture space: one light-stage frame's lighting, fitted on some cameras.
 
 Registration (fit/step2.py) adapts l and φ on K video frames in image space. On the light stage the mesh
 is tracked and the cameras are calibrated, so the same alternation can run against the frame's unwrapped

@@ -1,4 +1,4 @@
-"""Blender script: the virtual light stage (PAPER.md Sec. 2) rendered with Cycles into the dataset format.
+"""Blender script: the virtual light stage (docs/method.md, Eq. 4-5) rendered with Cycles into the dataset format.
 
 Run inside Blender's Python (the engine's `dlatrack make-sample` does this):
     .venv-blender/bin/python sample_scenes/generator/render_lightstage.py --out DIR [--cameras 6 ...]
