@@ -145,7 +145,9 @@ def run(args: argparse.Namespace) -> int:
                 settings.job_id, settings.job_folder = track.session.job_id, str(track.folder)
                 last = {"stage": "", "at": 0.0}
 
-                def show(report) -> None:  # a line per stage change, else one every 5 s
+                def show(report) -> None:  # a line per stage change, else one every 5 s; every warning
+                    for warning in report.warnings:
+                        log.warning("%s", warning)
                     stage = report.text.split(" ")[0]
                     if stage != last["stage"] or time.monotonic() - last["at"] > 5.0:
                         log.info("%s (%d frames written)", report.text, track.session.frames_written)

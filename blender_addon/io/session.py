@@ -45,6 +45,7 @@ class PumpReport:
     frames_written: int
     finished: bool
     error: str | None = None
+    warnings: tuple[str, ...] = ()  # the job's warnings since the last report (e.g. several faces in view)
 
 
 def _header(event: Any) -> Mapping[str, Any] | None:
@@ -70,6 +71,7 @@ class TrackSession:
         self._connection_lost: str | None = None
         self._status_in_flight = False
         self.announced: set[int] = set()  # frames the engine said are done (for a remote-folder mirror)
+        self._warnings: list[str] = []  # warning-level job log lines not yet reported
 
     @property
     def job_id(self) -> str:
@@ -149,7 +151,11 @@ class TrackSession:
                 if isinstance(header.get("frame"), int):
                     self.announced.add(header["frame"])
             elif kind == "log":
-                log.info("engine job %s: %s", self.job_id, header.get("message"))
+                if header.get("level") in ("warning", "error", "critical"):
+                    self._warnings.append(str(header.get("message")))
+                    log.warning("engine job %s: %s", self.job_id, header.get("message"))
+                else:
+                    log.info("engine job %s: %s", self.job_id, header.get("message"))
         return touched
 
     def _poll_status(self) -> None:
@@ -183,7 +189,8 @@ class TrackSession:
             text += f" (~{progress.eta_s:.0f} s left)"
         if self.job.state is JobState.CANCELLING and stage != "cancelling":  # until the engine's next check
             text = f"cancelling ({text})"
-        return PumpReport(self.job.state, progress.fraction, text, new, self.job.terminal, error)
+        warnings, self._warnings = tuple(self._warnings), []
+        return PumpReport(self.job.state, progress.fraction, text, new, self.job.terminal, error, warnings)
 
     def run_blocking(self, poll_s: float = 0.2, on_report: Callable[[PumpReport], None] | None = None,
                      timeout_s: float | None = None) -> PumpReport:  # fmt: skip

@@ -109,6 +109,8 @@ class DLATRACK_OT_track_video(bpy.types.Operator):
             self.report({"ERROR"}, f"DLATrack: writing results failed: {exc}")
             run.session.cancel()
             return self._end(context, {"CANCELLED"})
+        for warning in report.warnings:  # e.g. several faces in view: the user should know who is tracked
+            self.report({"WARNING"}, f"DLATrack: {warning}")
         settings = context.scene.dlatrack
         settings.progress, settings.status = report.fraction, report.text
         context.window_manager.progress_update(report.fraction)

@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from dlatrack_engine.colour import linear_to_srgb8
+from dlatrack_engine.landmarks.subject import SubjectPicker
 
 log = logging.getLogger(__name__)
 NUM_LANDMARKS = 68
@@ -30,8 +31,19 @@ class LandmarkDetector(Protocol):
     name: str
 
     def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """image [H, W, 3] uint8 sRGB -> (points [68, 2] float32 pixels, confidence [68] float32) or None."""
+        """image [H, W, 3] uint8 sRGB -> (points [68, 2] float32 pixels, confidence [68] float32) or None.
+
+        A detector may also offer `detect_all(image) -> list[(points, confidence)]`, every face it finds;
+        `detect_clip` then chooses the subject itself (`subject.py`)."""
         ...
+
+
+def _candidates(detector: LandmarkDetector, image: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    detect_all = getattr(detector, "detect_all", None)
+    if detect_all is not None:
+        return list(detect_all(image))
+    result = detector.detect(image)
+    return [] if result is None else [result]
 
 
 @dataclass
@@ -89,8 +101,9 @@ def detect_clip(detector: LandmarkDetector, frames_linear: Iterable[np.ndarray],
     confidence = np.zeros((n, NUM_LANDMARKS), np.float32)
     detected = np.zeros(n, bool)
     seen = 0
+    subject = SubjectPicker()
     for i, frame in zip(range(n), frames_linear, strict=False):
-        result = detector.detect(linear_to_srgb8(frame))
+        result = subject.pick(i, _candidates(detector, linear_to_srgb8(frame)))
         if result is not None:
             points[i], confidence[i] = result
             detected[i] = True
@@ -101,6 +114,9 @@ def detect_clip(detector: LandmarkDetector, frames_linear: Iterable[np.ndarray],
         raise LandmarkError(f"'{source}': only {seen} of {n} frames could be read for landmarks (file changed?)")
     if not detected.any():
         raise LandmarkError(f"'{source}': detector '{detector.name}' found no face in any of its {n} frames")
+    several = subject.warning(source, n)
+    if several:
+        log.warning("%s", several)
     failed = np.flatnonzero(~detected).tolist()
     if failed:
         listed = ", ".join(map(str, failed[:20])) + (" ..." if len(failed) > 20 else "")

@@ -79,18 +79,24 @@ class FaceAlignmentDetector:
         (hub / "checkpoints").symlink_to(folder.resolve(), target_is_directory=True)
         return hub
 
-    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """image [H, W, 3] uint8 sRGB -> (points [68, 2], confidence [68]) or None."""
+    def detect_all(self, image: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """image [H, W, 3] uint8 sRGB -> [(points [68, 2], confidence [68])] for every face found."""
         result = self._fa.get_landmarks_from_image(image, return_landmark_score=True)
         if result is None:
-            return None
+            return []
         if isinstance(result, tuple):  # (landmarks, scores, boxes) when scores are asked for
             points, scores = result[0], (result[1] if len(result) > 1 else None)
         else:
             points, scores = result, None
-        if not points:
-            return None
-        # face-alignment gives pixel-centre-indexed coordinates; conventions.md puts centres at +0.5.
-        marks = np.asarray(points[0], np.float32)[:, :2] + 0.5
-        conf = np.clip(np.asarray(scores[0], np.float32), 0, 1) if scores is not None else np.ones(68, np.float32)
-        return marks, conf
+        faces = []
+        for k, face in enumerate(points or []):
+            # face-alignment gives pixel-centre-indexed coordinates; conventions.md puts centres at +0.5.
+            marks = np.asarray(face, np.float32)[:, :2] + 0.5
+            conf = np.ones(68, np.float32) if scores is None else np.clip(np.asarray(scores[k], np.float32), 0, 1)
+            faces.append((marks, conf))
+        return faces
+
+    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """image [H, W, 3] uint8 sRGB -> (points [68, 2], confidence [68]) of the first face, or None."""
+        faces = self.detect_all(image)
+        return faces[0] if faces else None

@@ -31,6 +31,7 @@ MEDIAPIPE_TO_IBUG68 = np.concatenate([
     [78, 82, 13, 312, 308, 317, 14, 87],  # inner lips 60-67
 ]).astype(np.int64)
 assert MEDIAPIPE_TO_IBUG68.shape == (68,)
+MAX_FACES = 4
 
 
 class MediaPipeDetector:
@@ -51,23 +52,28 @@ class MediaPipeDetector:
                 "landmark detector 'mediapipe' needs the mediapipe package (pip install --no-deps "
                 f"mediapipe==0.10.14 absl-py attrs flatbuffers 'protobuf<5' matplotlib): {exc}"
             ) from exc
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=static, max_num_faces=1, refine_landmarks=False,
+        self._mesh = mp.solutions.face_mesh.FaceMesh(  # several faces: detect_clip picks the subject
+            static_image_mode=static, max_num_faces=MAX_FACES, refine_landmarks=False,
             min_detection_confidence=min_confidence, min_tracking_confidence=min_confidence,
         )
 
-    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """image [H, W, 3] uint8 sRGB -> (points [68, 2] pixels, confidence [68]) or None."""
+    def detect_all(self, image: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """image [H, W, 3] uint8 sRGB -> [(points [68, 2] pixels, confidence [68])] for every face found."""
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"MediaPipeDetector.detect: expected uint8 [H, W, 3], got {image.dtype} {image.shape}")
         result = self._mesh.process(np.ascontiguousarray(image))
-        if not result.multi_face_landmarks:
-            return None
-        marks = result.multi_face_landmarks[0].landmark
         h, w = image.shape[:2]
-        # MediaPipe's normalised coordinates span the image edges (0 = left/top edge, 1 = right/bottom).
-        all_points = np.array([(p.x * w, p.y * h) for p in marks], dtype=np.float32)
-        return all_points[MEDIAPIPE_TO_IBUG68], np.ones(68, np.float32)
+        faces = []
+        for face in result.multi_face_landmarks or []:
+            # MediaPipe's normalised coordinates span the image edges (0 = left/top edge, 1 = right/bottom).
+            all_points = np.array([(p.x * w, p.y * h) for p in face.landmark], dtype=np.float32)
+            faces.append((all_points[MEDIAPIPE_TO_IBUG68], np.ones(68, np.float32)))
+        return faces
+
+    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """image [H, W, 3] uint8 sRGB -> (points [68, 2] pixels, confidence [68]) of the first face, or None."""
+        faces = self.detect_all(image)
+        return faces[0] if faces else None
 
     def close(self) -> None:
         self._mesh.close()
