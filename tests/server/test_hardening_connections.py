@@ -80,7 +80,7 @@ def _announce(sock: socket.socket, blob_bytes: int, status_id: int = 2) -> None:
 
 def test_announced_blobs_commit_no_memory(start_engine: Callable[..., Engine], client_mod: ModuleType) -> None:
     """Three clients announce 256 MiB each and send nothing: the engine buffered ~0.8 GB up front before."""
-    engine = start_engine(extra=("--max-frame-mb", "256", "--max-buffered-mb", "1024"))
+    engine = start_engine(extra=("--max-frame-mb", "256"))
     with engine.client(client_mod) as client:
         client.status()
         before = _rss_bytes(engine.process.pid)
