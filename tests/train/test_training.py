@@ -240,3 +240,21 @@ def test_split_holds_out_cameras_and_frames_of_each_kind(toy):
     assert not set(held) & set(split.train_frames(toy))
     with pytest.raises(ValueError, match=r"held-out camera\(s\) \['nope'\]"):
         make_split(toy, holdout_cameras=["nope"])
+
+
+def test_train_sample_runs_each_stage_directly_with_the_command_it_records(monkeypatch, tmp_path):
+    import argparse
+    import sys
+
+    from dlatrack_engine.train import cli
+
+    ran = []
+    for name in ("_run_dam", "_run_lighting", "_run_landmarks", "_run_eval"):
+        monkeypatch.setattr(cli, name, lambda args, name=name: ran.append((name, cli._command(args))) or 0)
+    monkeypatch.setattr(sys, "argv", ["not-this"])  # the stages must not read the process's arguments
+    args = argparse.Namespace(data=tmp_path / "ls", out=tmp_path / "avatar", fresh=False, device=None, first_frames=5)
+    assert cli._run_sample(args) == 0
+    assert [name for name, _ in ran] == ["_run_dam", "_run_lighting", "_run_landmarks", "_run_eval"]
+    lighting = ran[1][1]
+    assert lighting.startswith(f"dlatrack train lighting --data {tmp_path / 'ls'} --image-size 128 --first-frames 5")
+    assert "--texture-warmup-epochs 120" in lighting and "--experiment" not in lighting
