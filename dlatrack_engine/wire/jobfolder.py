@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from .ledger import LEDGER_FILE, digest, ledger_for
+from .partial_writes import remove_partial_writes
 from .png import decode_png, encode_png
 from .seeds import SEED_FILES, SeedError
 
@@ -41,18 +42,6 @@ TRACK_FRAME_FIELDS = {"vertices": 2, "head_R": 2, "head_t": 1, "r": 1, "z": 1}  
 TEXTURE_KINDS = ("full", "relit")
 FRAME_FILE = re.compile(r"^frames/(\d{6})\.npz$")
 _PER_FRAME_FILE = re.compile(r"^(?:textures/(?:view_[A-Za-z0-9_-]+/)?(?:full|relit)|overlay)/(\d{6})\.png$")
-# Names the engine writes, by folder: only their temporary files (atomic_write_bytes: ".<name>.<random>.tmp")
-# are removed after a crash; anything else in the folder belongs to someone else.
-_ENGINE_FILES = {
-    "": re.compile(r"^(?:manifest\.json|landmarks\.npz|init\.npz)$"),
-    "frames": re.compile(r"^\d{6}\.npz$"),
-    "overlay": re.compile(r"^\d{6}\.png$"),
-    "lighting": re.compile(r"^(?:light_code\.npy|G\.safetensors|lighting\.json)$"),
-    "textures/full": re.compile(r"^\d{6}\.png$"),
-    "textures/relit": re.compile(r"^\d{6}\.png$"),
-}
-_VIEW_TEXTURES = re.compile(r"^textures/view_[A-Za-z0-9_-]+/(?:full|relit)$")
-_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]+\.tmp$")
 
 
 class JobFolderError(ValueError):
@@ -243,27 +232,8 @@ class JobFolder:
 
     def remove_partial_writes(self) -> int:
         """Delete temp files of writes a killed process never finished (resume calls this); returns the count.
-
-        Only temporary names the engine itself produces (`.<name>.<random>.tmp` for a file it writes, in a
-        folder it writes), never a user's own `.*.tmp` file, and never through a link."""
-        count = 0
-        for directory, pattern in self._engine_dirs():
-            for entry in os.scandir(directory):
-                match = _TEMP_NAME.match(entry.name)
-                if match and pattern.match(match.group("name")) and entry.is_file(follow_symlinks=False):
-                    Path(entry.path).unlink(missing_ok=True)
-                    count += 1
-        return count
-
-    def _engine_dirs(self) -> list[tuple[Path, re.Pattern[str]]]:
-        found = [(self.root / sub, pattern) for sub, pattern in _ENGINE_FILES.items()]
-        textures = self.root / "textures"
-        if textures.is_dir() and not textures.is_symlink():
-            for view in textures.glob("view_*/*"):
-                relative = view.relative_to(self.root).as_posix()
-                if _VIEW_TEXTURES.match(relative):
-                    found.append((view, _ENGINE_FILES["textures/full"]))
-        return [(d, p) for d, p in found if d.is_dir() and not d.is_symlink()]
+        Only the engine's own temporary names, never a user's `.*.tmp` (`partial_writes.py`)."""
+        return remove_partial_writes(self.root)
 
     # -- files the job wrote -------------------------------------------------------------------------------
     def _relative(self, path: Path) -> str:
