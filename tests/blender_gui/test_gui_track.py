@@ -17,8 +17,12 @@ pytestmark = [pytest.mark.blender_gui, pytest.mark.slow]
 # (first frame, count, preset). ESC and Cancel interrupt the full method (steps 1-3) while it computes; the
 # completed and the killed job use the Preview preset (step 1 alone), which runs in seconds on a CPU; the
 # completed one has 40 frames so that it lasts long enough for the panel to be sampled mid-job (6 frames
-# finished in ~1.5 s on a quiet machine, between two samples).
-REQUESTS = {"complete": (0, 40, "PREVIEW"), "escape": (0, 12, "FAST"), "cancel": (3, 12, "FAST"),
+# finished in ~1.5 s on a quiet machine, between two samples). ESC and Cancel get 100 frames, five step-3 batches
+# of 20: steps 1-2 of this small job take seconds, Blender's main loop can stall for 1-3 s on a loaded machine,
+# so the panel may first see the job at the end of step 2 — seen once in 10 runs with 12 frames (one batch):
+# 'adapt 160/160', then all 12 frames written before the ESC reached the engine (4.5 s later). Five batches
+# leave work to interrupt; a job that is stopped early costs no more.
+REQUESTS = {"complete": (0, 40, "PREVIEW"), "escape": (0, 100, "FAST"), "cancel": (3, 100, "FAST"),
             "kill": (0, 200, "PREVIEW")}  # fmt: skip
 
 
@@ -71,8 +75,9 @@ def test_escape_and_cancel_stop_the_engine_job(session: dict, how: str) -> None:
     stopped = session[how]
     assert stopped["engine_state"] == "cancelled", stopped
     assert stopped["final_status"] == "stopped" and not stopped["operator_running"]
-    # The full method has minutes of work left at that point (steps 2-3); the job stopped within seconds.
-    assert stopped["end_after_s"] < 30 and stopped["frame_files"] == 0, stopped
+    # The job stopped within seconds, before its end: at most the batches finished before the ESC got there
+    # are on disk (none, unless the machine is so loaded that the panel saw the job late).
+    assert stopped["end_after_s"] < 30 and stopped["frame_files"] < REQUESTS[how][1], stopped
     assert stopped["max_pump_blocked_s"] < 0.1, stopped
 
 
