@@ -1,4 +1,5 @@
-"""GPU-only: the torch backend and nvdiffrast give the same images on the same inputs (skipped on CPU)."""
+"""GPU-only: the torch backend and nvdiffrast give the same images and gradients (antialiased too) on the same
+inputs (skipped on CPU; DLATRACK_REQUIRE_GPU=1 makes the skip a failure)."""
 
 from __future__ import annotations
 
@@ -46,22 +47,44 @@ def test_torch_backend_matches_nvdiffrast_on_covered_pixels() -> None:
     assert abs(float(a.mask.sum() - b.mask.sum())) < 0.02 * float(b.mask.sum())
 
 
-def test_gradients_match_nvdiffrast() -> None:
+def _gradients(backend, device: torch.device, antialias: bool) -> dict[str, torch.Tensor]:
+    """d/d(vertices, texture) of a textured-image loss and, with antialiasing, d/d(vertices) of a coverage-only
+    loss: the antialiased mask is the only part of the render whose gradient reaches the silhouette's
+    vertices (rasterised coverage has none), so it isolates the antialiasing gradients."""
+    v, f, uv, uf, cam = _scene(device)
+    texture = torch.rand(1, 3, 64, 64, device=device, generator=torch.Generator(device).manual_seed(1))
+    pixel_weight = torch.rand(1, cam.height, cam.width, 1, device=device,
+                              generator=torch.Generator(device).manual_seed(2))
+    renderer = MeshRenderer(f, uf, uv, device, backend=backend, antialias=antialias)
+    verts = v.clone().requires_grad_(True)
+    tex = texture.clone().requires_grad_(True)
+    out = renderer.render(verts, cam, tex)
+    d_verts, d_tex = torch.autograd.grad((out.image * out.mask * pixel_weight).sum(), [verts, tex])
+    grads = {"image d/dvertices": d_verts, "image d/dtexture": d_tex}
+    if antialias:
+        out = renderer.render(verts, cam, tex)
+        assert out.mask.requires_grad, "the antialiased coverage carries no gradient"
+        grads["coverage d/dvertices"] = torch.autograd.grad((out.mask * pixel_weight).sum(), verts)[0]
+    return grads
+
+
+@pytest.mark.parametrize("antialias", [False, True], ids=["plain", "antialiased"])
+def test_gradients_match_nvdiffrast(antialias: bool) -> None:
     from dlatrack_engine.render.nvdiffrast_backend import NvdiffrastBackend
 
     device = torch.device("cuda")
-    v, f, uv, uf, cam = _scene(device)
-    texture = torch.rand(1, 3, 64, 64, device=device, generator=torch.Generator(device).manual_seed(1))
-    grads = []
-    for backend in (TorchBackend(device), NvdiffrastBackend(device)):
-        renderer = MeshRenderer(f, uf, uv, device, backend=backend, antialias=False)
-        verts = v.clone().requires_grad_(True)
-        tex = texture.clone().requires_grad_(True)
-        out = renderer.render(verts, cam, tex)
-        (out.image * out.mask).sum().backward()
-        grads.append((verts.grad, tex.grad))
+    ours = _gradients(TorchBackend(device), device, antialias)
+    theirs = _gradients(NvdiffrastBackend(device), device, antialias)
+    assert ours.keys() == theirs.keys()
     # Pixels whose centre lies exactly on an edge may pick different triangles (tie rules differ), so
     # compare whole gradients rather than entry by entry.
-    for ours, theirs in zip(grads[0], grads[1], strict=True):
-        relative = (ours - theirs).norm() / theirs.norm()
-        assert float(relative) < 0.02, f"gradients differ by {float(relative):.3%}"
+    # The coverage gradient sits on the ~40 silhouette vertices, where a tie-break moves a larger share of it;
+    # both tolerances are set before any GPU run (none was available) and not yet measured.
+    for name, reference in theirs.items():
+        assert float(reference.norm()) > 0, f"{name}: nvdiffrast gives no gradient"
+        relative = float((ours[name] - reference).norm() / reference.norm())
+        tolerance = 0.05 if name.startswith("coverage") else 0.02
+        assert relative < tolerance, f"{name} (antialias {antialias}): gradients differ by {relative:.3%}"
+    if antialias:  # the silhouette's vertices move the coverage: a gradient plain rasterisation does not have
+        silhouette = theirs["coverage d/dvertices"].norm(dim=-1) > 0
+        assert 0 < int(silhouette.sum()) < silhouette.numel() // 2
