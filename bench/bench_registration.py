@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.harness import machine_description, markdown_table, write_section
+from dlatrack_engine.metrics.cli import COLUMNS
 from dlatrack_engine.paths import cache_dir
 
 log = logging.getLogger("bench_registration")
@@ -36,10 +37,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
 }
 TABLE1 = ("landmarks", "sh", "full")
 TABLE2 = ("scratch", "no_adapt", "K1", "K12", "full", "Kall")
-METRICS = [("l2", "L2 ↓", "{:.2f}"), ("ssim", "SSIM ↑", "{:.3f}"), ("psnr", "PSNR ↑", "{:.2f}"),
-           ("csim", "CSIM ↑", "{:.3f}"), ("vertex_mm", "vertex mm ↓", "{:.2f}"),
-           ("landmark_px", "landmark px ↓", "{:.2f}"), ("rotation_deg", "rot ° ↓", "{:.2f}"),
-           ("jitter_mm", "jitter mm ↓", "{:.3f}")]
+METRICS = COLUMNS  # the columns of `dlatrack eval`
 
 
 def _clips(root: Path, names: list[str] | None) -> list[Path]:

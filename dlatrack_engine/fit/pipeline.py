@@ -29,7 +29,7 @@ from dlatrack_engine.fit.camera_setup import resolve_intrinsics
 from dlatrack_engine.fit.keyframes import select_key_frames
 from dlatrack_engine.fit.lighting import LIGHTING_KINDS, VideoLighting
 from dlatrack_engine.fit.optim import Cancelled
-from dlatrack_engine.fit.scene import FaceScene
+from dlatrack_engine.fit.scene import FaceScene, lighting_rotation
 from dlatrack_engine.fit.schedule import Schedule
 from dlatrack_engine.fit.step1 import fit_landmarks
 from dlatrack_engine.fit.step2 import adapt_lighting as run_step2
@@ -238,7 +238,7 @@ class _Job:
                     lighting.network.load_state_dict(load_file(str(self.folder.lighting_weights_path)))
             return lighting, list(info["key_frames"])
         start = time.monotonic()
-        keys = select_key_frames(init.r.cpu().numpy(), self.schedule.step2.key_frames)
+        keys = select_key_frames(lighting_rotation(init.rotation()).cpu().numpy(), self.schedule.step2.key_frames)
         s2 = self.schedule.step2
         total = s2.rounds * (s2.light_iterations + (s2.model_iterations if self.options.adapt else 0))
         count = {"i": 0}
@@ -248,7 +248,7 @@ class _Job:
             self.emit("adapt", count["i"], total, value, stage)
 
         _, history = run_step2(self.scene, self.frames[keys], init.select(keys), lighting, self.schedule,
-                                     adapt_network=self.options.adapt, cancel=self.cancel, on_iteration=tick)
+                               adapt_network=self.options.adapt, cancel=self.cancel, on_iteration=tick)
         key_sources = [self.clip.indices[k] for k in keys]
         output.write_lighting(self.folder, self.options.lighting, lighting.light_code(), lighting.network,
                               {"key_frames": keys, "key_source_frames": key_sources, "losses": history})

@@ -13,10 +13,22 @@ import torch
 
 from dlatrack_engine.fit.lighting import VideoLighting
 from dlatrack_engine.fit.params import FrameParams
-from dlatrack_engine.geometry import transform_points
+from dlatrack_engine.geometry import matrix_to_axis_angle, transform_points
 from dlatrack_engine.models.lighting import head_view_vector, relight
 from dlatrack_engine.render.camera import Camera, project
 from dlatrack_engine.render.mesh_renderer import MeshRenderer
+
+# The light stage's world frame has +Y up and the subject facing +Z, the video's world is the OpenCV camera
+# frame (y down, z forward). G learnt its pose input r in the stage frame, where a subject facing the front
+# camera has r ≈ 0; this turns a video head rotation into that frame (a frontal head: R(π x̂) -> identity).
+CAMERA_TO_STAGE = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
+
+
+def lighting_rotation(rotation: torch.Tensor) -> torch.Tensor:
+    """G's pose input for video head rotations R [B, 3, 3] (head -> camera): the axis-angle rotation of the
+    head in the stage-like frame, |r| < π for every head that faces the camera, so it is continuous in the
+    pose, unlike the video's own axis-angle r, which sits at |r| ≈ π where two branches meet."""
+    return matrix_to_axis_angle(CAMERA_TO_STAGE.to(rotation) @ rotation)
 
 
 @dataclass
@@ -95,6 +107,10 @@ class FaceScene:
         to_camera = -params.t / params.t.norm(dim=-1, keepdim=True).clamp_min(1e-8)
         return (params.rotation().transpose(-1, -2) @ to_camera[..., None])[..., 0]
 
+    def head_view(self, params: FrameParams) -> torch.Tensor:
+        """h_v of Eq. 3 [B, 6]: G's continuous pose input (`lighting_rotation`) and the view vector."""
+        return head_view_vector(lighting_rotation(params.rotation()), self.view_vector(params))
+
     # -- appearance ----------------------------------------------------------------------------------
     def render(self, params: FrameParams, lighting: VideoLighting | None = None,
                vertices: torch.Tensor | None = None, background: torch.Tensor | None = None) -> RenderOut:
@@ -107,7 +123,7 @@ class FaceScene:
         if lighting is None:
             relit = texture
         else:
-            gain, bias = lighting.gain_bias(head_view_vector(params.r, view), texture, world,
+            gain, bias = lighting.gain_bias(self.head_view(params), texture, world,
                                             self.avatar.topology.faces)
             relit = relight(texture, gain, bias)  # Eq. 2
         out = self.renderer.render(world, self.camera(len(params)), relit, background)

@@ -31,7 +31,11 @@ class Step1Schedule:
     lr_halving: int = 500
     tolerance: float = 1e-5
     patience: int = 50
-    z_prior_weight: float = 1e-3  # λ_reg-like pull of z to 0: 68 points cannot pin the whole code
+    # Pull of z to 0, the DAM's latent prior N(0, I), against the squared landmark error in working pixels:
+    # 68 noisy points cannot pin the code. At 1e-3 step 1 left |z| ≈ 30 (the code fitted to the true mesh
+    # has |z| ≈ 11), a texture far from the true one; at 1 it stays below 1 and the mesh error falls
+    # (bench/RESULTS.md, "registration against the ground truth"). Expression then comes from step 3's pixels.
+    z_prior_weight: float = 1.0
     # iBUG jaw points 0-16 are silhouette points: where a detector puts them depends on the view, not on a
     # fixed mesh point (MediaPipe's sit 11-16 px from the sample subject's at 256², other groups 2-10 px).
     jaw_weight: float = 0.25

@@ -31,7 +31,7 @@ from dlatrack_engine.fit.optim import run_adam
 from dlatrack_engine.fit.params import FrameParams, ScaledParams
 from dlatrack_engine.fit.scene import FaceScene
 from dlatrack_engine.fit.schedule import Schedule
-from dlatrack_engine.models.lighting import head_view_vector, relight
+from dlatrack_engine.models.lighting import relight
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class _FixedGeometry:
                 sub = params.select(index)
                 out = scene.render(sub, None)
                 uv = scene.renderer.render(out.vertices_world, scene.camera(len(index)), out.texture).uv
-                self.entries.append((out.texture, uv, out.mask, head_view_vector(sub.r, scene.view_vector(sub)),
+                self.entries.append((out.texture, uv, out.mask, scene.head_view(sub),
                                      out.vertices_world))
 
     def loss(self, batch: int, frames: torch.Tensor, lighting: VideoLighting, laplacian_weight: float,

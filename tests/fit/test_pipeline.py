@@ -51,6 +51,29 @@ def test_track_video_writes_the_job_folder(tmp_path, avatar, clip_dir):
     assert folder.read_manifest()["metrics"]["eval"]["l2"] == metrics["l2"]
 
 
+def test_eval_cli_writes_the_error_split_as_json(tmp_path, avatar, clip_dir):
+    import argparse
+    import json
+
+    from dlatrack_engine.avatar.runtime import Avatar
+    from dlatrack_engine.metrics import cli
+
+    root, marks = clip_dir
+    job = tmp_path / "job"
+    track_video(root, avatar, job, _options(marks))
+    package = avatar.to_package(tmp_path / "avatar")
+    assert Avatar.load(package).dam.cfg == avatar.dam.cfg
+    args = argparse.Namespace(jobs=[str(job)], avatar=str(package), device="cpu", no_csim=True, results=None,
+                              section="s", json=str(tmp_path / "metrics.json"))
+    assert cli.run(args) == 0
+    document = json.loads((tmp_path / "metrics.json").read_text())
+    metrics = document["jobs"][0]["metrics"]
+    assert document["jobs"][0]["job"] == str(job.resolve())
+    assert {"vertex_mm", "aligned_mm", "depth_bias_mm", "depth_abs_mm", "lateral_mm", "reprojection_px",
+            "rotation_deg"} <= set(metrics)
+    assert metrics["aligned_mm"] <= metrics["vertex_mm"] + 1e-6
+
+
 def test_resume_after_interruption_reproduces_the_same_outputs(tmp_path, avatar, clip_dir):
     root, marks = clip_dir
     reference = _read_all(JobFolder(_run_full(tmp_path / "reference", avatar, root, marks)))

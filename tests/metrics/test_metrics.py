@@ -73,6 +73,29 @@ def test_geometry_errors_of_a_known_offset():
     assert geometry.geometry_errors(track, gt)["jitter_mm"] > 0.3
 
 
+def test_error_split_separates_depth_lateral_and_rigid_error():
+    n, v = 4, 50
+    rng = np.random.default_rng(1)
+    gt_cam = rng.normal(0, 0.05, (n, v, 3)) + np.array([0, 0, 0.6])
+    K = np.array([[400, 0, 128], [0, 400, 128], [0, 0, 1.0]])
+    farther = geometry.error_split(gt_cam + np.array([0, 0, 0.004]), gt_cam, K)  # 4 mm too far, every frame
+    assert farther["depth_bias_mm"] == pytest.approx(4.0) and farther["depth_abs_mm"] == pytest.approx(4.0)
+    assert farther["lateral_mm"] == pytest.approx(0.0, abs=1e-9) and farther["aligned_mm"] == pytest.approx(0, abs=1e-9)
+    assert 0 < farther["reprojection_px"] < 400 * 0.05 * 0.004 / 0.6 ** 2 * 3  # depth barely moves the image
+    alternating = geometry.error_split(gt_cam + np.array([[0, 0, 0.003], [0, 0, -0.003]] * 2)[:, None], gt_cam, K)
+    assert alternating["depth_bias_mm"] == pytest.approx(0.0, abs=1e-9)
+    assert alternating["depth_abs_mm"] == pytest.approx(3.0)
+    angle = np.radians(5.0)  # a rigid rotation about each frame's centroid: rigid-aligned error 0
+    rot = np.array([[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]])
+    centre = gt_cam.mean(axis=1, keepdims=True)
+    turned = geometry.error_split((gt_cam - centre) @ rot.T + centre, gt_cam, K)
+    assert turned["aligned_mm"] == pytest.approx(0.0, abs=1e-9)
+    assert turned["depth_bias_mm"] == pytest.approx(0.0, abs=1e-9)
+    shape = gt_cam.copy()
+    shape[:, 0] += [0.002, 0, 0]  # one vertex moved: not rigid, the aligned error sees it
+    assert geometry.error_split(shape, gt_cam)["aligned_mm"] > 0.01
+
+
 def test_csim_is_one_for_the_same_face_and_lower_for_another_image():
     from dlatrack_engine.metrics import identity  # install.py installs dlib and its packaged models
     a, b = _img(3, 96, 96), _img(4, 96, 96)

@@ -1,0 +1,133 @@
+"""Ground-truth diagnostics of registration on a clip with `gt.npz`: is the truth a fixed point of step 3,
+which way does Eq. 7 pull along the viewing ray, and how is a job's error split (rigid / depth / lateral)?
+
+    python -m bench.diagnose_registration CLIP_DIR [--job JOB_DIR] [--frames N] [--quality fast]
+        [--sweep-mm 10] [--out cache/diagnose/CLIP]
+
+1. The ground-truth state: the true head pose, and z fitted to the true vertices through the DAM's
+   geometry branch (the code a perfect tracker would find).
+2. Lighting adapted by Algorithm 1 at that state (key-frame poses fixed at the truth).
+3. Step 3 started at the truth with that lighting: its drift is what the objective does to a perfect start.
+4. The per-frame step-3 loss and its autograd slope along the viewing ray, at the truth ± `sweep-mm`.
+With `--job`, the job's step-1 (init.npz) and step-3 error splits are printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dlatrack_engine.fit.camera_setup import resolve_intrinsics
+from dlatrack_engine.fit.ground_truth import truth_params
+from dlatrack_engine.fit.lighting import VideoLighting
+from dlatrack_engine.fit.params import FrameParams
+from dlatrack_engine.fit.scene import FaceScene
+from dlatrack_engine.fit.schedule import Schedule
+from dlatrack_engine.fit.step2 import adapt_lighting
+from dlatrack_engine.fit.step3 import track_batch
+from dlatrack_engine.metrics.geometry import geometry_errors
+from dlatrack_engine.video import read_clip
+
+log = logging.getLogger("diagnose_registration")
+SHOWN = ("vertex_mm", "aligned_mm", "depth_bias_mm", "depth_abs_mm", "lateral_mm", "reprojection_px",
+         "rotation_deg", "jitter_mm")
+
+
+def track_of(scene: FaceScene, params: FrameParams) -> dict[str, np.ndarray]:
+    with torch.no_grad():
+        vertices = scene.geometry(params.z)
+    return {"vertices": vertices.numpy(), "head_R": params.rotation().numpy(), "head_t": params.t.numpy()}
+
+
+def report(name: str, errors: dict[str, float]) -> dict[str, float]:
+    log.info("%-28s %s", name, "  ".join(f"{k} {errors[k]:.2f}" for k in SHOWN if k in errors))
+    return errors
+
+
+def depth_sweep(scene: FaceScene, frames: torch.Tensor, params: FrameParams, lighting: VideoLighting,
+                schedule: Schedule, offsets_mm: np.ndarray) -> dict[str, list]:
+    """Step-3 loss (λ_flow = 0) per frame with the head moved along its viewing ray by each offset, and the
+    autograd derivative d loss / d depth at each offset (mean over frames)."""
+    from dlatrack_engine.fit.step3 import image_term
+
+    losses, slopes = [], []
+    ray = params.t / params.t.norm(dim=-1, keepdim=True)
+    for offset in offsets_mm:
+        shift = torch.zeros(len(params), 1, requires_grad=True)
+        moved = FrameParams(params.r, params.t + ray * (float(offset) / 1000.0 + shift), params.z)
+        loss, _ = image_term(scene, frames, moved, lighting, schedule)
+        loss.sum().backward()
+        losses.append(loss.detach().numpy().tolist())
+        slopes.append(float(shift.grad.mean()) / 1000.0)  # per mm
+    return {"offsets_mm": offsets_mm.tolist(), "loss": losses, "slope_per_mm": slopes}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("clip")
+    p.add_argument("--avatar", default=str(Path(__file__).resolve().parents[1] / "sample_scenes" / "avatar"))
+    p.add_argument("--job", default=None)
+    p.add_argument("--frames", type=int, default=None)
+    p.add_argument("--quality", default="fast")
+    p.add_argument("--sweep-mm", type=float, default=10.0)
+    p.add_argument("--out", default=None)
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.manual_seed(0)
+    from dlatrack_engine.avatar.runtime import Avatar
+
+    avatar = Avatar.load(args.avatar, "cpu")
+    clip_dir = Path(args.clip)
+    clip = read_clip(clip_dir / "frames", 0, args.frames, 1)
+    width, height = clip.size
+    K, _ = resolve_intrinsics(clip_dir / "frames", width, height)
+    schedule = Schedule.preset(args.quality)
+    scale = min(1.0, schedule.work_size / max(width, height)) if schedule.work_size else 1.0
+    import cv2
+
+    work = (round(width * scale), round(height * scale))
+    frames = torch.from_numpy(np.stack([cv2.resize(f, work, interpolation=cv2.INTER_AREA) for f in clip.frames]))
+    scene = FaceScene(avatar, torch.as_tensor(np.diag([scale, scale, 1.0]) @ K), *work)
+    with np.load(clip_dir / "gt.npz") as data:
+        gt = {k: data[k] for k in data.files}
+    rows = clip.indices
+    gt_sel = {"vertices": gt["vertices"][rows], "head_R": gt["head_R"][rows], "head_t": gt["head_t"][rows],
+              "K": gt["K"]}
+    results: dict[str, object] = {}
+    truth = truth_params(scene, gt["head_R"][rows], gt["head_t"][rows], gt["vertices"][rows])
+    results["truth (z fitted)"] = report("truth (z fitted)", geometry_errors(track_of(scene, truth), gt_sel))
+    if args.job:
+        from dlatrack_engine.fit.output import load_params
+        from dlatrack_engine.wire.jobfolder import JobFolder
+
+        init, _ = load_params(Path(args.job) / "init.npz", torch.device("cpu"))
+        results["job step 1"] = report("job step 1", geometry_errors(track_of(scene, init), gt_sel))
+        folder = JobFolder(args.job)
+        track = folder.read_track([rows[i] for i in range(len(rows)) if folder.has_frame(rows[i])])
+        results["job step 3"] = report("job step 3", geometry_errors(
+            {k: track[k] for k in ("vertices", "head_R", "head_t")}, gt_sel))
+    lighting = VideoLighting("G", avatar, scene.renderer)
+    start = time.monotonic()
+    adapt_lighting(scene, frames, truth, lighting, schedule)
+    log.info("lighting adapted at the truth in %.0f s", time.monotonic() - start)
+    tracked, _ = track_batch(scene, frames, truth, lighting, schedule)
+    results["step 3 from the truth"] = report("step 3 from the truth", geometry_errors(track_of(scene, tracked),
+                                                                                      gt_sel))
+    offsets = np.linspace(-args.sweep_mm, args.sweep_mm, 5)
+    sweep = depth_sweep(scene, frames, truth, lighting, schedule, offsets)
+    for off, loss, slope in zip(offsets, sweep["loss"], sweep["slope_per_mm"], strict=True):
+        log.info("depth %+5.1f mm: loss %.4f  slope %+.5f /mm", off, float(np.mean(loss)), slope)
+    results["depth_sweep"] = sweep
+    out = Path(args.out or f"cache/diagnose/{clip_dir.name}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "diagnosis.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
