@@ -64,23 +64,31 @@ def gt_params(frames: int, seed: int = 1) -> FrameParams:
     return FrameParams(r, t, z)
 
 
+def truth_lighting(avatar: Avatar, light_seed: int = 7):
+    """The lighting `render_clip` renders with: the avatar's G with φ* = φ + 0.05 N(0, 1), then l* ~ U(0, 1)."""
+    import copy
+
+    from dlatrack_engine.fit.lighting import VideoLighting
+
+    lighting = VideoLighting("G", avatar)
+    generator = torch.Generator().manual_seed(light_seed)
+    with torch.no_grad():
+        lighting.network = copy.deepcopy(avatar.lighting)
+        for p in lighting.network.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=generator))
+        lighting.code.copy_(torch.rand(1, 150, generator=generator))
+    return lighting
+
+
 def render_clip(avatar: Avatar, truth: FrameParams, light_seed: int = 7) -> tuple[torch.Tensor, torch.Tensor]:
     """Frames [N, H, W, 3] of `avatar` at `truth` under a lighting it was not adapted to: the avatar's G with
     a random code and a perturbed φ (so adapting φ, not only l, is needed), over a grey background.
     Returns (frames, true light code)."""
-    import copy
-
-    from dlatrack_engine.fit.lighting import VideoLighting
     from dlatrack_engine.fit.scene import FaceScene
 
     scene = FaceScene(avatar, intrinsics(), WIDTH, HEIGHT)
-    lighting = VideoLighting("G", avatar)
-    g = torch.Generator().manual_seed(light_seed)
+    lighting = truth_lighting(avatar, light_seed)
     with torch.no_grad():
-        lighting.network = copy.deepcopy(avatar.lighting)
-        for p in lighting.network.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=g))
-        lighting.code.copy_(torch.rand(1, 150, generator=g))
         background = torch.full((len(truth), HEIGHT, WIDTH, 3), 0.2)
         frames = scene.render(truth, lighting, background=background).image.clamp(0, 1)
     return frames, lighting.code.detach().clone()

@@ -17,7 +17,17 @@ import math
 
 import pytest
 import torch
-from fit_fixtures import HEIGHT, SMALL_G, TEX, WIDTH, gt_params, intrinsics, make_avatar, render_clip
+from fit_fixtures import (
+    HEIGHT,
+    SMALL_G,
+    TEX,
+    WIDTH,
+    gt_params,
+    intrinsics,
+    make_avatar,
+    render_clip,
+    truth_lighting,
+)
 from torch import nn
 
 from dlatrack_engine.avatar.runtime import Avatar
@@ -53,19 +63,6 @@ def responsive_avatar(seed: int = 0) -> Avatar:
             branch[0].weight.normal_(0.0, 1.4 / math.sqrt(branch[0].weight.shape[0]))
             branch[-1].weight.normal_(0.0, 0.3 / math.sqrt(branch[-1].weight.shape[0]))
     return Avatar(base.dam, lighting, base.topology_arrays, {"name": "test-dome-responsive-g"})
-
-
-def truth_lighting(avatar: Avatar, light_seed: int = 7) -> VideoLighting:
-    """The lighting `render_clip` renders with (its recipe: φ* = G + 0.05 N(0, 1), then l* ~ U(0, 1)); the
-    clip fixture below checks that it reproduces render_clip's frames exactly."""
-    lighting = VideoLighting("G", avatar)
-    generator = torch.Generator().manual_seed(light_seed)
-    with torch.no_grad():
-        lighting.network = copy.deepcopy(avatar.lighting)
-        for p in lighting.network.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=generator))
-        lighting.code.copy_(torch.rand(1, 150, generator=generator))
-    return lighting
 
 
 def render_error(scene: FaceScene, params: FrameParams, lighting: VideoLighting, frames: torch.Tensor) -> torch.Tensor:

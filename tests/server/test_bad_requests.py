@@ -55,35 +55,6 @@ def test_a_token_with_a_lone_surrogate_is_answered(shared_engine: Engine, token:
         sock.close()
 
 
-BAD_OPTIONS = [
-    ({"stop": -5}, "'stop'"),
-    ({"stop": 0}, "'stop'"),
-    ({"start": 3, "stop": 2}, "'stop'"),
-    ({"start": 500}, "past the end"),
-    ({"focal": 0}, "'focal'"),
-    ({"focal": -800.0}, "'focal'"),
-    ({"detector": "dlib"}, "'detector'"),
-    ({"key_frames": -1}, "'key_frames'"),
-    ({"batch_size": 0}, "'batch_size'"),
-    ({"batch_size": -3}, "'batch_size'"),
-    ({"stride": 0}, "stride"),
-    ({"flow_weight": -1.0}, "'flow_weight'"),
-]
-
-
-def test_bad_option_values_are_bad_arguments_at_submission(
-    shared_engine: Engine, client_mod: ModuleType, tiny_avatar: Path, tiny_video: Path
-) -> None:
-    with shared_engine.client(client_mod) as client:
-        avatar_id = client.load_avatar(tiny_avatar)
-        jobs_before = len(client.jobs())
-        for options, message in BAD_OPTIONS:
-            with pytest.raises(client_mod.EngineError) as info:
-                client.track(str(tiny_video), avatar_id, options)
-            assert info.value.code == "bad_argument" and message in info.value.message, (options, info.value)
-        assert len(client.jobs()) == jobs_before  # nothing was queued
-
-
 def test_infinite_focal_from_an_overflowing_literal_is_refused(
     shared_engine: Engine, client_mod: ModuleType, tiny_avatar: Path, tiny_video: Path
 ) -> None:

@@ -79,6 +79,18 @@ BAD_OPTIONS = [
     ({"stride": True}, "'stride' must be int"),
     ({"device": "cuda"}, "cannot be set by a client"),
     ({"colour": 1}, "unknown track option 'colour'"),
+    ({"stop": -5}, "'stop'"),
+    ({"stop": 0}, "'stop'"),
+    ({"start": 3, "stop": 2}, "'stop'"),
+    ({"start": 500}, "past the end"),
+    ({"focal": 0}, "'focal'"),
+    ({"focal": -800.0}, "'focal'"),
+    ({"detector": "dlib"}, "'detector'"),
+    ({"key_frames": -1}, "'key_frames'"),
+    ({"batch_size": 0}, "'batch_size'"),
+    ({"batch_size": -3}, "'batch_size'"),
+    ({"stride": 0}, "stride"),
+    ({"flow_weight": -1.0}, "'flow_weight'"),
 ]
 
 

@@ -100,6 +100,8 @@ def check_incremental(scene: bpy.types.Scene, job: str, work: str, package: str,
     growing = Path(work) / f"growing_{mode}"
     (growing / "frames").mkdir(parents=True)
     shutil.copy(source / "manifest.json", growing / "manifest.json")
+    if (source / "files.jsonl").exists():  # the engine's ledger: a frame counts once its file is there too
+        shutil.copy(source / "files.jsonl", growing / "files.jsonl")
     shutil.copytree(source / "textures", growing / "textures")
     obj = import_avatar(bpy.context, package)
     writer = SceneWriter(scene, obj, TrackResult(growing), WriteOptions(mode=mode, name=f"Grow {mode}", cache_dir=work))
