@@ -47,7 +47,9 @@ def test_track_video_writes_the_job_folder(tmp_path, avatar, clip_dir):
     assert summary.computed_frames == FRAMES and not summary.cancelled and len(summary.key_frames) == 3
     metrics = evaluate_job(tmp_path / "job", avatar, csim=False)
     assert {"l2", "ssim", "psnr", "vertex_mm", "landmark_px", "rotation_deg", "jitter_mm"} <= set(metrics)
-    assert 0 < metrics["ssim"] <= 1 and metrics["psnr"] > 15 and metrics["vertex_mm"] < 20
+    # Measured 2026-12-06: PSNR 29.2 dB, SSIM 0.971, 2.03 mm, 1.20°; step 1 alone reaches about 3 mm.
+    assert 0.95 < metrics["ssim"] <= 1 and metrics["psnr"] > 27.0, metrics
+    assert metrics["vertex_mm"] < 2.6 and metrics["rotation_deg"] < 1.6, metrics
     assert folder.read_manifest()["metrics"]["eval"]["l2"] == metrics["l2"]
 
 
