@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dlatrack_engine.fit.camera_setup import resolve_intrinsics
-from dlatrack_engine.fit.ground_truth import truth_params
+from dlatrack_engine.fit.ground_truth import GT_TRACK_FIELDS, load_ground_truth_clip, track_arrays
 from dlatrack_engine.fit.lighting import VideoLighting
 from dlatrack_engine.fit.params import FrameParams
 from dlatrack_engine.fit.scene import FaceScene
@@ -32,17 +31,10 @@ from dlatrack_engine.fit.schedule import Schedule
 from dlatrack_engine.fit.step2 import adapt_lighting
 from dlatrack_engine.fit.step3 import track_batch
 from dlatrack_engine.metrics.geometry import geometry_errors
-from dlatrack_engine.video import read_clip
 
 log = logging.getLogger("diagnose_registration")
 SHOWN = ("vertex_mm", "aligned_mm", "depth_bias_mm", "depth_abs_mm", "lateral_mm", "reprojection_px",
          "rotation_deg", "jitter_mm")
-
-
-def track_of(scene: FaceScene, params: FrameParams) -> dict[str, np.ndarray]:
-    with torch.no_grad():
-        vertices = scene.geometry(params.z)
-    return {"vertices": vertices.numpy(), "head_R": params.rotation().numpy(), "head_t": params.t.numpy()}
 
 
 def report(name: str, errors: dict[str, float]) -> dict[str, float]:
@@ -84,40 +76,29 @@ def main() -> None:
 
     avatar = Avatar.load(args.avatar, "cpu")
     clip_dir = Path(args.clip)
-    clip = read_clip(clip_dir / "frames", 0, args.frames, 1)
-    width, height = clip.size
-    K, _ = resolve_intrinsics(clip_dir / "frames", width, height)
     schedule = Schedule.preset(args.quality)
-    scale = min(1.0, schedule.work_size / max(width, height)) if schedule.work_size else 1.0
-    import cv2
-
-    work = (round(width * scale), round(height * scale))
-    frames = torch.from_numpy(np.stack([cv2.resize(f, work, interpolation=cv2.INTER_AREA) for f in clip.frames]))
-    scene = FaceScene(avatar, torch.as_tensor(np.diag([scale, scale, 1.0]) @ K), *work)
-    with np.load(clip_dir / "gt.npz") as data:
-        gt = {k: data[k] for k in data.files}
-    rows = clip.indices
-    gt_sel = {"vertices": gt["vertices"][rows], "head_R": gt["head_R"][rows], "head_t": gt["head_t"][rows],
-              "K": gt["K"]}
+    rows = None if args.frames is None else list(range(args.frames))
+    data = load_ground_truth_clip(clip_dir, avatar, schedule.work_size, rows)
+    scene, frames, gt_sel, truth = data.scene, data.frames, data.gt, data.truth
     results: dict[str, object] = {}
-    truth = truth_params(scene, gt["head_R"][rows], gt["head_t"][rows], gt["vertices"][rows])
-    results["truth (z fitted)"] = report("truth (z fitted)", geometry_errors(track_of(scene, truth), gt_sel))
+    results["truth (z fitted)"] = report("truth (z fitted)", geometry_errors(track_arrays(scene, truth), gt_sel))
     if args.job:
         from dlatrack_engine.fit.output import load_params
         from dlatrack_engine.wire.jobfolder import JobFolder
 
+        frames_used = list(range(len(truth)))  # the job's first frames, as the clip's (start 0, stride 1)
         init, _ = load_params(Path(args.job) / "init.npz", torch.device("cpu"))
-        results["job step 1"] = report("job step 1", geometry_errors(track_of(scene, init), gt_sel))
-        folder = JobFolder(args.job)
-        track = folder.read_track([rows[i] for i in range(len(rows)) if folder.has_frame(rows[i])])
+        results["job step 1"] = report("job step 1", geometry_errors(
+            track_arrays(scene, init.select(frames_used)), gt_sel))
+        track = JobFolder(args.job).read_track(frames_used)
         results["job step 3"] = report("job step 3", geometry_errors(
-            {k: track[k] for k in ("vertices", "head_R", "head_t")}, gt_sel))
+            {k: track[k] for k in GT_TRACK_FIELDS}, gt_sel))
     lighting = VideoLighting("G", avatar, scene.renderer)
     start = time.monotonic()
     adapt_lighting(scene, frames, truth, lighting, schedule)
     log.info("lighting adapted at the truth in %.0f s", time.monotonic() - start)
     tracked, _ = track_batch(scene, frames, truth, lighting, schedule)
-    results["step 3 from the truth"] = report("step 3 from the truth", geometry_errors(track_of(scene, tracked),
+    results["step 3 from the truth"] = report("step 3 from the truth", geometry_errors(track_arrays(scene, tracked),
                                                                                       gt_sel))
     offsets = np.linspace(-args.sweep_mm, args.sweep_mm, 5)
     sweep = depth_sweep(scene, frames, truth, lighting, schedule, offsets)

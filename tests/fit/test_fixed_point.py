@@ -11,13 +11,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 import torch
 
 from dlatrack_engine.avatar.runtime import Avatar
-from dlatrack_engine.fit.ground_truth import truth_params
+from dlatrack_engine.fit.ground_truth import load_ground_truth_clip, track_arrays
 from dlatrack_engine.fit.lighting import VideoLighting
 from dlatrack_engine.fit.params import FrameParams
 from dlatrack_engine.fit.scene import FaceScene
@@ -25,7 +23,6 @@ from dlatrack_engine.fit.schedule import Schedule
 from dlatrack_engine.fit.step2 import adapt_lighting
 from dlatrack_engine.fit.step3 import track_batch
 from dlatrack_engine.metrics.geometry import geometry_errors
-from dlatrack_engine.video import read_clip
 
 REPO = Path(__file__).resolve().parents[2]
 CLIP = REPO / "sample_scenes" / "clips" / "warm_key_cool_fill"
@@ -37,26 +34,14 @@ def truth_state():
     torch.manual_seed(0)
     avatar = Avatar.load(REPO / "sample_scenes" / "avatar", "cpu")
     schedule = Schedule.fast()
-    clip = read_clip(CLIP / "frames", 0, None, 1)
-    with np.load(CLIP / "gt.npz") as data:
-        gt = {k: data[k][FRAMES] if data[k].ndim and len(data[k]) == len(clip.indices) else data[k]
-              for k in ("head_R", "head_t", "vertices", "K")}
-    scale = schedule.work_size / max(clip.size)
-    size = (round(clip.size[0] * scale), round(clip.size[1] * scale))
-    frames = torch.from_numpy(np.stack([cv2.resize(clip.frames[i], size, interpolation=cv2.INTER_AREA)
-                                        for i in FRAMES]))
-    scene = FaceScene(avatar, torch.as_tensor(np.diag([scale, scale, 1.0]) @ gt["K"]), *size)
-    truth = truth_params(scene, gt["head_R"], gt["head_t"], gt["vertices"])
-    lighting = VideoLighting("G", avatar, scene.renderer)
-    adapt_lighting(scene, frames, truth, lighting, schedule)
-    return scene, frames, truth, lighting, schedule, gt
+    data = load_ground_truth_clip(CLIP, avatar, schedule.work_size, FRAMES)
+    lighting = VideoLighting("G", avatar, data.scene.renderer)
+    adapt_lighting(data.scene, data.frames, data.truth, lighting, schedule)
+    return data.scene, data.frames, data.truth, lighting, schedule, data.gt
 
 
 def _errors(scene: FaceScene, params: FrameParams, gt: dict) -> dict[str, float]:
-    with torch.no_grad():
-        vertices = scene.geometry(params.z).numpy()
-    return geometry_errors({"vertices": vertices, "head_R": params.rotation().numpy(), "head_t": params.t.numpy()},
-                           gt)
+    return geometry_errors(track_arrays(scene, params), gt)
 
 
 def test_the_true_state_is_reproduced_by_the_fitted_code(truth_state):
