@@ -58,26 +58,6 @@ class StoredLighting:
     light_code: np.ndarray | None
     weights: dict[str, torch.Tensor] | None
 
-    def check_for(self, avatar, model: str) -> None:
-        """Refuse this lighting for another avatar, another lighting kind or another pre-trained G."""
-        where = self.root / fmt.INFO_FILE
-        if self.info.legacy:
-            raise LightingFolderError(f"{where}: written before lightings could be reused (no field 'avatar'); "
-                                      "adapt the lighting again with this dlatrack")  # fmt: skip
-        if self.info.model != model:
-            raise LightingFolderError(f"{where}: field 'model' is {self.info.model!r} but this track uses the "
-                                      f"{model!r} lighting model")  # fmt: skip
-        mine = avatar_identity(avatar)
-        if self.info.avatar["sha256"] != mine["sha256"]:
-            raise LightingFolderError(f"{where}: field 'avatar' is {self.info.avatar.get('name')!r} (sha256 "
-                                      f"{self.info.avatar['sha256'][:12]}), not this avatar {mine['name']!r} "
-                                      f"(sha256 {mine['sha256'][:12]}); adapt the lighting with this avatar")
-        ours = model_identity(avatar, model)
-        if self.info.lighting_model["sha256"] != ours["sha256"]:
-            raise LightingFolderError(f"{where}: field 'lighting_model' (sha256 "
-                                      f"{self.info.lighting_model['sha256'][:12]}) differs from this avatar's "
-                                      f"lighting model (sha256 {ours['sha256'][:12]}): G was retrained since")
-
     def network(self, avatar) -> torch.nn.Module | None:
         """φ as a module on the avatar's device (a copy of its G with the adapted weights)."""
         if self.weights is None:
@@ -124,11 +104,34 @@ def _parse(path: Path, parse):
         raise LightingFolderError(f"{path}: unreadable ({exc})") from exc
 
 
+def check_reusable(root: Path, info: LightingInfo, avatar, model: str) -> None:
+    """Refuse a lighting for another avatar, another lighting kind or another pre-trained G."""
+    where = root / fmt.INFO_FILE
+    if info.legacy:
+        raise LightingFolderError(f"{where}: written before lightings could be reused (no field 'avatar'); "
+                                  "adapt the lighting again with this dlatrack")  # fmt: skip
+    if info.model != model:
+        raise LightingFolderError(f"{where}: field 'model' is {info.model!r} but this track uses the "
+                                  f"{model!r} lighting model")  # fmt: skip
+    mine = avatar_identity(avatar)
+    if info.avatar["sha256"] != mine["sha256"]:
+        raise LightingFolderError(f"{where}: field 'avatar' is {info.avatar.get('name')!r} (sha256 "
+                                  f"{info.avatar['sha256'][:12]}), not this avatar {mine['name']!r} "
+                                  f"(sha256 {mine['sha256'][:12]}); adapt the lighting with this avatar")
+    ours = model_identity(avatar, model)
+    if info.lighting_model["sha256"] != ours["sha256"]:
+        raise LightingFolderError(f"{where}: field 'lighting_model' (sha256 "
+                                  f"{info.lighting_model['sha256'][:12]}) differs from this avatar's "
+                                  f"lighting model (sha256 {ours['sha256'][:12]}): G was retrained since")
+
+
 def read_reusable(path: str | Path, avatar, model: str) -> StoredLighting:
-    """A lighting folder (or a job folder's) to reuse on another take, checked for this avatar and model."""
-    stored = read(fmt.lighting_root(path))
-    stored.check_for(avatar, model)
-    return stored
+    """A lighting folder (or a job folder's) to reuse on another take, checked for this avatar and model
+    before its files are read."""
+    root = fmt.lighting_root(path)
+    info = fmt.read_info(root)
+    check_reusable(root, info, avatar, model)
+    return _read_files(root, info, lambda file: file.read_bytes())
 
 
 def job_lighting_root(folder: JobFolder) -> Path:

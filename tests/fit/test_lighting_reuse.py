@@ -45,7 +45,7 @@ def test_adapt_writes_a_lighting_folder_with_identities_and_preview(takes, avata
     assert stored.info.avatar == lighting_store.avatar_identity(avatar)
     assert set(stored.info.files) == {"light_code.npy", "G.safetensors", "preview.png"}
     assert stored.light_code.shape == (150,) and "track" not in summary.stages_done
-    stored.check_for(avatar, "G")
+    lighting_store.check_reusable(stored.root, stored.info, avatar, "G")
 
 
 def test_reused_lighting_matches_own_adaptation_and_skips_step_2(takes, avatar, tmp_path):
@@ -119,4 +119,4 @@ def test_legacy_job_lighting_loads_but_is_not_reusable(takes, avatar, tmp_path):
     stored = lighting_store.read(legacy)
     assert stored.info.legacy and stored.light_code.shape == (150,)
     with pytest.raises(LightingFolderError, match="no field 'avatar'"):
-        stored.check_for(avatar, "G")
+        lighting_store.check_reusable(stored.root, stored.info, avatar, "G")
