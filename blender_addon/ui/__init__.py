@@ -5,14 +5,16 @@ from __future__ import annotations
 
 def classes() -> list[type]:
     """Every class to register, in dependency order (property groups before users)."""
-    from . import avatar_ops, engine, panel, preferences, properties, relight, track
+    from . import avatar_ops, engine, lighting, panel, preferences, properties, relight, track
 
     return [
         preferences.DLATrackPreferences,
+        properties.DLATrackLighting,
         properties.DLATrackSceneSettings,
         *engine.CLASSES,
         *avatar_ops.CLASSES,
         *track.CLASSES,
         *relight.CLASSES,
         *panel.CLASSES,
+        *lighting.CLASSES,  # its sub-panel after the main panel
     ]
