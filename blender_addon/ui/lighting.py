@@ -14,12 +14,11 @@ from typing import Any
 import bpy
 
 from ..io.lightings import adapted_lighting
-from ..io.options import job_folder_name, track_options
 from ..io.session import PumpReport, TrackSession
 from ..io.wire.jobs import JobState
-from . import engine, preferences
+from . import engine
 from .panel import DLATrackPanel
-from .track import ModalJob
+from .track import ModalJob, job_dir, sidebar_options
 
 
 class AdaptRun:
@@ -71,15 +70,11 @@ class DLATRACK_OT_adapt_lighting(ModalJob, bpy.types.Operator):
 
     def submit(self, context: bpy.types.Context, client: Any, video: str) -> AdaptRun:
         settings = context.scene.dlatrack
-        prefs = preferences.get(context)
-        options = track_options(settings.frame_start, settings.frame_count, settings.key_frames, settings.preset)
+        options = sidebar_options(settings)
         if options.get("steps") == "landmarks":
             raise ValueError("the Preview quality runs step 1 alone: choose Fast or Paper to adapt a lighting")
         package = engine.avatar_package(settings)
-        out_dir = None
-        if prefs and prefs.output_dir:
-            name = job_folder_name(video, package, {**options, "request": "adapt"})
-            out_dir = str(Path(bpy.path.abspath(prefs.output_dir)) / name)
+        out_dir = job_dir(context, video, package, {**options, "request": "adapt"})  # apart from track jobs
         job_id = client.adapt(video, engine.avatar_id(package), options=options, out_dir=out_dir)
         name = settings.lighting_name or Path(video.rstrip("/")).stem or "lighting"
         return AdaptRun(context.scene, client, client.job_status(job_id), video, name)

@@ -9,6 +9,7 @@ operator with its message and keeps every frame already written.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,19 @@ def write_options(context: bpy.types.Context) -> WriteOptions:
         if prefs.output_dir:
             options.cache_dir = bpy.path.abspath(prefs.output_dir)
     return options
+
+
+def sidebar_options(settings: Any) -> dict[str, Any]:
+    """The request options the sidebar's frame range, K and quality make."""
+    return track_options(settings.frame_start, settings.frame_count, settings.key_frames, settings.preset)
+
+
+def job_dir(context: bpy.types.Context, video: str, package: str, request: Mapping[str, Any]) -> str | None:
+    """The job folder under the preferences' output folder, one per request; None: the engine's own."""
+    prefs = preferences.get(context)
+    if not (prefs and prefs.output_dir):
+        return None
+    return str(Path(bpy.path.abspath(prefs.output_dir)) / job_folder_name(video, package, request))
 
 
 def stored_lighting_folder(settings: Any) -> str | None:
@@ -165,13 +179,9 @@ class DLATRACK_OT_track_video(ModalJob, bpy.types.Operator):
 
     def submit(self, context: bpy.types.Context, client: Any, video: str) -> TrackRun:
         settings = context.scene.dlatrack
-        prefs = preferences.get(context)
-        options = track_options(settings.frame_start, settings.frame_count, settings.key_frames, settings.preset)
-        options = with_lighting(options, stored_lighting_folder(settings))
+        options = with_lighting(sidebar_options(settings), stored_lighting_folder(settings))
         package = engine.avatar_package(settings)
-        out_dir = None  # the engine's own job folder
-        if prefs and prefs.output_dir:
-            out_dir = str(Path(bpy.path.abspath(prefs.output_dir)) / job_folder_name(video, package, options))
+        out_dir = job_dir(context, video, package, options)
         avatar_id = engine.avatar_id(package)
         avatar, scene = settings.avatar_object, context.scene
         return TrackRun.submit(scene, avatar, client, avatar_id, video, options, out_dir, write_options(context))

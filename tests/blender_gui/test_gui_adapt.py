@@ -1,5 +1,5 @@
 """Adapt Lighting in an interactive Blender (Xvfb) against a real engine, then Track Video reusing the stored
-lighting (issue 27); bpy_scripts/drive_adapt.py drives it."""
+lighting, then ESC stopping an Adapt Lighting (issue 27); bpy_scripts/drive_adapt.py drives it."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from blender_addon.io.options import job_folder_name, track_options
 
 pytestmark = [pytest.mark.blender_gui, pytest.mark.slow]
 REQUEST = [0, 6, "FAST"]  # one step-3 batch: seconds on a CPU
+ESCAPE = [0, 6, "PAPER"]  # the paper's schedule: steps 1-2 take a minute here, long enough to interrupt
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +27,11 @@ def session(x_display: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
         options = track_options(REQUEST[0], REQUEST[1], KEY_FRAMES, REQUEST[2])
         adapt_job = root / "jobs" / job_folder_name(str(video), str(package), {**options, "request": "adapt"})
         reuse = {"lighting_from": str(adapt_job / "lighting")}
-        data = make_dome_clip(root, [(*REQUEST, {"request": "adapt"}), (*REQUEST, reuse)])
+        adapt = {"request": "adapt"}
+        data = make_dome_clip(root, [(*REQUEST, adapt), (*REQUEST, reuse), (*ESCAPE, adapt)])
         assert data["package"] == str(package) and data["video"] == str(video)
-        args = {**data, "adapt": REQUEST, "track": REQUEST, "engine_python": sys.executable, "key_frames": KEY_FRAMES}
+        args = {**data, "adapt": REQUEST, "track": REQUEST, "escape": ESCAPE, "engine_python": sys.executable,
+                "key_frames": KEY_FRAMES}  # fmt: skip
         result = run_gui_blender(SCRIPTS / "drive_adapt.py", args, x_display, timeout=300)
         return {**result, "adapt_job": str(adapt_job)}
 
@@ -59,3 +62,10 @@ def test_track_video_reuses_the_stored_lighting(session: dict) -> None:
     assert manifest["lighting_source"]["path"] == str(Path(session["adapt_job"]) / "lighting")
     assert not any(s.startswith("adapt ") for s in track["statuses"]), track["statuses"]  # step 2 skipped
     assert manifest["metrics"]["seconds"]["adapt"] < 1.0, manifest["metrics"]
+
+
+def test_escape_stops_adapt_lighting_and_stores_nothing(session: dict) -> None:
+    stopped = session["escape"]
+    assert stopped["engine_state"] == "cancelled" and stopped["final_status"] == "stopped", stopped
+    assert not stopped["operator_running"] and stopped["end_after_s"] < 30, stopped
+    assert stopped["lightings"] == 1 and stopped["max_pump_blocked_s"] < 0.1, stopped

@@ -1,5 +1,6 @@
-"""Inside an interactive Blender: Adapt Lighting (modal) against a real engine, then Track Video reusing the
-stored lighting, as a person would (issue 27). Helpers and the pump timing come from drive_track.py."""
+"""Inside an interactive Blender: Adapt Lighting (modal) against a real engine, Track Video reusing the stored
+lighting, and a real ESC key press stopping a second Adapt Lighting, as a person would (issue 27). Helpers
+and the pump timing come from drive_track.py."""
 
 from __future__ import annotations
 
@@ -8,13 +9,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import addon_utils
 import bpy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from drive_track import ADDON, Watch, addon_ui, job_outcome, reraise, time_pumps, wait
+from drive_track import Watch, addon_ui, computing, job_outcome, open_sidebar, press_escape, wait
 
-from blender_addon.docs.window_driver import count_draws, in_view3d, show_dlatrack_tab, view3d
+from blender_addon.docs.window_driver import in_view3d
 
 
 def run_operator(window: bpy.types.Window, scene: bpy.types.Scene, operator: str, request: list) -> Watch:
@@ -30,20 +30,8 @@ def run_operator(window: bpy.types.Window, scene: bpy.types.Scene, operator: str
 
 def steps(args: dict) -> Iterator[float]:
     out: dict = {"blender_version": bpy.app.version_string}
-    addon_utils.enable(ADDON, default_set=True, handle_error=reraise)
-    prefs = bpy.context.preferences.addons[ADDON].preferences
+    window, scene, area, drawn = yield from open_sidebar(args)
     engine_ui, track_ui = addon_ui()
-    prefs.engine_mode, prefs.engine_python, prefs.output_dir = "LOCAL", args["engine_python"], args["jobs"]
-    window = bpy.context.window_manager.windows[0]
-    scene = window.scene
-    for obj in list(scene.objects):
-        bpy.data.objects.remove(obj)
-    area, _ = view3d(window)
-    area.spaces.active.show_region_ui = True
-    drawn = {"count": 0}
-    count_draws(drawn)
-    time_pumps()
-    yield from show_dlatrack_tab(window, drawn)
     settings = scene.dlatrack
     settings.avatar_path, settings.video_path = args["package"], args["video"]
     settings.key_frames, settings.write_mode, settings.lighting_name = args["key_frames"], "SHAPE_KEYS", "room"
@@ -73,4 +61,14 @@ def steps(args: dict) -> Iterator[float]:
     yield from wait(watch, lambda: not settings.running, 180, "track with stored lighting: operator ended")
     out["track"] = {**job_outcome(scene, run, watch), "seconds": time.monotonic() - started}
     out["engine_alive"] = engine_ui.client() is not None
+
+    # 3. ESC, pressed on the keyboard while Adapt Lighting computes: the job stops, nothing is stored.
+    watch = run_operator(window, scene, "adapt_lighting", args["escape"])
+    run = track_ui.active_run(scene)
+    yield from wait(watch, lambda: computing(scene), 60, "adapt escape: job computing")
+    press_escape(window)
+    pressed = time.monotonic()
+    yield from wait(watch, lambda: not settings.running, 30, "adapt escape: operator ended")
+    out["escape"] = {**job_outcome(scene, run, watch), "end_after_s": time.monotonic() - pressed,
+                     "lightings": len(settings.lightings)}  # fmt: skip
     return out
