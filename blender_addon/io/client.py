@@ -9,6 +9,7 @@ thread. The protocol is documented in docs/protocol.md; frames are built by `wir
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import itertools
 import json
 import logging
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .wire import protocol
+from .wire.tls_channel import TLSSocket, pinning_client_context
 
 log = logging.getLogger(__name__)
 
@@ -64,17 +66,49 @@ class _Pending:
         self.error: BaseException | None = None
 
 
-class EngineClient:
-    """A connection to one engine. Authenticates (`hello`) on construction; `close()` when done."""
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
-    def __init__(self, host: str, port: int, token: str, timeout: float = 60.0, connect_timeout: float = 5.0) -> None:
+
+def _connect(host: str, port: int, fingerprint: str | None, timeout: float) -> socket.socket | TLSSocket:
+    """TCP, then TLS pinned to `fingerprint` when given; plain TCP only to this machine (the token is sent
+    in the clear on it), so a remote host without a fingerprint is refused before anything is sent."""
+    if not fingerprint and not is_loopback(host):
+        raise EngineConnectionError(
+            f"engine at {host}:{port}: no TLS fingerprint (connection file field 'tls_fingerprint'), and plain "
+            "TCP is only used on this machine; start the engine with `dlatrack serve --remote` and use its file"
+        )
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        raise EngineConnectionError(f"cannot connect to the engine at {host}:{port}: {exc}") from exc
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if not fingerprint:
+        sock.settimeout(None)
+        return sock
+    try:
+        channel = TLSSocket(sock, pinning_client_context(), server_side=False, deadline=time.monotonic() + timeout)
+        channel.check_pin(fingerprint)
+    except (OSError, TimeoutError) as exc:
+        sock.close()
+        raise EngineConnectionError(f"engine at {host}:{port}: {exc}") from exc
+    channel.settimeout(None)
+    return channel
+
+
+class EngineClient:
+    """A connection to one engine. Authenticates (`hello`) on construction; `close()` when done.
+    With `fingerprint` (`sha256:<hex>`) the link is TLS and the engine's certificate must have it."""
+
+    def __init__(self, host: str, port: int, token: str, timeout: float = 60.0, connect_timeout: float = 5.0,
+                 fingerprint: str | None = None) -> None:  # fmt: skip
         self.host, self.port, self.timeout = host, int(port), timeout
-        try:
-            self._sock = socket.create_connection((host, self.port), timeout=connect_timeout)
-        except OSError as exc:
-            raise EngineConnectionError(f"cannot connect to the engine at {host}:{port}: {exc}") from exc
-        self._sock.settimeout(None)
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = _connect(host, self.port, fingerprint, connect_timeout)
         self._send_lock = threading.Lock()
         self._pending: dict[int, _Pending] = {}
         self._pending_lock = threading.Lock()
@@ -104,7 +138,10 @@ class EngineClient:
         same_machine = info.get("hostname", socket.gethostname()) == socket.gethostname()
         if same_machine and isinstance(pid, int) and not _pid_alive(pid):
             raise EngineConnectionError(f"connection file {path} is stale: engine process {pid} is not running")
-        return cls("127.0.0.1" if host == "0.0.0.0" else host, port, token, timeout=timeout)
+        if host in ("0.0.0.0", "::"):  # bound to every address: this machine's loopback, or the engine's name
+            host = "127.0.0.1" if same_machine else str(info.get("hostname") or host)
+        fingerprint = info.get("tls_fingerprint")
+        return cls(host, port, token, timeout=timeout, fingerprint=str(fingerprint) if fingerprint else None)
 
     # -- plumbing --------------------------------------------------------------------------------------
     def _read_loop(self) -> None:
@@ -220,9 +257,18 @@ class EngineClient:
         """Engine status: hello fields + uptime_s, connections, avatars [..], jobs [..], current_job, threads."""
         return self._request("status")[0]
 
-    def load_avatar(self, path: str | os.PathLike[str]) -> str:
-        """Load (and validate) an avatar package on the engine's machine -> avatar_id."""
-        return str(self._request("load_avatar", {"path": str(path)})[0]["avatar_id"])
+    def load_avatar(self, path: str | os.PathLike[str] | None = None, upload: str | None = None) -> str:
+        """Load (and validate) an avatar package on the engine's machine, or an uploaded one -> avatar_id."""
+        args = {"upload": upload} if upload is not None else {"path": str(path)}
+        return str(self._request("load_avatar", args)[0]["avatar_id"])
+
+    def upload_begin(self, kind: str, name: str, size: int, sha256: str) -> dict[str, Any]:
+        """Start or resume an upload -> {upload_id, offset (what the engine has), size, complete}."""
+        return self._request("upload_begin", {"kind": kind, "name": name, "size": size, "sha256": sha256})[0]
+
+    def upload_chunk(self, upload_id: str, offset: int, data: bytes) -> dict[str, Any]:
+        """Append one chunk (at most 8 MiB) at `offset` -> {upload_id, offset, size, complete}."""
+        return self._request("upload_chunk", {"upload_id": upload_id, "offset": offset}, {"data": data})[0]
 
     def avatar_topology(self, avatar_id: str) -> dict[str, Any]:
         """-> dict with faces [F,3] int32, uv_faces [F,3] int32, uvs [U,2] f32, neutral [V,3] f32 (head frame),
@@ -241,6 +287,8 @@ class EngineClient:
         stream_results: bool,
         stream_textures: bool,
         video_name: str | None,
+        video_upload: str | None = None,
+        calibration: Mapping[str, Any] | None = None,
     ) -> str:
         args: dict[str, Any] = {
             "avatar_id": avatar_id,
@@ -249,7 +297,11 @@ class EngineClient:
             "stream_textures": stream_textures,
         }
         blobs: dict[str, Any] = {}
-        if video_bytes is not None:
+        if calibration is not None:
+            args["calibration"] = dict(calibration)
+        if video_upload is not None:
+            args["video_upload"] = video_upload
+        elif video_bytes is not None:
             blobs["video"] = video_bytes
             args["video_name"] = video_name or (Path(video_path).name if video_path else "upload.mp4")
         elif video_path is not None:
@@ -270,14 +322,18 @@ class EngineClient:
         stream_results: bool = True,
         stream_textures: bool = False,
         video_name: str | None = None,
+        video_upload: str | None = None,
+        calibration: Mapping[str, Any] | None = None,
     ) -> str:
         """Queue a tracking job -> job_id (use `job_status(job_id)` for the full record incl. its folder).
 
-        `options` are the pipeline's TrackOptions fields (key_frames, quality, ...). With `video_bytes`
-        the video is uploaded (engine on another machine); frame events then carry the results as blobs."""
+        `options` are the pipeline's TrackOptions fields (key_frames, quality, ...). An engine on another
+        machine gets the video as a finished upload (`video_upload`, see `io.upload`; or, small ones, as
+        `video_bytes`), with its `calibration` {"K": 3x3} when known; frame events carry results as blobs."""
         return self._submit(
-            "track", video_path, avatar_id, options, video_bytes, out_dir, stream_results, stream_textures, video_name
-        )
+            "track", video_path, avatar_id, options, video_bytes, out_dir, stream_results, stream_textures,
+            video_name, video_upload, calibration,
+        )  # fmt: skip
 
     def adapt(
         self,

@@ -51,7 +51,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-remote",
         action="store_true",
-        help="permit binding a non-loopback address (prefer an SSH tunnel, see docs/protocol.md)",
+        help="permit binding a non-loopback address; implies --remote (TLS, no client paths)",
+    )
+    parser.add_argument(
+        "--remote",
+        action="store_true",
+        help="serve clients on other machines (e.g. through an SSH tunnel): TLS with a self-signed certificate "
+        "pinned by the connection file's tls_fingerprint, inputs uploaded, no client paths (docs/security.md)",
+    )
+    parser.add_argument("--max-upload-gb", type=float, default=16.0, help="largest uploaded file, GiB (default 16)")
+    parser.add_argument(
+        "--upload-store-gb", type=float, default=64.0, help="all uploads together (finished and in progress), GiB"
+    )
+    parser.add_argument(
+        "--upload-idle-s", type=float, default=3600.0, help="an unfinished upload idle this long is deleted"
     )
     parser.add_argument("--port", type=int, default=0, help="port to bind (default 0: a free port)")
     parser.add_argument(
@@ -105,8 +118,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dlatrack_engine.server.certificate import CertificateError, ensure_certificate
     from dlatrack_engine.server.connection_file import ConnectionFileError
     from dlatrack_engine.server.server import EngineServer
+    from dlatrack_engine.server.uploads import UploadLimits
 
     if args.host not in LOOPBACK:
         if not args.allow_remote:
@@ -117,8 +132,8 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
         log.warning(
-            "binding %s: the engine is reachable from the network and traffic is NOT encrypted; "
-            "anyone who learns the token can run jobs and read files the engine can read",
+            "binding %s: the engine is reachable from the network (TLS; clients pin its certificate through the "
+            "connection file, which holds the token: copy it only over a trusted channel, e.g. scp)",
             args.host,
         )
     if args.threads is not None:
@@ -136,8 +151,23 @@ def run(args: argparse.Namespace) -> int:
     if buffered_mb < 1:
         print(f"--max-buffered-mb must be >= 1, got {buffered_mb}", file=sys.stderr)
         return 2
+    if min(args.max_upload_gb, args.upload_store_gb, args.upload_idle_s) <= 0:
+        print("--max-upload-gb, --upload-store-gb and --upload-idle-s must be > 0", file=sys.stderr)
+        return 2
     state_dir = (args.state_dir or cache_dir() / "server").resolve()
     connection_file = (args.connection_file or state_dir / "connection.json").resolve()
+    certificate = None
+    if args.remote or args.host not in LOOPBACK:  # plain TCP is for loopback only
+        try:
+            certificate = ensure_certificate(state_dir / "tls")
+        except CertificateError as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
+    limits = UploadLimits(
+        max_file_bytes=int(args.max_upload_gb * (1 << 30)),
+        max_store_bytes=int(args.upload_store_gb * (1 << 30)),
+        idle_s=args.upload_idle_s,
+    )
     server = EngineServer(
         args.host,
         args.port,
@@ -148,6 +178,8 @@ def run(args: argparse.Namespace) -> int:
         max_frame_bytes=args.max_frame_mb << 20,
         auth_timeout_s=args.auth_timeout,
         max_buffered_bytes=buffered_mb << 20,
+        certificate=certificate,
+        upload_limits=limits,
     )
 
     def stop(signum: int, _frame: Any) -> None:

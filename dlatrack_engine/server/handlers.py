@@ -19,6 +19,14 @@ import numpy as np
 
 from dlatrack_engine.server.jobqueue import JobError
 from dlatrack_engine.server.option_values import check_frame_range, check_option_values
+from dlatrack_engine.server.remote_inputs import (
+    check_calibration,
+    confine,
+    refuse_client_path,
+    stage_video,
+    write_calibration,
+)
+from dlatrack_engine.server.uploads import check_upload_id
 from dlatrack_engine.server.work import check_selftest_params, load_pipeline, make_track_options
 from dlatrack_engine.wire.jobfolder import JobFolderError, atomic_write_bytes
 from dlatrack_engine.wire.jobs import new_job_id
@@ -72,8 +80,23 @@ def op_shutdown(server: EngineServer, conn: Connection, args: dict, blobs: dict)
 
 # -- avatars ---------------------------------------------------------------------------------------------
 def op_load_avatar(server: EngineServer, conn: Connection, args: dict, blobs: dict) -> Result:
-    loaded = server.avatars.load(str(_path_arg(args, "path", "load_avatar")))
-    return loaded.info(), {}
+    """An avatar package by path on the engine's machine, or by the id of an uploaded package (a zip)."""
+    if args.get("upload") is not None:
+        upload_id = check_upload_id(args["upload"], "avatar", "load_avatar")
+        path = server.uploads.finished(upload_id, "load_avatar")
+    else:
+        refuse_client_path(server.remote, "path", "load_avatar", "upload the package (upload_begin) and pass 'upload'")
+        path = _path_arg(args, "path", "load_avatar")
+    return server.avatars.load(str(path)).info(), {}
+
+
+def op_upload_begin(server: EngineServer, conn: Connection, args: dict, blobs: dict) -> Result:
+    """Start or resume an upload: the reply's `offset` is where to send from (`complete`: nothing to send)."""
+    return server.uploads.begin(args.get("kind"), args.get("name"), args.get("size"), args.get("sha256")), {}
+
+
+def op_upload_chunk(server: EngineServer, conn: Connection, args: dict, blobs: dict) -> Result:
+    return server.uploads.chunk(args.get("upload_id"), args.get("offset"), blobs.get("data")), {}
 
 
 def op_avatar_topology(server: EngineServer, conn: Connection, args: dict, blobs: dict) -> Result:
@@ -83,6 +106,7 @@ def op_avatar_topology(server: EngineServer, conn: Connection, args: dict, blobs
 # -- jobs ------------------------------------------------------------------------------------------------
 def _output_root(server: EngineServer, args: Mapping[str, Any], job_id: str, op: str) -> Path:
     if "out_dir" in args and args["out_dir"] is not None:
+        refuse_client_path(server.remote, "out_dir", op, "send no out_dir: the engine chooses its job folder")
         root = _path_arg(args, "out_dir", op)
         if root.exists() and not root.is_dir():
             raise JobError("bad_output_folder", f"{op}: out_dir '{root}' exists and is not a folder")
@@ -94,18 +118,29 @@ def _video_for(
     server: EngineServer, args: Mapping[str, Any], blobs: Mapping[str, Any], job_id: str, op: str
 ) -> tuple[Path, int | None]:
     """A video path on the engine's filesystem, or the uploaded bytes staged under the engine's state dir
-    (kept until the job ends, so a resumed job still has its input); with its frame count when known."""
-    if "video" in blobs:
+    (kept until the job ends, so a resumed job still has its input); with its frame count when known.
+    An uploaded video may bring its calibration (`calibration`), written beside the job's copy."""
+    K = check_calibration(args.get("calibration"), op)
+    staging = server.state_dir / "uploads" / job_id
+    if args.get("video_upload") is not None:
+        upload_id = check_upload_id(args["video_upload"], "video", op)
+        path = stage_video(server.uploads.finished(upload_id, op), staging, K)
+    elif "video" in blobs:
         data = blobs["video"]
         if not isinstance(data, bytes) or not data:
             raise JobError("bad_argument", f"{op}: blob 'video' must be non-empty bytes (the video file)")
         name = arg(args, "video_name", str, "upload.mp4", op=op)
         if not _SAFE_NAME.fullmatch(name):
             raise JobError("bad_argument", f"{op}: video_name {name!r} must be a plain file name")
-        path = server.state_dir / "uploads" / job_id / name
+        path = staging / name
         atomic_write_bytes(path, data)
+        write_calibration(staging, K)
         log.info("%s: received %d bytes of video as %s", op, len(data), path)
     else:
+        refuse_client_path(server.remote, "video", op, "upload the video (upload_begin) and pass 'video_upload'")
+        if K is not None:
+            raise JobError("bad_argument", f"{op}: 'calibration' goes with an uploaded video; a clip on the "
+                           "engine's disk brings its own (clip.json) or takes the 'focal' option")  # fmt: skip
         path = _path_arg(args, "video", op)
         if not path.exists():
             raise JobError(
@@ -129,21 +164,21 @@ def discard_upload(server: EngineServer, job_id: str) -> None:
 
 
 def _submit_pipeline(server: EngineServer, conn: Connection, args: dict, blobs: dict, kind: str) -> Result:
+    job_id = new_job_id()
+    root = _output_root(server, args, job_id, kind)  # first: a refused client path is refused whatever else
     loaded = server.avatars.get(arg(args, "avatar_id", str, op=kind))
     options = arg(args, "options", dict, {}, op=kind)
-    job_id = new_job_id()
-    root = _output_root(server, args, job_id, kind)
     try:
         make_track_options(load_pipeline(), options)  # reject bad options now, not minutes later
         check_option_values(options)
-        _check_lighting_from(loaded, options, kind)
+        _check_lighting_from(server, loaded, options, kind)
         video, frame_count = _video_for(server, args, blobs, job_id, kind)
         check_frame_range(options, frame_count, str(video))
         params = {
             "avatar_id": loaded.avatar_id,
             "avatar_path": loaded.path,
             "video": str(video),
-            "uploaded": "video" in blobs,
+            "uploaded": "video" in blobs or args.get("video_upload") is not None,
             "options": options,
             "stream_results": bool(arg(args, "stream_results", bool, True, op=kind)),
             "stream_textures": bool(arg(args, "stream_textures", bool, False, op=kind)),
@@ -155,7 +190,7 @@ def _submit_pipeline(server: EngineServer, conn: Connection, args: dict, blobs: 
     return {"job_id": job.job_id, "folder": job.folder, "state": job.state.value}, {}
 
 
-def _check_lighting_from(loaded: Any, options: Mapping[str, Any], kind: str) -> None:
+def _check_lighting_from(server: EngineServer, loaded: Any, options: Mapping[str, Any], kind: str) -> None:
     """A stored lighting to reuse must be readable and adapted for this avatar and lighting model."""
     path = options.get("lighting_from")
     if path is None:
@@ -164,6 +199,7 @@ def _check_lighting_from(loaded: Any, options: Mapping[str, Any], kind: str) -> 
         raise JobError("bad_argument", f"{kind}: option 'lighting_from' reuses a lighting; only 'track' takes it")
     if not os.path.isabs(path):
         raise JobError("bad_argument", f"{kind}: option 'lighting_from' must be an absolute path, got {path!r}")
+    confine(server.remote, server.state_dir, Path(path), "lighting_from", kind)
     from dlatrack_engine.fit.lighting_store import read_reusable
     from dlatrack_engine.wire.lighting_folder import LightingFolderError
 
@@ -262,7 +298,9 @@ def op_decode_view(server: EngineServer, conn: Connection, args: dict, blobs: di
     if job_id:
         folder = server.jobs.get(job_id).folder
     elif folder_path:  # a finished job folder on the engine's disk (e.g. from `dlatrack track`)
-        folder = decode_mod.folder_of(str(_path_arg(args, "folder", "decode_view")))
+        requested = _path_arg(args, "folder", "decode_view")
+        path = confine(server.remote, server.state_dir, requested, "folder", "decode_view")
+        folder = decode_mod.folder_of(str(path))
     else:
         folder = None
     if name and folder is None:
@@ -277,6 +315,8 @@ HANDLERS: dict[str, Handler] = {
     "status": op_status,
     "shutdown": op_shutdown,
     "load_avatar": op_load_avatar,
+    "upload_begin": op_upload_begin,
+    "upload_chunk": op_upload_chunk,
     "avatar_topology": op_avatar_topology,
     "track": op_track,
     "adapt": op_adapt,

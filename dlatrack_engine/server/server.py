@@ -7,6 +7,10 @@ out. After `hello`, frames are buffered as their bytes arrive, charged to a budg
 connections (`budget.py`). Replies and events leave
 through a per-connection queue drained by a writer thread, so a slow or vanished client never blocks the
 job worker that produces events — it is dropped instead, and its job carries on.
+
+An engine serving remote clients (`remote=True`) speaks TLS only (`wire.tls_channel`, its certificate's
+fingerprint in the connection file), within the same `hello` deadline, and takes no client paths
+(`remote_inputs.py`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import dlatrack_engine
 from dlatrack_engine.server.admission import MAX_CONNECTIONS, Admission
 from dlatrack_engine.server.avatars import AvatarStore
 from dlatrack_engine.server.budget import DEFAULT_LIMIT_BYTES, ByteBudget
+from dlatrack_engine.server.certificate import EngineCertificate
 from dlatrack_engine.server.connection_file import (
     claim_connection_file,
     remove_connection_file,
@@ -35,9 +40,11 @@ from dlatrack_engine.server.connection_file import (
 )
 from dlatrack_engine.server.handlers import HANDLERS
 from dlatrack_engine.server.jobqueue import JobError, JobManager
+from dlatrack_engine.server.uploads import UploadLimits, UploadStore
 from dlatrack_engine.server.work import build_runners
 from dlatrack_engine.wire import protocol
 from dlatrack_engine.wire.protocol import ProtocolError, encode_frame, error_header
+from dlatrack_engine.wire.tls_channel import TLSSocket, server_context
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +81,10 @@ class Connection:
 
     def __init__(self, server: EngineServer, sock: socket.socket, peer: Any) -> None:
         self.server = server
-        self.sock = sock
+        self.sock: socket.socket | TLSSocket = sock
         self.peer = peer
         self.client_version: str | None = None
+        self.auth_deadline = time.monotonic() + server.auth_timeout_s  # TLS handshake and `hello` together
         self._outbox: queue.Queue[bytes | None] = queue.Queue(MAX_PENDING_FRAMES)
         self._pending_bytes = 0
         self._pending_lock = threading.Lock()
@@ -132,6 +140,11 @@ class Connection:
 
     # -- input -----------------------------------------------------------------------------------------
     def serve(self) -> None:
+        if not self._secure():
+            self.closed.set()
+            self.server.forget(self)
+            self.sock.close()
+            return
         writer = threading.Thread(target=self._writer, name=f"dlatrack-writer-{self.peer}", daemon=True)
         writer.start()
         try:
@@ -143,6 +156,18 @@ class Connection:
             self.server.forget(self)
             writer.join(5.0)
             self.sock.close()
+
+    def _secure(self) -> bool:
+        """The TLS handshake, when the engine serves TLS; it counts against the `hello` deadline."""
+        context = self.server.tls_context
+        if context is None:
+            return True
+        try:
+            self.sock = TLSSocket(self.sock, context, server_side=True, deadline=self.auth_deadline)
+        except (OSError, TimeoutError) as exc:  # TLSError is an OSError (ConnectionError)
+            log.warning("client %s: no TLS session (%s); closed", self.peer, exc)
+            return False
+        return True
 
     def _fail(self, error: ProtocolError, reply_to: Any = None) -> None:
         self._enqueue(error_header(error.code, error.message, reply_to))
@@ -159,7 +184,7 @@ class Connection:
                 self.sock,
                 PRE_AUTH_MAX_BLOB,
                 max_header_bytes=PRE_AUTH_MAX_HEADER,
-                deadline=time.monotonic() + timeout,
+                deadline=self.auth_deadline,
             )
             header = message.header
             request_id = reply_id(header)
@@ -285,8 +310,17 @@ class EngineServer:
         max_frame_bytes: int = protocol.DEFAULT_MAX_BLOB_BYTES,
         auth_timeout_s: float = AUTH_TIMEOUT_S,
         max_buffered_bytes: int = DEFAULT_LIMIT_BYTES,
+        certificate: EngineCertificate | None = None,
+        upload_limits: UploadLimits | None = None,
     ) -> None:
+        """`certificate`: serve TLS with it, and serve remote clients (no client paths, uploads only)."""
         self.host, self.port, self.token = host, port, token
+        self.certificate = certificate
+        self.remote = certificate is not None
+        self.tls_context = (
+            server_context(str(certificate.cert_file), str(certificate.key_file)) if certificate else None
+        )
+        self.uploads = UploadStore(state_dir / "uploads", upload_limits)
         self.state_dir, self.connection_file = state_dir, connection_file
         self.device_name = device
         self.max_frame_bytes = max_frame_bytes
@@ -349,6 +383,8 @@ class EngineServer:
             **self.hello_info(),
             "state_dir": str(self.state_dir),
             "hostname": socket.gethostname(),  # the pid only means something on this machine
+            "remote": self.remote,
+            "tls_fingerprint": self.certificate.fingerprint if self.certificate else None,
         }
 
     def serve_forever(self) -> None:

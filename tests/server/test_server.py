@@ -252,7 +252,8 @@ def test_non_loopback_needs_an_explicit_flag(
     assert "--allow-remote" in capsys.readouterr().err
     engine = start_engine(tmp_path / "remote", extra=("--host", "0.0.0.0", "--allow-remote"))
     log_text = engine.connection_file.with_name("connection.json.log").read_text()
-    assert "NOT encrypted" in log_text
+    assert "reachable from the network (TLS" in log_text  # never plain TCP off loopback (issue 24)
+    assert engine.connection_file.read_text().count('"tls_fingerprint": "sha256:') == 1
     with engine.client(client_mod) as client:
         assert client.status()["device"] == "cpu"
     engine.process.terminate()  # SIGTERM is a clean exit too: status 0, connection file removed
