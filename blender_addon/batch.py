@@ -5,6 +5,8 @@
         [--engine-python .venv/bin/python | --connection-file engine.json] [--job-dir DIR]
         [--job-folder DONE_JOB]   # write an already tracked job folder, no engine needed
         [--lighting-from LIGHTING]  # reuse a lighting from `dlatrack adapt` (or a job folder): skips step 2
+        [--remote --connection-file engine.json]  # an engine on another machine: upload, mirror, no paths sent
+        [--focal PIXELS]            # the video camera's focal length, when no clip.json/gt.npz 'K' has it
 
 Timers never fire in background mode, so the job is pumped synchronously with the same session and scene
 writer the sidebar's modal operator uses. Also runs under a plain Python that has the `bpy` module.
@@ -47,7 +49,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--mode", default="AUTO", choices=["AUTO", "SHAPE_KEYS", "MESH_CACHE"])
     parser.add_argument("--engine-python", help="engine venv Python (default: <repo>/.venv/bin/python)")
     parser.add_argument("--connection-file", help="connect to a running engine instead of starting one")
-    parser.add_argument("--job-dir", help="job folder for the engine to write (default: next to --out)")
+    parser.add_argument(
+        "--job-dir",
+        help="job folder for the engine to write (default: next to --out); with --remote, the laptop folder the "
+        "results are mirrored into",
+    )
+    parser.add_argument(
+        "--remote", action="store_true",
+        help="the engine (--connection-file) runs on another machine: upload the video (chunked, resumable) with "
+             "its calibration and the avatar (when the engine lacks it), mirror the results here; no path of this "
+             "machine is sent",
+    )  # fmt: skip
+    parser.add_argument("--focal", type=float, help="focal length in pixels (default: the clip's calibration)")
     parser.add_argument(
         "--mirror", action="store_true",
         help="copy the job folder over the socket even if the engine's disk is visible (remote-engine path)",
@@ -66,6 +79,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.video and not args.job_folder:
         parser.error("give --video (track it) or --job-folder (write an existing result)")
+    if args.remote and not args.connection_file:
+        parser.error("--remote needs the engine's --connection-file (copied from the engine's machine)")
     return args
 
 
@@ -113,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     from blender_addon.blender.tracking import TrackRun
     from blender_addon.io.lightings import with_lighting
     from blender_addon.io.options import track_options
+    from blender_addon.io.remote import ensure_avatar
 
     if not bpy.data.filepath:
         # No .blend given: start empty (the startup scene's cube would box in the camera at the origin).
@@ -137,19 +153,29 @@ def run(args: argparse.Namespace) -> int:
         start, _, count = args.frames.partition(":")
         request = {**track_options(int(start), int(count or 0), args.key_frames, args.preset.upper()),
                    **extra_options(args.option)}  # fmt: skip
-        request = with_lighting(request, str(Path(args.lighting_from).resolve()) if args.lighting_from else None)
-        job_dir = Path(args.job_dir) if args.job_dir else out.with_suffix(".dlatrack")
+        if args.focal is not None:
+            request["focal"] = args.focal
+        lighting = args.lighting_from  # with --remote, a path on the engine's machine: sent as given
+        if lighting and not args.remote:
+            lighting = str(Path(lighting).resolve())
+        request = with_lighting(request, lighting)
+        job_dir = (Path(args.job_dir) if args.job_dir else out.with_suffix(".dlatrack")).resolve()
         settings.video_path = str(Path(args.video).resolve())
         with tempfile.TemporaryDirectory(prefix="dlatrack-batch-") as tmp:
             client, process = _engine(args, Path(tmp))
             try:
                 info = client.hello()
                 log.info("engine %s on %s", info.get("engine_version"), info.get("device"))
-                avatar_id = client.load_avatar(str(Path(args.avatar).resolve()))
-                track = TrackRun.submit(
-                    scene, avatar, client, avatar_id, settings.video_path, request, str(job_dir), options,
-                    mirror=True if args.mirror else None,
-                )
+                if args.remote:
+                    avatar_id = ensure_avatar(client, Path(args.avatar).resolve())
+                    track = TrackRun.submit_remote(scene, avatar, client, avatar_id, settings.video_path, request,
+                                                   options, mirror_root=str(job_dir))  # fmt: skip
+                else:
+                    avatar_id = client.load_avatar(str(Path(args.avatar).resolve()))
+                    track = TrackRun.submit(
+                        scene, avatar, client, avatar_id, settings.video_path, request, str(job_dir), options,
+                        mirror=True if args.mirror else None,
+                    )
                 settings.job_id, settings.job_folder = track.session.job_id, str(track.folder)
                 last = {"stage": "", "at": 0.0}
 

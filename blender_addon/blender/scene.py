@@ -83,7 +83,11 @@ class SceneWriter:
         video_path = video.get("path") if isinstance(video, dict) else video
         if video_path and self.requested:
             # The background's image user counts from video frame 0 at scene frame 1.
-            camera.set_background_video(self.camera, video_path, scene_frame(0), scene_frame(max(self.requested)))
+            last = scene_frame(max(self.requested))
+            image = camera.set_background_video(self.camera, video_path, scene_frame(0), last)
+            if image is None:  # e.g. a path on an engine's machine: say so rather than show no video
+                log.warning("job %s: video '%s' is not on this machine; the camera has no background", self.result.root,
+                            video_path)  # fmt: skip
         self.scene.view_settings.view_transform = "Standard"
 
     # -- frames ------------------------------------------------------------------------------------------

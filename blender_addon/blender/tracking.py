@@ -2,7 +2,8 @@
 
 The writer is created once the engine has written the manifest's camera (K, size, fps) — before that
 there is nothing to place in the scene. When the engine's job folder is not on this machine (a remote
-engine), frames are mirrored into a local folder first (`io.mirror`).
+engine), frames are mirrored into a local folder first (`io.mirror`); an engine on another machine gets
+its inputs by upload (`submit_remote`, `io.remote`) and is never sent a path of this machine.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any
 
 import bpy
 
+from ..io.calibration import Calibration
 from ..io.mirror import RemoteMirror
+from ..io.remote import submit_track
 from ..io.result import TrackResult
 from ..io.session import PumpReport, TrackSession
 from ..io.wire.jobfolder import JobFolderError
@@ -28,8 +31,12 @@ class TrackRun:
     """Submit a track job for `avatar` and mirror its results into `scene` as they arrive."""
 
     def __init__(self, scene: bpy.types.Scene, avatar: bpy.types.Object, client: Any, job_record: Mapping[str, Any],
-                 options: WriteOptions, mirror: bool | None = None) -> None:  # fmt: skip
+                 options: WriteOptions, mirror: bool | None = None, local_video: str | None = None,
+                 mirror_root: str | None = None) -> None:  # fmt: skip
+        """`local_video`: the video on this machine (the mirror's camera background); `mirror_root`: the
+        folder to mirror into (default: `job_<id>` under the write options' cache folder)."""
         self.scene_name = scene.name
+        self.calibration: Calibration | None = None
         self.avatar_name = avatar.name
         self.options = options
         self.writer: SceneWriter | None = None
@@ -40,8 +47,8 @@ class TrackRun:
         self.folder = Path(self.session.folder)
         if mirror or (mirror is None and not self.folder.is_dir()):  # not our disk: mirror over the socket
             base = Path(options.cache_dir) if options.cache_dir else Path(tempfile.gettempdir()) / "dlatrack"
-            self.folder = base / f"job_{self.session.job_id}"
-            self.mirror = RemoteMirror(client, self.session.job_id, self.folder)
+            self.folder = Path(mirror_root) if mirror_root else base / f"job_{self.session.job_id}"
+            self.mirror = RemoteMirror(client, self.session.job_id, self.folder, local_video=local_video)
             log.info("job %s: mirroring the engine's job folder into %s", self.session.job_id, self.folder)
 
     @classmethod
@@ -52,6 +59,17 @@ class TrackRun:
         None decides by whether the engine's folder is visible here."""
         job_id = client.track(video, avatar_id, options=dict(options), out_dir=out_dir)
         return cls(scene, avatar, client, client.job_status(job_id), write_options, mirror)
+
+    @classmethod
+    def submit_remote(cls, scene: bpy.types.Scene, avatar: bpy.types.Object, client: Any, avatar_id: str,
+                      video: str, options: Mapping[str, Any], write_options: WriteOptions,
+                      mirror_root: str | None = None) -> TrackRun:  # fmt: skip
+        """Start a job on an engine on another machine: the video is uploaded with its calibration, the
+        engine picks its job folder, results are mirrored here (`mirror_root`) for the scene."""
+        job_id, calibration = submit_track(client, video, avatar_id, options)
+        run = cls(scene, avatar, client, client.job_status(job_id), write_options, True, video, mirror_root)
+        run.calibration = calibration
+        return run
 
     def _ensure_writer(self) -> SceneWriter | None:
         if self.writer is not None:

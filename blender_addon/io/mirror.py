@@ -5,6 +5,9 @@ fetches finished frames (arrays + texture PNGs) with the `job_frames` request an
 manifest and the light code, into a local folder in the same layout — atomically, like the engine does —
 so everything downstream is unchanged. Frame events name the frames to fetch; `sync(everything=True)`
 catches up with frames finished before this Blender session attached (resume, reconnect).
+
+The mirrored manifest is the laptop's: its `video` is the laptop's own file (the camera background), and
+the engine's paths, meaningless here, are kept apart under `engine_paths`.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ TRACK_KINDS = ("track", "adapt")
 class RemoteMirror:
     """Mirror of job `job_id` in `root`; `want(frames)` queues frames, `sync()` fetches them in batches."""
 
-    def __init__(self, client: Any, job_id: str, root: str | Path, batch: int = 16) -> None:
+    def __init__(self, client: Any, job_id: str, root: str | Path, batch: int = 16,
+                 local_video: str | None = None) -> None:  # fmt: skip
         self.client, self.job_id, self.batch = client, job_id, batch
+        self.local_video = local_video
         self.folder = JobFolder(root)
         self.root = self.folder.root
         self._wanted: set[int] = set()
@@ -33,10 +38,23 @@ class RemoteMirror:
     def want(self, frames: Iterable[int]) -> None:
         self._wanted.update(int(f) for f in frames)
 
+    def _laptop_manifest(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """The engine's manifest with the laptop's video and folder in place of the engine's paths."""
+        summary = manifest.get("summary")
+        engine_paths = {"video": manifest.get("video"),
+                        "out_dir": summary.get("out_dir") if isinstance(summary, dict) else None}  # fmt: skip
+        laptop = {**manifest, "engine_paths": engine_paths}
+        if self.local_video is not None:
+            video = manifest.get("video")
+            laptop["video"] = {**video, "path": self.local_video} if isinstance(video, dict) else self.local_video
+        if isinstance(summary, dict) and "out_dir" in summary:
+            laptop["summary"] = {**summary, "out_dir": str(self.root)}
+        return laptop
+
     def _store(self, reply: dict[str, Any]) -> int:
         manifest = reply.get("manifest")
         if manifest:
-            self.folder.write_manifest(manifest)
+            self.folder.write_manifest(self._laptop_manifest(manifest))
         track = (manifest or {}).get("kind", "track") in TRACK_KINDS
         for index, textures in reply["textures"].items():
             for kind, png in textures.items():

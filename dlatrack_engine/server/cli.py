@@ -163,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
         except CertificateError as exc:
             print(str(exc), file=sys.stderr)
             return 2
+        keep_library_caches_in(state_dir / "cache")
     limits = UploadLimits(
         max_file_bytes=int(args.max_upload_gb * (1 << 30)),
         max_store_bytes=int(args.upload_store_gb * (1 << 30)),
@@ -202,6 +203,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 4
     return 0
+
+
+def keep_library_caches_in(folder: Path) -> None:
+    """Point the caches that libraries write on their own (matplotlib's font list, imported by MediaPipe;
+    torch's compiled kernels) into the state folder, so that an engine serving remote clients writes
+    nothing outside it (a variable the user set wins). Model caches (torch hub) are left alone: the
+    user's face-alignment weights live there."""
+    os.environ.setdefault("MPLCONFIGDIR", str(folder / "matplotlib"))
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(folder / "torchinductor"))
 
 
 def watch_parent(pid: int, stop: Callable[[], None], poll_s: float = 1.0) -> threading.Thread:

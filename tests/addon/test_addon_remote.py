@@ -1,0 +1,61 @@
+"""The add-on's remote-engine helpers without an engine: the calibration that travels with a video (and
+the loud warning when there is none), the reproducible avatar archive, and the mirrored manifest that
+names the laptop's video instead of the engine's paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from blender_addon.io.calibration import find_calibration
+from blender_addon.io.mirror import RemoteMirror
+from blender_addon.io.upload import package_archive, sha256_file
+
+K = [[725.9, 0.0, 128.0], [0.0, 725.9, 120.0], [0.0, 0.0, 1.0]]
+
+
+def test_calibration_comes_from_clip_json_then_gt_npz_and_focal_wins(tmp_path: Path) -> None:
+    video = tmp_path / "video.mp4"
+    video.write_bytes(b"")
+    np.savez(tmp_path / "gt.npz", K=np.array(K))
+    found = find_calibration(video, {})
+    assert found.K == K and "gt.npz" in found.source and not found.assumed
+    (tmp_path / "clip.json").write_text(json.dumps({"name": "take", "K": np.diag([500.0, 500.0, 1.0]).tolist()}))
+    assert find_calibration(video, {}).K[0][0] == 500.0
+    assert find_calibration(video, {"focal": 600.0}).K is None  # the engine applies the option
+    (tmp_path / "clip.json").write_text(json.dumps({"K": [[0, 0, 0]] * 3}))
+    with pytest.raises(ValueError, match=r"clip\.json.*'K'"):
+        find_calibration(video, {})
+
+
+def test_no_calibration_is_said_loudly(tmp_path: Path) -> None:
+    found = find_calibration(tmp_path / "phone.mp4", {})
+    assert found.assumed and found.K is None
+    assert "no camera calibration for" in found.warning("phone.mp4") and "focal" in found.warning("phone.mp4")
+
+
+def test_a_package_folder_zips_to_the_same_bytes_every_time(tmp_path: Path) -> None:
+    package = tmp_path / "avatar"
+    package.mkdir()
+    for name in ("avatar.json", "topology.npz", "weights.safetensors"):
+        (package / name).write_bytes(name.encode() * 100)
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    archive = sha256_file(package_archive(package, first))
+    (package / "weights.safetensors").touch()  # a new modification time changes nothing
+    assert sha256_file(package_archive(package, second)) == archive
+    (package / "topology.npz").unlink()
+    with pytest.raises(FileNotFoundError, match=r"topology\.npz"):
+        package_archive(package, first)
+
+
+def test_the_mirrored_manifest_names_the_laptop_video(tmp_path: Path) -> None:
+    engine_manifest = {"video": "/srv/state/uploads/ab12/video.mp4", "summary": {"out_dir": "/srv/state/jobs/ab12"}}
+    mirror = RemoteMirror(None, "ab12", tmp_path / "mirror", local_video="/home/me/take.mp4")
+    laptop = mirror._laptop_manifest(engine_manifest)
+    assert laptop["video"] == "/home/me/take.mp4" and laptop["summary"]["out_dir"] == str(mirror.root)
+    assert laptop["engine_paths"] == {"video": engine_manifest["video"], "out_dir": "/srv/state/jobs/ab12"}

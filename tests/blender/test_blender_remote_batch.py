@@ -1,0 +1,104 @@
+"""Two "machines" on one host: a laptop running `batch.py --remote` headless, and a GPU box running
+`dlatrack serve --remote`. Each has its own HOME and working folder; the laptop knows only the engine's
+connection file (copied, as with scp); the engine gets the video, its calibration and the avatar by
+upload, never a laptop path. The real engine tracks 2 frames of the sample clip with the sample avatar
+(step 1 only, to fit the test budget on 2 CPU cores), the results stream back into a laptop folder, and
+the saved .blend must point only at laptop files: shape keys, texture sequences, the camera background
+(the laptop's own video). The engine must have created nothing outside its state folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from blender_data import SCRIPTS
+from blender_runner import run_in_blender
+
+from dlatrack_engine.paths import REPO_ROOT, SAMPLE_SCENES, blender_command
+
+pytestmark = [pytest.mark.blender, pytest.mark.slow]
+FRAMES = 2
+CLIP = SAMPLE_SCENES / "clips" / "warm_key_cool_fill"
+
+
+def _tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def _machine(root: Path) -> dict[str, str]:
+    """The environment of a process on this "machine": its own HOME, caches and temp folder."""
+    home = root / "home"
+    (root / "tmp").mkdir(parents=True)
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "DLATRACK_CONNECTION"))}
+    env.update(HOME=str(home), TMPDIR=str(root / "tmp"), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return env
+
+
+def test_batch_remote_uploads_mirrors_and_leaks_no_laptop_path(tmp_path: Path) -> None:
+    box, laptop = tmp_path / "gpu-box", tmp_path / "laptop"
+    box_env, laptop_env = _machine(box), _machine(laptop)
+    state = box / "state"
+    engine = subprocess.Popen(
+        [sys.executable, "-m", "dlatrack_engine.server", "-v", "--remote", "--state-dir", str(state),
+         "--device", "cpu", "--threads", "1"],
+        cwd=box, env=box_env, stdout=subprocess.DEVNULL, stderr=(box / "engine.log").open("wb"),
+    )  # fmt: skip
+    try:
+        footage = laptop / "footage"
+        footage.mkdir()
+        for name in ("video.mp4", "clip.json", "gt.npz"):  # the clip and its calibration, on the laptop only
+            shutil.copy(CLIP / name, footage / name)
+        shutil.copytree(SAMPLE_SCENES / "avatar", laptop / "avatars" / "sample")
+        connection = state / "connection.json"
+        for _ in range(600):
+            if connection.exists() and engine.poll() is None:
+                break
+            subprocess.run(["sleep", "0.1"], check=True)
+        shutil.copy(connection, laptop / "engine.json")  # scp gpu-box:state/connection.json laptop/
+        box_before = _tree(box) - {p for p in _tree(box) if p.startswith("state")}
+
+        blend = laptop / "scenes" / "take.blend"
+        args = ["--video", "footage/video.mp4", "--avatar", "avatars/sample", "--out", "scenes/take.blend",
+                "--remote", "--connection-file", "engine.json", "--frames", f"0:{FRAMES}", "--key-frames", "2",
+                "--preset", "FAST", "--option", "steps=landmarks", "--option", "lighting=none",
+                "--timeout", "300"]  # fmt: skip
+        done = subprocess.run(blender_command(REPO_ROOT / "blender_addon" / "batch.py", args), cwd=laptop,
+                              env=laptop_env, capture_output=True, text=True, timeout=400, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+        assert "no camera calibration" not in done.stderr + done.stdout  # gt.npz's K travelled with it
+    finally:
+        engine.terminate()
+        engine.wait(30)
+
+    saved = run_in_blender(SCRIPTS / "check_remote_blend.py", {"blend": str(blend)}, timeout=120)
+    assert saved["shape_keys"] == ["Basis"] + [f"frame_{i:04d}" for i in range(1, FRAMES + 1)]
+    mirror = (laptop / "scenes" / "take.dlatrack").resolve()
+    assert saved["textures"] and all(t["source"] == "SEQUENCE" for t in saved["textures"].values())
+    for texture in saved["textures"].values():  # the mirrored job folder, on the laptop
+        assert texture["exists"] and Path(texture["path"]).is_relative_to(mirror), texture
+    assert [b["path"] for b in saved["backgrounds"]] == [str((footage / "video.mp4").resolve())]
+    assert all(image["exists"] for image in saved["all_images"]), saved["all_images"]
+
+    manifest = json.loads((mirror / "manifest.json").read_text())
+    assert manifest["state"] == "completed" and manifest["K_source"].endswith("clip.json")
+    assert manifest["K"][0][0] == pytest.approx(_gt_focal(), rel=1e-6)
+    # The engine: no laptop path anywhere in what it stored, nothing created outside its state folder.
+    for path in state.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".jsonl", ".log"):
+            assert str(laptop) not in path.read_text(errors="replace"), path
+    assert _tree(box) - {p for p in _tree(box) if p.startswith("state")} == box_before
+    assert not list(state.glob("uploads/*/video.mp4"))  # the job's copy went with the job
+
+
+def _gt_focal() -> float:
+    import numpy as np
+
+    with np.load(CLIP / "gt.npz") as data:
+        return float(data["K"][0, 0])
