@@ -51,8 +51,15 @@ def connect(context: bpy.types.Context) -> Any:
     else:
         if not prefs or not prefs.port:
             raise RuntimeError("set a connection file, or host + port + token, in the DLATrack preferences")
-        engine = client_mod.EngineClient(prefs.host, prefs.port, prefs.token)
+        fingerprint = prefs.tls_fingerprint.strip() or None
+        engine = client_mod.EngineClient(prefs.host, prefs.port, prefs.token, fingerprint=fingerprint)
     return adopt(engine)
+
+
+def remote(context: bpy.types.Context) -> bool:
+    """The engine runs on another machine: inputs are uploaded, results mirrored, no path sent."""
+    prefs = preferences.get(context)
+    return prefs is not None and prefs.engine_mode == "REMOTE"
 
 
 def adopt(engine: Any) -> Any:
@@ -92,12 +99,15 @@ def avatar_package(settings: Any) -> str:
     return bpy.path.abspath(path)
 
 
-def avatar_id(path: str) -> str:
-    """Load the avatar package on the engine once per session; returns its id there."""
+def avatar_id(path: str, upload: bool = False) -> str:
+    """Load the avatar package on the engine once per session (`upload`: send it first, unless the engine
+    has the same content); returns its id there."""
+    from ..io.remote import ensure_avatar
+
     engine = _state["client"]
     key = str(Path(path).resolve())
     if key not in _state["avatars"]:
-        _state["avatars"][key] = engine.load_avatar(key)
+        _state["avatars"][key] = ensure_avatar(engine, key) if upload else engine.load_avatar(key)
     return _state["avatars"][key]
 
 

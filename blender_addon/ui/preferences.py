@@ -18,6 +18,9 @@ class DLATrackPreferences(bpy.types.AddonPreferences):
         items=[
             ("LOCAL", "Start a local engine", "Run the engine with the Python made by install.py"),
             ("CONNECT", "Connect", "Connect to a running engine (connection file, or host + port + token)"),
+            ("REMOTE", "Remote engine", "An engine on another machine (`dlatrack serve --remote`): its connection "
+             "file, or host + port + token + TLS fingerprint; the video and avatar are uploaded, results are "
+             "mirrored into the output folder, and no path of this machine is sent"),
         ],
         default="LOCAL",
     )
@@ -32,6 +35,10 @@ class DLATrackPreferences(bpy.types.AddonPreferences):
     host: StringProperty(name="Host", default="127.0.0.1")
     port: IntProperty(name="Port", default=0, min=0, max=65535)
     token: StringProperty(name="Token", subtype="PASSWORD")
+    tls_fingerprint: StringProperty(
+        name="TLS fingerprint",
+        description="The engine certificate's `sha256:...` (connection file field tls_fingerprint); pinned",
+    )
     output_dir: StringProperty(
         name="Output folder", subtype="DIR_PATH", default="",
         description="Job folders and PC2 caches; empty: the engine's default folder",
@@ -53,6 +60,8 @@ class DLATrackPreferences(bpy.types.AddonPreferences):
             row.prop(self, "host")
             row.prop(self, "port")
             layout.prop(self, "token")
+            if self.engine_mode == "REMOTE":
+                layout.prop(self, "tls_fingerprint")
         layout.prop(self, "output_dir")
         layout.prop(self, "mesh_cache_above")
 

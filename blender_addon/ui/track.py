@@ -181,9 +181,15 @@ class DLATRACK_OT_track_video(ModalJob, bpy.types.Operator):
         settings = context.scene.dlatrack
         options = with_lighting(sidebar_options(settings), stored_lighting_folder(settings))
         package = engine.avatar_package(settings)
+        avatar, scene = settings.avatar_object, context.scene
+        if engine.remote(context):  # upload, mirror into the output folder; no path of this machine is sent
+            avatar_id = engine.avatar_id(package, upload=True)
+            run = TrackRun.submit_remote(scene, avatar, client, avatar_id, video, options, write_options(context))
+            if run.calibration is not None and run.calibration.assumed:
+                self.report({"WARNING"}, f"DLATrack: {run.calibration.warning(video)}")
+            return run
         out_dir = job_dir(context, video, package, options)
         avatar_id = engine.avatar_id(package)
-        avatar, scene = settings.avatar_object, context.scene
         return TrackRun.submit(scene, avatar, client, avatar_id, video, options, out_dir, write_options(context))
 
     def done_message(self, run: Any) -> str:
