@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import threading
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,10 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 Progress = Callable[[int, int], None]
 
 
+class UploadCancelled(RuntimeError):
+    """The user stopped an upload between two chunks; the engine keeps what it has (the next try resumes)."""
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -32,9 +37,10 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def upload_file(client: Any, kind: str, path: str | Path, name: str | None = None,
-                chunk_bytes: int = CHUNK_BYTES, on_progress: Progress | None = None) -> str:  # fmt: skip
-    """Make sure the engine holds this file's content -> its upload id (for `track` / `load_avatar`)."""
+def upload_file(client: Any, kind: str, path: str | Path, name: str | None = None, chunk_bytes: int = CHUNK_BYTES,
+                on_progress: Progress | None = None, cancel: threading.Event | None = None) -> str:  # fmt: skip
+    """Make sure the engine holds this file's content -> its upload id (for `track` / `load_avatar`).
+    `on_progress(sent, size)` after each chunk; `cancel` is checked before each one."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{kind} '{path}': not a file (an engine on another machine needs a file to upload)")
@@ -43,6 +49,8 @@ def upload_file(client: Any, kind: str, path: str | Path, name: str | None = Non
     with path.open("rb") as handle:
         while not state["complete"]:
             offset = int(state["offset"])
+            if cancel is not None and cancel.is_set():
+                raise UploadCancelled(f"upload of '{path}' stopped at {offset} of {size} bytes (the engine keeps them)")
             handle.seek(offset)
             state = client.upload_chunk(state["upload_id"], offset, handle.read(chunk_bytes))
             if on_progress is not None:

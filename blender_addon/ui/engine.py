@@ -16,7 +16,7 @@ from . import preferences
 
 log = logging.getLogger(__name__)
 
-_state: dict[str, Any] = {"client": None, "info": {}, "avatars": {}, "process": None}
+_state: dict[str, Any] = {"client": None, "info": {}, "avatars": {}, "process": None, "remote": False}
 
 
 def client() -> Any | None:
@@ -53,18 +53,18 @@ def connect(context: bpy.types.Context) -> Any:
             raise RuntimeError("set a connection file, or host + port + token, in the DLATrack preferences")
         fingerprint = prefs.tls_fingerprint.strip() or None
         engine = client_mod.EngineClient(prefs.host, prefs.port, prefs.token, fingerprint=fingerprint)
-    return adopt(engine)
+    return adopt(engine, remote=mode == "REMOTE")
 
 
-def remote(context: bpy.types.Context) -> bool:
-    """The engine runs on another machine: inputs are uploaded, results mirrored, no path sent."""
-    prefs = preferences.get(context)
-    return prefs is not None and prefs.engine_mode == "REMOTE"
+def remote() -> bool:
+    """The connected engine runs on another machine (preferences: Remote engine): inputs are uploaded,
+    results mirrored, no path of this machine is sent."""
+    return bool(_state["remote"])
 
 
-def adopt(engine: Any) -> Any:
+def adopt(engine: Any, remote: bool = False) -> Any:
     """Use an already-connected client (batch mode starts its own)."""
-    _state["client"] = engine
+    _state["client"], _state["remote"] = engine, remote
     _state["info"] = dict(engine.hello() or {})
     _state["avatars"] = {}
     return engine
@@ -75,7 +75,7 @@ def disconnect(shutdown: bool | None = None) -> None:
     if shutdown is None:
         shutdown = _state["process"] is not None
     engine, process = _state["client"], _state["process"]
-    _state.update(client=None, info={}, avatars={}, process=None)
+    _state.update(client=None, info={}, avatars={}, process=None, remote=False)
     if engine is not None:
         try:
             if shutdown:
@@ -99,15 +99,15 @@ def avatar_package(settings: Any) -> str:
     return bpy.path.abspath(path)
 
 
-def avatar_id(path: str, upload: bool = False) -> str:
-    """Load the avatar package on the engine once per session (`upload`: send it first, unless the engine
+def avatar_id(path: str) -> str:
+    """Load the avatar package on the engine once per session (a remote engine gets it uploaded, unless it
     has the same content); returns its id there."""
     from ..io.remote import ensure_avatar
 
     engine = _state["client"]
     key = str(Path(path).resolve())
     if key not in _state["avatars"]:
-        _state["avatars"][key] = ensure_avatar(engine, key) if upload else engine.load_avatar(key)
+        _state["avatars"][key] = ensure_avatar(engine, key) if remote() else engine.load_avatar(key)
     return _state["avatars"][key]
 
 

@@ -73,7 +73,7 @@ class DLATRACK_OT_adapt_lighting(ModalJob, bpy.types.Operator):
         options = sidebar_options(settings)
         if options.get("steps") == "landmarks":
             raise ValueError("the Preview quality runs step 1 alone: choose Fast or Paper to adapt a lighting")
-        if engine.remote(context):  # its lighting folder and preview would stay on the engine's machine
+        if engine.remote():  # its lighting folder and preview would stay on the engine's machine
             raise RuntimeError("Adapt Lighting needs a local engine for now; with a remote engine run `dlatrack "
                                "adapt` there and pass its folder to batch.py --lighting-from")  # fmt: skip
         package = engine.avatar_package(settings)

@@ -15,6 +15,7 @@ from typing import Any
 
 import bpy
 
+from ..blender.remote_run import RemoteTrackRun
 from ..blender.scene import WriteOptions
 from ..blender.tracking import TrackRun
 from ..io.lightings import with_lighting
@@ -182,10 +183,9 @@ class DLATRACK_OT_track_video(ModalJob, bpy.types.Operator):
         options = with_lighting(sidebar_options(settings), stored_lighting_folder(settings))
         package = engine.avatar_package(settings)
         avatar, scene = settings.avatar_object, context.scene
-        if engine.remote(context):  # upload, mirror into the output folder; no path of this machine is sent
-            avatar_id = engine.avatar_id(package, upload=True)
-            run = TrackRun.submit_remote(scene, avatar, client, avatar_id, video, options, write_options(context))
-            if run.calibration is not None and run.calibration.assumed:
+        if engine.remote():  # uploads on a thread, results mirrored into the output folder, no path sent
+            run = RemoteTrackRun(scene, avatar, client, package, video, options, write_options(context))
+            if run.calibration.assumed:
                 self.report({"WARNING"}, f"DLATrack: {run.calibration.warning(video)}")
             return run
         out_dir = job_dir(context, video, package, options)

@@ -5,6 +5,7 @@ names the laptop's video instead of the engine's paths."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 
 from blender_addon.io.calibration import find_calibration
 from blender_addon.io.mirror import RemoteMirror
-from blender_addon.io.upload import package_archive, sha256_file
+from blender_addon.io.upload import UploadCancelled, package_archive, sha256_file, upload_file
 
 K = [[725.9, 0.0, 128.0], [0.0, 725.9, 120.0], [0.0, 0.0, 1.0]]
 
@@ -59,3 +60,32 @@ def test_the_mirrored_manifest_names_the_laptop_video(tmp_path: Path) -> None:
     laptop = mirror._laptop_manifest(engine_manifest)
     assert laptop["video"] == "/home/me/take.mp4" and laptop["summary"]["out_dir"] == str(mirror.root)
     assert laptop["engine_paths"] == {"video": engine_manifest["video"], "out_dir": "/srv/state/jobs/ab12"}
+
+
+class FakeEngine:
+    """upload_begin/upload_chunk as the engine answers them, holding `have` bytes already."""
+
+    def __init__(self, have: int) -> None:
+        self.have, self.chunks = have, []
+
+    def upload_begin(self, kind: str, name: str, size: int, sha256: str) -> dict:
+        self.size = size
+        return {"upload_id": f"{kind}-{sha256}.mp4", "offset": self.have, "size": size, "complete": self.have == size}
+
+    def upload_chunk(self, upload_id: str, offset: int, data: bytes) -> dict:
+        assert offset == self.have
+        self.chunks.append(len(data))
+        self.have += len(data)
+        return {"upload_id": upload_id, "offset": self.have, "size": self.size, "complete": self.have == self.size}
+
+
+def test_an_upload_sends_only_what_the_engine_lacks_and_stops_when_asked(tmp_path: Path) -> None:
+    video = tmp_path / "take.mp4"
+    video.write_bytes(bytes(1000))
+    engine, progress = FakeEngine(have=300), []
+    upload_file(engine, "video", video, chunk_bytes=256, on_progress=lambda sent, size: progress.append(sent))
+    assert engine.chunks == [256, 256, 188] and progress == [556, 812, 1000]
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(UploadCancelled, match="stopped at 0 of 1000 bytes"):
+        upload_file(FakeEngine(have=0), "video", video, cancel=stop)
