@@ -59,5 +59,7 @@ def test_track_video_with_a_remote_engine(x_display: str, tmp_path: Path) -> Non
     assert mirror.is_relative_to(laptop / "mirror") and track["frame_files"] == FRAMES
     assert result["backgrounds"] == [str(laptop / "footage" / "video.mp4")]
     assert result["images"] and all(Path(p).is_relative_to(mirror) and Path(p).is_file() for p in result["images"])
+    assert result["relight"] == ["FINISHED"]  # re-decoded on the engine, written into the laptop's mirror
+    assert len(list((mirror / "textures" / "view_Side" / "full").glob("*.png"))) == FRAMES
     engine_records = "".join(p.read_text(errors="replace") for p in state.rglob("*.json"))
     assert str(laptop) not in engine_records  # no laptop path reached the engine

@@ -1,6 +1,7 @@
 """Inside an interactive Blender on the "laptop": the preferences' Remote engine (the connection file copied
 from the "GPU box"), Import Avatar, Connect, and the modal Track Video, which uploads the video and the
-avatar, mirrors the results into the output folder and builds the scene from them (issue 24)."""
+avatar, mirrors the results into the output folder and builds the scene from them; then Relight for Camera
+through the same connection (issue 24)."""
 
 from __future__ import annotations
 
@@ -39,5 +40,12 @@ def steps(args: dict) -> Iterator[float]:
     out["images"] = [bpy.path.abspath(node.image.filepath) for node in material.node_tree.nodes
                      if node.type == "TEX_IMAGE" and node.image is not None]  # fmt: skip
     out["assumed_focal"] = run.calibration.assumed
+    # Relight for Camera through the same remote connection: a camera to the side, textures re-decoded there.
+    side = bpy.data.objects.new("Side", bpy.data.cameras.new("Side"))
+    scene.collection.objects.link(side)
+    side.location = (0.6, camera.location.y, camera.location.z)
+    scene.camera = side
+    with in_view3d(window):
+        out["relight"] = list(bpy.ops.dlatrack.relight_camera())
     engine_ui.disconnect()  # not ours to stop: the engine belongs to the GPU box
     return out
