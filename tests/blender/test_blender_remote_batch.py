@@ -22,7 +22,11 @@ from blender_runner import run_in_blender
 
 from dlatrack_engine.paths import REPO_ROOT, SAMPLE_SCENES, blender_command
 
-pytestmark = [pytest.mark.blender, pytest.mark.slow]
+NEEDS_OPENSSL = pytest.mark.skipif(
+    shutil.which("openssl") is None,
+    reason="an engine serving remote clients makes its TLS certificate with `openssl` (apt-get install openssl)",
+)
+pytestmark = [pytest.mark.blender, pytest.mark.slow, NEEDS_OPENSSL]
 FRAMES = 2
 CLIP = SAMPLE_SCENES / "clips" / "warm_key_cool_fill"
 

@@ -19,7 +19,11 @@ from gui_runner import SCRIPTS, run_gui_blender
 
 from dlatrack_engine.paths import SAMPLE_SCENES
 
-pytestmark = [pytest.mark.blender_gui, pytest.mark.slow]
+NEEDS_OPENSSL = pytest.mark.skipif(
+    shutil.which("openssl") is None,
+    reason="an engine serving remote clients makes its TLS certificate with `openssl` (apt-get install openssl)",
+)
+pytestmark = [pytest.mark.blender_gui, pytest.mark.slow, NEEDS_OPENSSL]
 CLIP = SAMPLE_SCENES / "clips" / "warm_key_cool_fill"
 FRAMES = 2
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import stat
 import subprocess
@@ -243,6 +244,7 @@ def test_sigkill_mid_job_then_restart_resumes_without_recomputing(start_engine, 
     assert pid_alive(restarted.process.pid)
 
 
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="off loopback the engine serves TLS: needs `openssl`")
 def test_non_loopback_needs_an_explicit_flag(
     start_engine, tmp_path: Path, client_mod: ModuleType, capsys: pytest.CaptureFixture[str]
 ) -> None:
