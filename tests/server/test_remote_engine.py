@@ -1,7 +1,8 @@
 """An engine serving clients on other machines (`dlatrack serve --remote`), over real sockets: TLS pinned
 by the connection file's fingerprint (a relay sees no token; a wrong pin or a plain client gets nothing),
 uploads through the add-on's own code (an interrupted one resumes; an avatar the engine has is not sent
-again), and no client path is ever used by the engine."""
+again), the calibration travels with the video (its absence is a warning in the job log), and no client
+path is ever used by the engine."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -143,3 +145,46 @@ def test_client_paths_are_refused(start_engine: Callable, client_mod: ModuleType
                 refused()
             assert caught.value.code == "path_not_allowed", caught.value
     assert not laptop.exists()  # the engine created nothing at the client's paths
+
+
+def _events_until_done(client, job_id: str, timeout: float = 120.0) -> list[dict]:
+    events, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        event = client.events().get(timeout=deadline - time.monotonic())
+        if event.job_id == job_id:
+            events.append(event.header)
+            if event.kind == "done":
+                return events
+    raise TimeoutError(f"job {job_id}: no 'done' within {timeout} s")
+
+
+def test_calibration_travels_with_the_video_and_its_absence_is_logged(
+    start_engine: Callable, client_mod: ModuleType, tiny_avatar: Path, tmp_path: Path
+) -> None:
+    import cv2
+    import numpy as np
+
+    remote = load("remote")
+    video = tmp_path / "laptop" / "take.mp4"
+    video.parent.mkdir()
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 24, (32, 32))
+    for i in range(4):
+        writer.write(np.full((32, 32, 3), 40 * i, np.uint8))
+    writer.release()
+    options = {"steps": "landmarks", "lighting": "none", "key_frames": 1}  # the job stops at landmarks: no face
+    engine = start_engine(extra=REMOTE)
+    with engine.client(client_mod) as client:
+        avatar_id = remote.ensure_avatar(client, tiny_avatar)
+        job_id, calibration = remote.submit_track(client, video, avatar_id, options)
+        assert calibration.assumed
+        logged = [e for e in _events_until_done(client, job_id) if e["kind"] == "log" and e["level"] == "warning"]
+        assert any("no camera calibration" in e["message"] for e in logged), logged  # the job log says it
+        assert client.job_frames(job_id, [])["manifest"]["K_source"] == "default"
+
+        K = [[40.0, 0.0, 16.0], [0.0, 40.0, 15.0], [0.0, 0.0, 1.0]]
+        (video.parent / "clip.json").write_text(json.dumps({"name": "take", "K": K}))
+        job_id, calibration = remote.submit_track(client, video, avatar_id, options)
+        assert calibration.K == K and not calibration.assumed
+        _events_until_done(client, job_id)
+        manifest = client.job_frames(job_id, [])["manifest"]
+    assert manifest["K"] == K and manifest["K_source"].endswith("clip.json")  # the copy beside the job's video
