@@ -9,6 +9,7 @@ what it has, and the next Track Video resumes there.
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -78,8 +79,10 @@ class RemoteTrackRun:
 
     @property
     def folder(self) -> Path:
-        """The laptop folder the results go to (known once the engine has named the job)."""
-        return self.track.folder if self.track is not None else Path(self.write_options.cache_dir or "")
+        """The laptop folder the results go to: the job's mirror once the engine has named the job."""
+        if self.track is not None:
+            return self.track.folder
+        return Path(self.write_options.cache_dir or Path(tempfile.gettempdir()) / "dlatrack")
 
     def pump(self) -> PumpReport:
         if self.track is not None:
