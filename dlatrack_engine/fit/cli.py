@@ -42,6 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--focal", type=float, default=None, help="focal length in pixels (default: clip calibration)")
     p.add_argument("--no-textures", action="store_true", help="skip the per-frame texture PNGs")
     p.add_argument("--no-overlays", action="store_true", help="skip the overlay PNGs")
+    p.add_argument("--no-preview", action="store_true",
+                   help="skip preview.mp4 (input, tracked mesh, relit avatar, novel view side by side)")
     p.set_defaults(func=run)
 
 
@@ -58,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         landmark_weights_dir=args.landmark_weights, calibrated_landmarks=not args.default_landmarks,
         focal=args.focal, flow_weight=args.flow_weight,
         write_textures=not args.no_textures, write_overlays=not args.no_overlays,
+        write_preview=not args.no_preview,
     )
     avatar = Avatar.load(args.avatar, device)
     bars: dict[str, tqdm] = {}
@@ -88,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
     if summary.cancelled:
         tqdm.write(f"interrupted: {summary.computed_frames} frames written to {summary.out_dir}; rerun to resume")
         return 130
+    preview = Path(args.out) / "preview.mp4"
+    if not args.no_preview and preview.exists():
+        tqdm.write(f"preview: {preview}")
     tqdm.write(f"tracked {summary.frames} frames ({summary.computed_frames} computed, {summary.skipped_frames} "
                f"resumed) -> {summary.out_dir}; " + ", ".join(f"{k} {v:.0f}s" for k, v in summary.seconds.items()))
     return 0

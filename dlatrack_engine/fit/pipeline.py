@@ -66,6 +66,7 @@ class TrackOptions:
     batch_size: int | None = None  # step-3 frames per batch override
     write_textures: bool = True
     write_overlays: bool = True
+    write_preview: bool = True  # preview.mp4 (report/preview.py) once every frame is tracked
     landmark_detector: Any = field(default=None, repr=False, compare=False)  # an instance, for tests/tools
 
     def __post_init__(self) -> None:
@@ -92,7 +93,8 @@ class TrackOptions:
 
     def fingerprint(self, video: Path, avatar_name: str) -> str:
         """What the results depend on (not device/output switches): a rerun with another is refused."""
-        keys = {k: v for k, v in self.to_dict().items() if k not in ("device", "write_textures", "write_overlays")}
+        switches = ("device", "write_textures", "write_overlays", "write_preview")
+        keys = {k: v for k, v in self.to_dict().items() if k not in switches}
         text = json.dumps({"video": str(Path(video).resolve()), "avatar": avatar_name, **keys}, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:16]
 
@@ -291,6 +293,20 @@ class _Job:
         self.seconds["track"] = time.monotonic() - start
         return {k: v / max(n, 1) for k, v in sums.items()}
 
+    def preview(self) -> None:
+        """preview.mp4 from the finished job folder. A preview that cannot be written (no ffmpeg, full disk)
+        is a warning: the tracked frames are already safe and the job is still usable."""
+        from dlatrack_engine.report.preview import write_preview
+
+        self.check_cancel()
+        try:
+            result = write_preview(self.folder.root, self.avatar)
+        except (OSError, RuntimeError, ValueError) as exc:
+            log.warning("%s: preview.mp4 not written: %s", self.folder.root, exc)
+            self.folder.update_manifest(preview_error=str(exc))
+            return
+        self.seconds["preview"] = result.seconds
+
     def _write(self, rows, todo, frames, params, terms, init_loss) -> None:
         with torch.no_grad():
             out = self.scene.render(params, self.lighting, background=frames)
@@ -320,6 +336,8 @@ def _run(video, avatar, out_dir, options, progress, cancel, adapt_only: bool) ->
         job.lighting, keys = job.adapt(init)
         if not adapt_only:
             losses = job.track(init, init_loss, job.lighting)
+            if options.write_preview:
+                job.preview()
     except Cancelled:
         cancelled = True
         log.info("job in '%s' cancelled; rerun to resume", out_dir)
