@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def classes() -> list[type]:
     """Every class to register, in dependency order (property groups before users)."""
-    from . import avatar_ops, engine, panel, preferences, properties, relight, track
+    from . import avatar_ops, comparison, engine, panel, preferences, properties, relight, track
 
     return [
         preferences.DLATrackPreferences,
@@ -14,5 +14,6 @@ def classes() -> list[type]:
         *avatar_ops.CLASSES,
         *track.CLASSES,
         *relight.CLASSES,
+        *comparison.CLASSES,
         *panel.CLASSES,
     ]
