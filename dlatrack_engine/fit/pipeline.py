@@ -243,17 +243,18 @@ class _Job:
         keys = select_key_frames(lighting_rotation(init.rotation()).cpu().numpy(), self.schedule.step2.key_frames)
         s2 = self.schedule.step2
         total = s2.rounds * (s2.light_iterations + (s2.model_iterations if self.options.adapt else 0))
-        count = {"i": 0}
+        curve: list[float] = []  # the loss at every iteration, for the report's plot
 
         def tick(stage: str, it: int, value: float) -> None:
-            count["i"] += 1
-            self.emit("adapt", count["i"], total, value, stage)
+            curve.append(float(value))
+            self.emit("adapt", len(curve), total, value, stage)
 
         _, history = run_step2(self.scene, self.frames[keys], init.select(keys), lighting, self.schedule,
                                adapt_network=self.options.adapt, cancel=self.cancel, on_iteration=tick)
         key_sources = [self.clip.indices[k] for k in keys]
         output.write_lighting(self.folder, self.options.lighting, lighting.light_code(), lighting.network,
-                              {"key_frames": keys, "key_source_frames": key_sources, "losses": history})
+                              {"key_frames": keys, "key_source_frames": key_sources, "losses": history,
+                               "iteration_losses": curve})
         self.folder.mark_stage_done("adapt")
         self.seconds["adapt"] = time.monotonic() - start
         return lighting, keys

@@ -63,7 +63,8 @@ def losses(step1: tuple[list[int], np.ndarray] | None, step2: np.ndarray | None,
         ax = axes.pop(0)
         ax.plot(np.arange(len(step2)), step2, lw=1)
         ax.set_yscale("log")
-        ax.set_title("step 2: lighting adaptation loss (Algorithm 1)", fontsize=10, loc="left")
+        ax.set_title("step 2: lighting adaptation loss (Algorithm 1: l, then φ and p, each round)", fontsize=10,
+                     loc="left")
         ax.set_xlabel("iteration")
     if step3:
         ax = axes.pop(0)

@@ -95,7 +95,7 @@ class _Painter:
         params = job.params.select(rows)
         frames = torch.as_tensor(job.frames[rows], device=job.scene.device)
         with torch.no_grad():
-            out = job.scene.render(params, job.lighting, background=frames)
+            out = job.scene.render(params, job.lighting)  # on black, as the evaluation scores it
             moved = (out.vertices_world - self.centre) @ self.turn.T + self.centre
             grey = torch.full_like(frames, 0.18)
             novel = job.scene.renderer.render(moved, job.scene.camera(len(rows)), out.relit_texture, grey).image
@@ -110,13 +110,14 @@ class _Painter:
             frame = job.frames[k]
             render = out.image[j].cpu().numpy()
             psnr = image.psnr(render, frame, job.masks[k])
+            composite = render + frame * (1 - out.mask[j].cpu().numpy())  # antialiased edges: premultiplied
             shaded = frame * (1 - 0.8 * covered[j]) + (0.05 + 0.9 * shading[j]) * MESH_TINT * 0.8 * covered[j]
             detected = job.marks.points[k] if job.marks.detected[k] else None
             tiles = [
                 panels.label(linear_to_srgb8(frame), "input"),
                 panels.label(panels.draw_landmarks(linear_to_srgb8(shaded), detected, self.mesh_marks[k]),
                              "tracked mesh, landmarks" if detected is not None else "tracked mesh (no detection)"),
-                panels.label(linear_to_srgb8(render), "avatar, adapted lighting"),
+                panels.label(linear_to_srgb8(composite), "avatar, adapted lighting"),
                 panels.label(linear_to_srgb8(novel[j].cpu().numpy()), f"novel view ({NOVEL_YAW_DEG:.0f} deg)"),
             ]
             lines = [f"frame {job.indices[k]}", f"PSNR {psnr:.1f} dB"]

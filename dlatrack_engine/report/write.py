@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from dlatrack_engine.fit.output import read_lighting_info
+from dlatrack_engine.metrics.cli import COLUMNS
 from dlatrack_engine.metrics.evaluate import Evaluation
 from dlatrack_engine.report import html, plots
 from dlatrack_engine.report.preview import PREVIEW_FILE
@@ -26,7 +27,7 @@ def _json_values(values: np.ndarray) -> list[float | None]:
 
 def loss_curves(folder: JobFolder, frames: list[int]) -> dict:
     """Steps 1-3's losses as stored in the job folder: step 1 per frame (init.npz), step 2 per iteration
-    (lighting.json), step 3's terms per frame (the frame files)."""
+    (lighting.json; jobs from before it kept one value per stage), step 3's terms per frame (the frame files)."""
     curves: dict = {}
     init = folder.root / "init.npz"
     if folder.trusted(init):
@@ -34,8 +35,8 @@ def loss_curves(folder: JobFolder, frames: list[int]) -> dict:
             rows = {i: r for r, i in enumerate(folder.read_manifest()["frames"])}
             curves["step1_landmark"] = data["loss"][[rows[i] for i in frames]].astype(np.float64)
     info = read_lighting_info(folder)
-    if info is not None and info.get("losses"):
-        curves["step2"] = np.asarray(info["losses"], np.float64)
+    if info is not None and (info.get("iteration_losses") or info.get("losses")):
+        curves["step2"] = np.asarray(info.get("iteration_losses") or info["losses"], np.float64)
     stored = [folder.read_frame(i) for i in frames]
     for term in ("pixel", "flow"):
         if all(f"loss_{term}" in f for f in stored):
@@ -82,8 +83,6 @@ def write_report(job_dir: str | Path, evaluation: Evaluation) -> Path:
         size = preview.stat().st_size
         video_src = html.data_uri("video/mp4", preview.read_bytes()) if size <= EMBED_VIDEO_BYTES \
             else f"../{PREVIEW_FILE}"
-    from dlatrack_engine.metrics.cli import COLUMNS
-
     table = [(label, fmt.format(evaluation.means[key])) for key, label, fmt in COLUMNS if key in evaluation.means]
     facts = [("video", str(manifest.get("video"))), ("avatar", str(manifest.get("avatar"))),
              ("frames", f"{len(frames)} ({frames[0]}-{frames[-1]})"),

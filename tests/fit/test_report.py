@@ -68,10 +68,15 @@ def test_report_is_self_contained_and_matches_eval(job):
     from_json_flag = json.loads((job / "metrics.json").read_text())["jobs"][0]["metrics"]
     assert document["metrics"] == from_json_flag
     assert document["lost_frames"] == [3] and document["frames"] == list(range(FRAMES))
+    # The sidebar's PSNR (written with the preview) is the evaluation's: same renders, same face masks.
+    preview_psnr = JobFolder(job / "job").read_manifest()["metrics"]["preview"]["psnr"]
+    assert preview_psnr == pytest.approx(document["metrics"]["psnr"], abs=1e-6)
     per_frame = document["per_frame"]
     assert np.mean(per_frame["psnr"]) == pytest.approx(document["metrics"]["psnr"])
     assert np.mean(per_frame["vertex_mm"]) == pytest.approx(document["metrics"]["vertex_mm"])
     assert per_frame["landmark_residual_px"][3] is None  # no detection on frame 3
     assert {"step1_landmark", "step2", "step3_pixel", "step3_flow"} <= set(document["losses"])
+    step2 = TINY.step2
+    assert len(document["losses"]["step2"]) == step2.rounds * (step2.light_iterations + step2.model_iterations)
     for name in document["plots"]:
         assert (report / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
