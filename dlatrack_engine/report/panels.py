@@ -65,3 +65,12 @@ def mosaic(panels: list[np.ndarray], columns: int) -> np.ndarray:
         r, c = divmod(i, columns)
         out[r * h:(r + 1) * h, c * w:(c + 1) * w] = panel
     return out
+
+
+def fit_width(image: np.ndarray, max_width: int) -> np.ndarray:
+    """`image` scaled down (INTER_AREA, even sides) to at most `max_width` pixels wide; unchanged if narrower."""
+    h, w = image.shape[:2]
+    if w <= max_width:
+        return image
+    size = (max_width - max_width % 2, max(2, round(h * max_width / w / 2) * 2))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)

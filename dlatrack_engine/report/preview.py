@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 PREVIEW_FILE = "preview.mp4"
 NOVEL_YAW_DEG = 40.0
 COLUMNS = 3
+MAX_WIDTH = 3840  # what browsers and Blender decode; clips wider than 1280 px get smaller panels
 MESH_TINT = np.array([0.55, 0.75, 1.0], np.float32)  # linear RGB: a blue-grey clay, apart from any skin
 
 
@@ -148,17 +149,15 @@ def write_preview(job_dir: str | Path, avatar, batch: int = 8) -> PreviewResult:
         for first in range(0, len(job.indices), batch):
             for tiles, value in painter.batch(list(range(first, min(first + batch, len(job.indices))))):
                 psnr.append(value)
-                mosaic = panels.mosaic(tiles, COLUMNS)
+                mosaic = panels.fit_width(panels.mosaic(tiles, COLUMNS), MAX_WIDTH)
                 size[:] = [mosaic.shape[1], mosaic.shape[0]]
                 yield mosaic
 
     path = job.folder.root / PREVIEW_FILE
-    partial = path.with_name(f".preview.{os.getpid()}.partial.mp4")  # ffmpeg picks the format by extension
-    try:
+    with tempfile.TemporaryDirectory(prefix="dlatrack-preview-") as tmp:  # nothing half-written in the job
+        partial = Path(tmp) / PREVIEW_FILE
         count = encode_mp4(frames(), partial, job.fps)
         job.folder.write_file(path, partial.read_bytes())  # the job folder's atomic write and ledger
-    finally:
-        partial.unlink(missing_ok=True)
     seconds = time.monotonic() - start
     result = PreviewResult(path, count, (size[0], size[1]), job.fps, psnr, job.lost_frames, seconds)
     summary = {"file": PREVIEW_FILE, "psnr": float(np.mean(psnr)), "lost_frames": result.lost_frames,

@@ -80,3 +80,13 @@ def test_report_is_self_contained_and_matches_eval(job):
     assert len(document["losses"]["step2"]) == step2.rounds * (step2.light_iterations + step2.model_iterations)
     for name in document["plots"]:
         assert (report / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_1080p_clip_gets_an_even_mosaic_no_wider_than_players_decode():
+    from dlatrack_engine.report import panels
+    from dlatrack_engine.report.preview import MAX_WIDTH
+
+    mosaic = panels.mosaic([np.full((1081, 1921, 3), 9, np.uint8)] * 5, 3)
+    assert mosaic.shape == (2162, 5764, 3)  # odd width padded: H.264 4:2:0 needs even sides
+    fitted = panels.fit_width(mosaic, MAX_WIDTH)
+    assert fitted.shape[1] == MAX_WIDTH and fitted.shape[0] % 2 == 0 and abs(fitted.shape[0] - 1440) <= 2
