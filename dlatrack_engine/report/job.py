@@ -78,10 +78,13 @@ def load_job_lighting(folder: JobFolder, avatar, scene: FaceScene) -> VideoLight
     return lighting
 
 
-def _ground_truth(path: Path, indices: list[int]) -> dict[str, np.ndarray]:
+def _ground_truth(path: Path, indices: list[int]) -> dict[str, np.ndarray] | None:
+    """The truth of the tracked frames; None for a gt.npz that only calibrates the camera (K alone)."""
     with np.load(path) as data:
         gt = {k: data[k] for k in data.files}
     need = ("vertices", "head_R", "head_t", "K")
+    if not {"vertices", "head_R", "head_t"} & set(gt):
+        return None
     missing = [k for k in need if k not in gt]
     if missing:
         raise ValueError(f"'{path}': fields {missing} missing (expected {list(need)})")
