@@ -6,7 +6,8 @@ Runs in an interactive Blender (a display is needed; Xvfb is enough):
         blender --factory-startup --window-geometry 0 0 1280 800 \
         --python blender_addon/docs/screenshot_panel.py -- OUT.png [--engine-python .venv/bin/python] \
         [--frames 2] [--preset FAST] [--video V] [--avatar A]
-    convert-im6.q16 OUT.png -colors 160 blender_addon/docs/panel.png    # ImageMagick: < 300 KB
+    .venv/bin/python -c "from PIL import Image; Image.open('OUT.png').convert('RGB').quantize(256).save(
+        'blender_addon/docs/panel.png', optimize=True)"    # 256 colours: < 300 KB
 
 (DLATRACK_CACHE keeps the engine's job registry out of the repository's cache; one Mesa thread keeps redraws
 quick on a busy CPU.)
