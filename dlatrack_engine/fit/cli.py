@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         if bar is None:
             for other in bars.values():
                 other.close()
-            unit = "frame" if stage in ("landmarks", "track") else "it"
+            unit = "frame" if stage in ("landmarks", "track", "preview") else "it"
             bar = bars[stage] = tqdm(total=event.total, desc=stage, unit=unit, dynamic_ncols=True)
         if event.stage != "track":
             bar.n = min(event.frame, event.total)

@@ -39,7 +39,7 @@ from dlatrack_engine.video import read_clip
 from dlatrack_engine.wire.jobfolder import JobFolder, JobFolderError
 
 log = logging.getLogger(__name__)
-STAGES = ("landmarks", "init", "adapt", "track", "write")
+STAGES = ("landmarks", "init", "adapt", "track", "write", "preview")
 
 
 @dataclass
@@ -299,9 +299,14 @@ class _Job:
         is a warning: the tracked frames are already safe and the job is still usable."""
         from dlatrack_engine.report.preview import write_preview
 
-        self.check_cancel()
+        def tick(done: int, total: int) -> None:
+            self.check_cancel()
+            self.emit("preview", done, total)
+
         try:
-            result = write_preview(self.folder.root, self.avatar)
+            result = write_preview(self.folder.root, self.avatar, on_frame=tick)
+        except Cancelled:
+            raise
         except (OSError, RuntimeError, ValueError) as exc:
             log.warning("%s: preview.mp4 not written: %s", self.folder.root, exc)
             self.folder.update_manifest(preview_error=str(exc))

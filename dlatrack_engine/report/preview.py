@@ -14,6 +14,7 @@ import logging
 import math
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,9 +137,11 @@ class _Painter:
         return result
 
 
-def write_preview(job_dir: str | Path, avatar, batch: int = 8) -> PreviewResult:
+def write_preview(job_dir: str | Path, avatar, batch: int = 8,
+                  on_frame: Callable[[int, int], None] | None = None) -> PreviewResult:
     """Render and encode `preview.mp4` in the job folder; records its mean PSNR and lost frames in the
-    manifest's `metrics.preview` (what the add-on's sidebar shows)."""
+    manifest's `metrics.preview` (what the add-on's sidebar shows). `on_frame(done, total)` follows the
+    progress (and may raise to stop: nothing is written then)."""
     start = time.monotonic()
     job = load_job(job_dir, avatar)
     painter = _Painter(job)
@@ -149,6 +152,8 @@ def write_preview(job_dir: str | Path, avatar, batch: int = 8) -> PreviewResult:
         for first in range(0, len(job.indices), batch):
             for tiles, value in painter.batch(list(range(first, min(first + batch, len(job.indices))))):
                 psnr.append(value)
+                if on_frame is not None:
+                    on_frame(len(psnr), len(job.indices))
                 mosaic = panels.fit_width(panels.mosaic(tiles, COLUMNS), MAX_WIDTH)
                 size[:] = [mosaic.shape[1], mosaic.shape[0]]
                 yield mosaic

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from types import SimpleNamespace
 
 import imageio_ffmpeg
 import numpy as np
@@ -24,12 +25,15 @@ def job(tmp_path_factory, avatar, clip_dir):
     base = tmp_path_factory.mktemp("report")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(TrackOptions, "schedule", lambda self: TINY)
-        track_video(root, avatar, base / "job", TrackOptions(key_frames=3, landmark_detector=ReplayDetector(marks)))
+        events = []
+        track_video(root, avatar, base / "job", TrackOptions(key_frames=3, landmark_detector=ReplayDetector(marks)),
+                    progress=events.append)
+    preview_events = [(e.frame, e.total) for e in events if e.stage == "preview"]
     package = avatar.to_package(base / "avatar")
     args = argparse.Namespace(jobs=[str(base / "job")], avatar=str(package), device="cpu", no_csim=True,
                               results=None, section="s", json=str(base / "metrics.json"), no_report=False)
     assert cli.run(args) == 0
-    return base
+    return SimpleNamespace(root=base, preview_events=preview_events)
 
 
 def _decode(path):
@@ -41,7 +45,7 @@ def _decode(path):
 
 
 def test_preview_decodes_at_the_clips_size_rate_and_length_with_distinct_panels(job):
-    meta, frames = _decode(job / "job" / "preview.mp4")
+    meta, frames = _decode(job.root / "job" / "preview.mp4")
     assert len(frames) == FRAMES and meta["fps"] == pytest.approx(24.0)
     assert meta["size"] == (3 * WIDTH, 2 * HEIGHT)  # panels at the clip's size, three to a row
     tiles = [frames[2][r * HEIGHT:(r + 1) * HEIGHT, c * WIDTH:(c + 1) * WIDTH].astype(float)
@@ -52,12 +56,14 @@ def test_preview_decodes_at_the_clips_size_rate_and_length_with_distinct_panels(
             assert np.abs(tiles[a][body] - tiles[b][body]).mean() > 3.0, (a, b)
     # The relit avatar composited over the frame looks like the frame (a good track), the novel view does not.
     assert np.abs(tiles[2][body] - tiles[0][body]).mean() < np.abs(tiles[3][body] - tiles[0][body]).mean()
-    preview = JobFolder(job / "job").read_manifest()["metrics"]["preview"]
+    # The preview reports its progress (the add-on shows 'preview k/N' while it renders).
+    assert job.preview_events[-1] == (FRAMES, FRAMES)
+    preview = JobFolder(job.root / "job").read_manifest()["metrics"]["preview"]
     assert preview["frames"] == FRAMES and preview["lost_frames"] == [3] and preview["psnr"] > 20
 
 
 def test_report_is_self_contained_and_matches_eval(job):
-    report = job / "job" / "report"
+    report = job.root / "job" / "report"
     page = (report / "report.html").read_text()
     outside_data = re.sub(r"data:[a-z/0-9]+;base64,[A-Za-z0-9+/=]+", "DATA", page)
     assert not re.search(r"(https?:)?//", outside_data) and "<script" not in page.lower()
@@ -65,11 +71,11 @@ def test_report_is_self_contained_and_matches_eval(job):
     assert page.count("src='data:image/png;base64,") == 5  # image, landmarks, ground truth, losses, lighting
     assert "src='data:video/mp4;base64," in page
     document = json.loads((report / "metrics.json").read_text())
-    from_json_flag = json.loads((job / "metrics.json").read_text())["jobs"][0]["metrics"]
+    from_json_flag = json.loads((job.root / "metrics.json").read_text())["jobs"][0]["metrics"]
     assert document["metrics"] == from_json_flag
     assert document["lost_frames"] == [3] and document["frames"] == list(range(FRAMES))
     # The sidebar's PSNR (written with the preview) is the evaluation's: same renders, same face masks.
-    preview_psnr = JobFolder(job / "job").read_manifest()["metrics"]["preview"]["psnr"]
+    preview_psnr = JobFolder(job.root / "job").read_manifest()["metrics"]["preview"]["psnr"]
     assert preview_psnr == pytest.approx(document["metrics"]["psnr"], abs=1e-6)
     per_frame = document["per_frame"]
     assert np.mean(per_frame["psnr"]) == pytest.approx(document["metrics"]["psnr"])
