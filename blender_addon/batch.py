@@ -4,6 +4,7 @@
         [--render out/####.png] [--frames START:COUNT] [--key-frames K] [--preset STANDARD] [--mode AUTO]
         [--engine-python .venv/bin/python | --connection-file engine.json] [--job-dir DIR]
         [--job-folder DONE_JOB]   # write an already tracked job folder, no engine needed
+        [--lighting-from LIGHTING]  # reuse a lighting from `dlatrack adapt` (or a job folder): skips step 2
 
 Timers never fire in background mode, so the job is pumped synchronously with the same session and scene
 writer the sidebar's modal operator uses. Also runs under a plain Python that has the `bpy` module.
@@ -52,6 +53,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="copy the job folder over the socket even if the engine's disk is visible (remote-engine path)",
     )  # fmt: skip
     parser.add_argument("--job-folder", help="an existing, tracked job folder to write (no engine)")
+    parser.add_argument(
+        "--lighting-from", metavar="DIR",
+        help="reuse this adapted lighting (`dlatrack adapt`'s folder or a job folder; a path on the engine's "
+             "machine): step 2 is skipped, so one lighting serves every take of a room",
+    )  # fmt: skip
     parser.add_argument(
         "--option", action="append", default=[], metavar="KEY=VALUE",
         help="any other engine TrackOptions field, VALUE in JSON (e.g. stride=2, adapt=false); repeatable",
@@ -105,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     from blender_addon.blender.avatar import import_avatar
     from blender_addon.blender.scene import WriteOptions, write_result
     from blender_addon.blender.tracking import TrackRun
+    from blender_addon.io.lightings import with_lighting
     from blender_addon.io.options import track_options
 
     if not bpy.data.filepath:
@@ -130,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         start, _, count = args.frames.partition(":")
         request = {**track_options(int(start), int(count or 0), args.key_frames, args.preset.upper()),
                    **extra_options(args.option)}  # fmt: skip
+        request = with_lighting(request, str(Path(args.lighting_from).resolve()) if args.lighting_from else None)
         job_dir = Path(args.job_dir) if args.job_dir else out.with_suffix(".dlatrack")
         settings.video_path = str(Path(args.video).resolve())
         with tempfile.TemporaryDirectory(prefix="dlatrack-batch-") as tmp:

@@ -30,3 +30,16 @@ def test_unknown_subcommand_is_an_error_naming_the_choices() -> None:
                             check=False)
     assert result.returncode == 2
     assert "invalid choice: 'nosuch'" in result.stderr and "track" in result.stderr
+
+
+def test_adapt_and_track_share_the_request_arguments_and_track_reuses_a_lighting(tmp_path) -> None:
+    from dlatrack_engine.cli import build_parser
+    from dlatrack_engine.fit.cli import track_options
+
+    adapt = build_parser("adapt").parse_args(["adapt", "take1.mp4", "--avatar", "a", "--out", "room", "-K", "12"])
+    options = track_options(adapt, "cpu")
+    assert options.key_frames == 12 and options.lighting_from is None and options.steps == "full"
+    track = build_parser("track").parse_args(
+        ["track", "take2.mp4", "--avatar", "a", "--out", "t2", "--lighting-from", str(tmp_path / "room")]
+    )
+    assert track_options(track, "cpu").lighting_from == str(tmp_path / "room")

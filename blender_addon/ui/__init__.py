@@ -5,10 +5,11 @@ from __future__ import annotations
 
 def classes() -> list[type]:
     """Every class to register, in dependency order (property groups before users)."""
-    from . import avatar_ops, comparison, engine, panel, preferences, properties, relight, track
+    from . import avatar_ops, comparison, engine, lighting, panel, preferences, properties, relight, track
 
     return [
         preferences.DLATrackPreferences,
+        properties.DLATrackLighting,
         properties.DLATrackSceneSettings,
         *engine.CLASSES,
         *avatar_ops.CLASSES,
@@ -16,4 +17,5 @@ def classes() -> list[type]:
         *relight.CLASSES,
         *comparison.CLASSES,
         *panel.CLASSES,
+        *lighting.CLASSES,  # its sub-panel after the main panel
     ]

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import (
+    BoolProperty,
+    CollectionProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
 
 from ..io.options import PRESETS
 
@@ -14,6 +22,17 @@ def _relit_changed(self: DLATrackSceneSettings, context: bpy.types.Context) -> N
     avatar_material = material.avatar_material(self.avatar_object)
     if avatar_material is not None:
         material.set_relit(avatar_material, self.show_relit)
+
+
+class DLATrackLighting(bpy.types.PropertyGroup):
+    """A lighting adapted by Adapt Lighting, stored by name in the scene (`name` is the list's label)."""
+
+    folder: StringProperty(name="Folder", description="The lighting folder on the engine's machine")
+    video: StringProperty(name="Video", description="The video it was adapted to")
+    model: StringProperty(name="Model", default="G")
+    key_frames: StringProperty(name="Key frames", description="Video frames the lighting was adapted on")
+    preview: PointerProperty(type=bpy.types.Image, name="Preview",
+                             description="A key frame beside the avatar relit with this lighting")  # fmt: skip
 
 
 class DLATrackSceneSettings(bpy.types.PropertyGroup):
@@ -43,6 +62,17 @@ class DLATrackSceneSettings(bpy.types.PropertyGroup):
     show_relit: BoolProperty(
         name="Relit", default=True, update=_relit_changed,
         description="Show the relit texture (the video's lighting) instead of the fully-lit one",
+    )  # fmt: skip
+    lightings: CollectionProperty(type=DLATrackLighting, name="Lightings")
+    lighting_index: IntProperty(name="Lighting", default=0, min=0)
+    lighting_name: StringProperty(name="Name", description="Name of the next adapted lighting (default: the video's)")
+    lighting_mode: EnumProperty(
+        name="Track with",
+        items=[
+            ("ADAPT", "Adapt anew", "Track Video adapts the lighting to this video (step 2)"),
+            ("STORED", "Stored lighting", "Track Video reuses the selected stored lighting and skips step 2"),
+        ],
+        default="ADAPT",
     )  # fmt: skip
     # Live status, written by the operators (not saved meaningfully across sessions).
     job_id: StringProperty(name="Job")

@@ -9,12 +9,15 @@ operator with its message and keeps every frame already written.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import bpy
 
 from ..blender.scene import WriteOptions
 from ..blender.tracking import TrackRun
+from ..io.lightings import with_lighting
 from ..io.options import job_folder_name, track_options
 from . import engine, preferences
 
@@ -44,13 +47,36 @@ def write_options(context: bpy.types.Context) -> WriteOptions:
     return options
 
 
-class DLATRACK_OT_track_video(bpy.types.Operator):
-    """Track the video with the avatar in the engine and animate the avatar as frames arrive (ESC cancels)"""
+def sidebar_options(settings: Any) -> dict[str, Any]:
+    """The request options the sidebar's frame range, K and quality make."""
+    return track_options(settings.frame_start, settings.frame_count, settings.key_frames, settings.preset)
 
-    bl_idname = "dlatrack.track_video"
-    bl_label = "Track Video"
+
+def job_dir(context: bpy.types.Context, video: str, package: str, request: Mapping[str, Any]) -> str | None:
+    """The job folder under the preferences' output folder, one per request; None: the engine's own."""
+    prefs = preferences.get(context)
+    if not (prefs and prefs.output_dir):
+        return None
+    return str(Path(bpy.path.abspath(prefs.output_dir)) / job_folder_name(video, package, request))
+
+
+def stored_lighting_folder(settings: Any) -> str | None:
+    """The stored lighting Track Video reuses, or None to adapt anew (an error when none is selected)."""
+    if settings.lighting_mode != "STORED":
+        return None
+    if not 0 <= settings.lighting_index < len(settings.lightings):
+        raise ValueError("Track with 'Stored lighting' needs one: run Adapt Lighting first, then select it")
+    return settings.lightings[settings.lighting_index].folder
+
+
+class ModalJob:
+    """The modal loop of an engine job (Track Video, Adapt Lighting): submit, pump on a timer, ESC cancels.
+    A mixin, not an Operator subclass: Blender cannot register a subclass of a registered operator."""
 
     _timer = None
+    # Whether the job becomes the scene's tracked job (job_id / job_folder: the Result box, Show Comparison,
+    # Relight for Camera). An adapt job tracks no frame, so it leaves the last tracked job in place.
+    result_job = True
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -62,35 +88,34 @@ class DLATRACK_OT_track_video(bpy.types.Operator):
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event | None) -> set[str]:
         if context.window is None:  # background mode: no event loop for a modal operator
-            self.report({"ERROR"}, "Track Video needs Blender's UI; headless, use blender_addon/batch.py")
+            self.report({"ERROR"}, f"{self.bl_label} needs Blender's UI; headless, use blender_addon/batch.py")
             return {"CANCELLED"}
         settings = context.scene.dlatrack
         video = bpy.path.abspath(settings.video_path)
         if not video:
             self.report({"ERROR"}, "choose a video first")
             return {"CANCELLED"}
-        prefs = preferences.get(context)
         try:
-            client = engine.connect(context)
-            options = track_options(settings.frame_start, settings.frame_count, settings.key_frames, settings.preset)
-            package = engine.avatar_package(settings)
-            out_dir = None  # the engine's own job folder
-            if prefs and prefs.output_dir:
-                out_dir = str(Path(bpy.path.abspath(prefs.output_dir)) / job_folder_name(video, package, options))
-            avatar_id = engine.avatar_id(package)
-            avatar, scene = settings.avatar_object, context.scene
-            run = TrackRun.submit(scene, avatar, client, avatar_id, video, options, out_dir, write_options(context))
+            run = self.submit(context, engine.connect(context), video)
         except Exception as exc:  # engine errors carry the engine's message
             self.report({"ERROR"}, f"DLATrack: {exc}")
             return {"CANCELLED"}
         _runs[context.scene.name] = run
-        settings.job_id, settings.job_folder = run.session.job_id, str(run.folder)
+        if self.result_job:
+            settings.job_id, settings.job_folder = run.session.job_id, str(run.folder)
         settings.running, settings.progress, settings.status = True, 0.0, "queued"
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.1, window=context.window)
         wm.progress_begin(0.0, 1.0)
         wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
+
+    def submit(self, context: bpy.types.Context, client: Any, video: str) -> Any:
+        """Start the engine job; -> the run the modal loop pumps (`session`, `folder`, `pump`, `finish`)."""
+        raise NotImplementedError
+
+    def done_message(self, run: Any) -> str:
+        raise NotImplementedError
 
     def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         run = active_run(context.scene)
@@ -130,7 +155,7 @@ class DLATRACK_OT_track_video(bpy.types.Operator):
         if report.error:
             self.report({"ERROR"}, f"DLATrack: {report.error} ({run.session.frames_written} frames kept)")
         else:
-            self.report({"INFO"}, f"DLATrack: {report.state.value}, {run.session.frames_written} frames written")
+            self.report({"INFO"}, f"DLATrack: {report.state.value}, {self.done_message(run)}")
         return self._end(context, {"FINISHED"} if report.state.value == "completed" else {"CANCELLED"})
 
     def _end(self, context: bpy.types.Context, result: set[str]) -> set[str]:
@@ -148,6 +173,25 @@ class DLATRACK_OT_track_video(bpy.types.Operator):
         settings.running = False
         settings.status = "done" if "FINISHED" in result else "stopped"
         return result
+
+
+class DLATRACK_OT_track_video(ModalJob, bpy.types.Operator):
+    """Track the video with the avatar in the engine and animate the avatar as frames arrive (ESC cancels)"""
+
+    bl_idname = "dlatrack.track_video"
+    bl_label = "Track Video"
+
+    def submit(self, context: bpy.types.Context, client: Any, video: str) -> TrackRun:
+        settings = context.scene.dlatrack
+        options = with_lighting(sidebar_options(settings), stored_lighting_folder(settings))
+        package = engine.avatar_package(settings)
+        out_dir = job_dir(context, video, package, options)
+        avatar_id = engine.avatar_id(package)
+        avatar, scene = settings.avatar_object, context.scene
+        return TrackRun.submit(scene, avatar, client, avatar_id, video, options, out_dir, write_options(context))
+
+    def done_message(self, run: Any) -> str:
+        return f"{run.session.frames_written} frames written"
 
 
 class DLATRACK_OT_cancel(bpy.types.Operator):

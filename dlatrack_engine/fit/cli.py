@@ -1,5 +1,5 @@
-"""`dlatrack track VIDEO --avatar A --out DIR`: the registration pipeline from the command line, with a
-tqdm progress bar per stage. The server calls the same `track_video`."""
+"""`dlatrack track VIDEO --avatar A --out DIR [--lighting-from LIGHTING]`: the registration pipeline from the
+command line, with a tqdm progress bar per stage. The server calls the same `track_video`."""
 
 from __future__ import annotations
 
@@ -17,6 +17,20 @@ log = logging.getLogger(__name__)
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("track", help="track a video with an avatar (steps 1-3 of the paper)",
                               description=__doc__)
+    add_request_arguments(p)
+    p.add_argument("--landmarks-only", action="store_true", help="baseline: step 1 alone (no step 3)")
+    p.add_argument("--flow-weight", type=float, default=None, help="λ_flow (paper: 3.0)")
+    p.add_argument("--no-textures", action="store_true", help="skip the per-frame texture PNGs")
+    p.add_argument("--no-overlays", action="store_true", help="skip the overlay PNGs")
+    p.add_argument("--no-preview", action="store_true",
+                   help="skip preview.mp4 (input, tracked mesh, relit avatar, novel view side by side)")
+    p.add_argument("--lighting-from", default=None, metavar="DIR",
+                   help="reuse the lighting adapted by `dlatrack adapt` (its folder or any job folder): skips step 2")
+    p.set_defaults(func=run)
+
+
+def add_request_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments `track` and `adapt` share: input, avatar, output, steps 1-2's settings."""
     p.add_argument("video", help="video file (mp4/mov/avi/...) or folder of PNG/JPG frames")
     p.add_argument("--avatar", required=True, help="avatar package (folder or .zip)")
     p.add_argument("--out", required=True, help="job folder (rerun with the same folder to resume)")
@@ -31,8 +45,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-adapt", action="store_true", help="ablation: fit only the light code, keep φ")
     p.add_argument("--scratch-lighting", action="store_true",
                    help="ablation: G from random weights (no light-stage pre-training)")
-    p.add_argument("--landmarks-only", action="store_true", help="baseline: step 1 alone (no step 3)")
-    p.add_argument("--flow-weight", type=float, default=None, help="λ_flow (paper: 3.0)")
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: CUDA when present)")
     p.add_argument("--detector", choices=("auto", "face-alignment", "mediapipe"), default="auto")
     p.add_argument("--landmark-weights", default=None, help="folder with face-alignment's weight files")
@@ -40,28 +52,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="step 1 ties landmarks to the topology's default ℓ_i even when the avatar has ones "
                         "calibrated for the detector (`dlatrack train landmarks`)")
     p.add_argument("--focal", type=float, default=None, help="focal length in pixels (default: clip calibration)")
-    p.add_argument("--no-textures", action="store_true", help="skip the per-frame texture PNGs")
-    p.add_argument("--no-overlays", action="store_true", help="skip the overlay PNGs")
-    p.add_argument("--no-preview", action="store_true",
-                   help="skip preview.mp4 (input, tracked mesh, relit avatar, novel view side by side)")
-    p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from dlatrack_engine.avatar.runtime import Avatar
-    from dlatrack_engine.device import pick_device
-    from dlatrack_engine.fit.pipeline import ProgressEvent, TrackOptions, track_video
+def track_options(args: argparse.Namespace, device: str):
+    """TrackOptions from the parsed arguments (`adapt` has no step-3 arguments: their defaults)."""
+    from dlatrack_engine.fit.pipeline import TrackOptions
 
-    device = pick_device(args.device)
-    options = TrackOptions(
+    lighting_from = getattr(args, "lighting_from", None)
+    return TrackOptions(
         key_frames=args.key_frames, quality=args.quality, start=args.start, stop=args.stop, stride=args.stride,
         lighting=args.lighting, adapt=not args.no_adapt, pretrained_lighting=not args.scratch_lighting,
-        steps="landmarks" if args.landmarks_only else "full", device=str(device), detector=args.detector,
-        landmark_weights_dir=args.landmark_weights, calibrated_landmarks=not args.default_landmarks,
-        focal=args.focal, flow_weight=args.flow_weight,
-        write_textures=not args.no_textures, write_overlays=not args.no_overlays,
-        write_preview=not args.no_preview,
+        steps="landmarks" if getattr(args, "landmarks_only", False) else "full", device=device,
+        detector=args.detector, landmark_weights_dir=args.landmark_weights,
+        calibrated_landmarks=not args.default_landmarks, focal=args.focal,
+        flow_weight=getattr(args, "flow_weight", None), write_textures=not getattr(args, "no_textures", False),
+        write_overlays=not getattr(args, "no_overlays", False),
+        write_preview=not getattr(args, "no_preview", False),
+        lighting_from=None if lighting_from is None else str(Path(lighting_from).resolve()),
     )
+
+
+def run_with_progress(function, args: argparse.Namespace):
+    """Run a pipeline function (`track_video`, `adapt_lighting`) with a tqdm bar per stage; Ctrl-C finishes
+    the current frame and keeps the folder resumable."""
+    from dlatrack_engine.avatar.runtime import Avatar
+    from dlatrack_engine.device import pick_device
+    from dlatrack_engine.fit.pipeline import ProgressEvent
+
+    device = pick_device(args.device)
+    options = track_options(args, str(device))
     avatar = Avatar.load(args.avatar, device)
     bars: dict[str, tqdm] = {}
 
@@ -81,13 +100,19 @@ def run(args: argparse.Namespace) -> int:
         bar.refresh()
 
     cancel = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())  # finish the frame, keep the folder resumable
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
     try:
-        summary = track_video(Path(args.video), avatar, Path(args.out), options, progress, cancel)
+        return function(Path(args.video), avatar, Path(args.out), options, progress, cancel)
     finally:
         signal.signal(signal.SIGINT, previous)
         for bar in bars.values():
             bar.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    from dlatrack_engine.fit.pipeline import track_video
+
+    summary = run_with_progress(track_video, args)
     if summary.cancelled:
         tqdm.write(f"interrupted: {summary.computed_frames} frames written to {summary.out_dir}; rerun to resume")
         return 130

@@ -2,19 +2,17 @@
 
 Besides the layout's files, the pipeline keeps its intermediate results there so a rerun resumes at the
 first unfinished stage: `landmarks.npz` (detections, per source frame), `init.npz` (step-1 r̃, t̃, z̃ and
-losses), `lighting/lighting.json` (kind, key frames, losses). Every file goes through the job folder's
+losses); the adapted lighting `lighting/` is written by `lighting_store.py`. Every file goes through the job folder's
 atomic write and is recorded in its ledger (`wire/ledger.py`), so a resume trusts only what it wrote.
 """
 
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save as save_safetensors
 
 from dlatrack_engine.colour import linear_to_srgb8
 from dlatrack_engine.fit.params import FrameParams
@@ -45,21 +43,6 @@ def load_params(path: Path, device: torch.device) -> tuple[FrameParams, dict[str
 def texture_png(texture: torch.Tensor) -> np.ndarray:
     """[3, T, T] linear -> [T, T, 3] uint8 sRGB (row 0 = top of the UV image, as the model stores it)."""
     return linear_to_srgb8(texture.detach().permute(1, 2, 0).cpu().numpy())
-
-
-def write_lighting(folder: JobFolder, kind: str, light_code: torch.Tensor, network: torch.nn.Module | None,
-                   info: dict) -> None:
-    folder.write_light_code(light_code.cpu().numpy())
-    if network is not None:
-        tensors = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
-        folder.write_file(folder.lighting_weights_path, save_safetensors(tensors))
-    data = json.dumps({"kind": kind, **info}, indent=1).encode()
-    folder.write_file(folder.root / "lighting" / "lighting.json", data)
-
-
-def read_lighting_info(folder: JobFolder) -> dict | None:
-    path = folder.root / "lighting" / "lighting.json"
-    return json.loads(folder.read_file(path)) if folder.trusted(path) else None
 
 
 def write_frame_results(folder: JobFolder, index: int, params: FrameParams, row: int, vertices: torch.Tensor,

@@ -24,10 +24,11 @@ import torch
 
 from dlatrack_engine import __version__
 from dlatrack_engine.device import pick_device
-from dlatrack_engine.fit import output
+from dlatrack_engine.fit import lighting_store, output
 from dlatrack_engine.fit.camera_setup import resolve_intrinsics
 from dlatrack_engine.fit.keyframes import select_key_frames
 from dlatrack_engine.fit.lighting import LIGHTING_KINDS, VideoLighting
+from dlatrack_engine.fit.lighting_preview import preview_png
 from dlatrack_engine.fit.optim import Cancelled
 from dlatrack_engine.fit.scene import FaceScene, lighting_rotation
 from dlatrack_engine.fit.schedule import Schedule
@@ -67,6 +68,7 @@ class TrackOptions:
     write_textures: bool = True
     write_overlays: bool = True
     write_preview: bool = True  # preview.mp4 (report/preview.py) once every frame is tracked
+    lighting_from: str | None = None  # a lighting folder (or job folder) to reuse: step 2 is skipped (issue 27)
     landmark_detector: Any = field(default=None, repr=False, compare=False)  # an instance, for tests/tools
 
     def __post_init__(self) -> None:
@@ -146,6 +148,8 @@ class _Job:
         self.seconds: dict[str, float] = {}
         self.lighting: VideoLighting | None = None
         self.computed = self.skipped = 0
+        self.reused = None if options.lighting_from is None else lighting_store.read_reusable(
+            options.lighting_from, avatar, options.lighting)  # refused now, before any work
         self.folder = self._open_folder(Path(out_dir), video, K, k_source)
 
     def _open_folder(self, out_dir: Path, video: Path, K: np.ndarray, k_source: str) -> JobFolder:
@@ -226,20 +230,24 @@ class _Job:
         return params, loss
 
     def adapt(self, init) -> tuple[VideoLighting | None, list[int]]:
+        """Step 2 (Algorithm 1) on K key frames, or the reused lighting copied in; -> lighting, key rows."""
         if self.options.lighting == "none":
             return None, []
+        stored = lighting_store.read_job(self.folder)
+        if stored is not None and "adapt" in self.folder.read_manifest()["stages_done"]:
+            keys = [] if stored.info.reused_from else list(stored.info.key_frames)
+            return stored.video_lighting(self.avatar, self.scene.renderer), keys
+        root = lighting_store.job_lighting_root(self.folder)
+        start = time.monotonic()
+        if self.reused is not None:
+            info = lighting_store.copy_into(self.reused, root, self.folder.write_file)
+            self.folder.update_manifest(lighting_source={"path": info.reused_from, "files": info.files})
+            self.folder.mark_stage_done("adapt")
+            self.seconds["adapt"] = time.monotonic() - start
+            log.info("step 2 skipped: lighting reused from %s", info.reused_from)
+            return self.reused.video_lighting(self.avatar, self.scene.renderer), []
         lighting = VideoLighting(self.options.lighting, self.avatar, self.scene.renderer,
                                  pretrained=self.options.pretrained_lighting)
-        info = output.read_lighting_info(self.folder)
-        if info is not None and "adapt" in self.folder.read_manifest()["stages_done"]:
-            with torch.no_grad():
-                lighting.code.copy_(torch.as_tensor(self.folder.read_light_code())[None])
-                if lighting.network is not None:
-                    from safetensors.torch import load_file
-
-                    lighting.network.load_state_dict(load_file(str(self.folder.lighting_weights_path)))
-            return lighting, list(info["key_frames"])
-        start = time.monotonic()
         keys = select_key_frames(lighting_rotation(init.rotation()).cpu().numpy(), self.schedule.step2.key_frames)
         s2 = self.schedule.step2
         total = s2.rounds * (s2.light_iterations + (s2.model_iterations if self.options.adapt else 0))
@@ -251,10 +259,10 @@ class _Job:
 
         _, history = run_step2(self.scene, self.frames[keys], init.select(keys), lighting, self.schedule,
                                adapt_network=self.options.adapt, cancel=self.cancel, on_iteration=tick)
-        key_sources = [self.clip.indices[k] for k in keys]
-        output.write_lighting(self.folder, self.options.lighting, lighting.light_code(), lighting.network,
-                              {"key_frames": keys, "key_source_frames": key_sources, "losses": history,
-                               "iteration_losses": curve})
+        meta = {"key_frames": keys, "key_source_frames": [self.clip.indices[k] for k in keys], "losses": history,
+                "iteration_losses": curve, "video": str(self.clip.path)}
+        preview = preview_png(self.scene, self.frames[keys[0]], init.select(keys[:1]), lighting)
+        lighting_store.write(root, lighting, self.avatar, self.folder.write_file, meta, preview)
         self.folder.mark_stage_done("adapt")
         self.seconds["adapt"] = time.monotonic() - start
         return lighting, keys

@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 import torch
 
+from dlatrack_engine.fit import lighting_store
 from dlatrack_engine.fit.camera_setup import clip_root
 from dlatrack_engine.fit.lighting import VideoLighting
-from dlatrack_engine.fit.output import read_lighting_info
 from dlatrack_engine.fit.params import FrameParams
 from dlatrack_engine.fit.scene import FaceScene
 from dlatrack_engine.landmarks import LandmarkTrack
@@ -65,17 +65,10 @@ def face_masks(root: Path, indices: list[int], marks: LandmarkTrack, height: int
 
 
 def load_job_lighting(folder: JobFolder, avatar, scene: FaceScene) -> VideoLighting | None:
-    info = read_lighting_info(folder)
-    if info is None:
-        return None
-    lighting = VideoLighting(info["kind"], avatar, scene.renderer)
-    with torch.no_grad():
-        lighting.code.copy_(torch.as_tensor(folder.read_light_code(), device=avatar.device)[None])
-        if lighting.network is not None:
-            from safetensors.torch import load_file
-
-            lighting.network.load_state_dict(load_file(str(folder.lighting_weights_path)))
-    return lighting
+    """The job's adapted (or reused) lighting through `fit/lighting_store.py`, the one lighting loader;
+    None when it has none (a landmark-only job)."""
+    stored = lighting_store.read_job(folder)
+    return None if stored is None else stored.video_lighting(avatar, scene.renderer)
 
 
 def _ground_truth(path: Path, indices: list[int]) -> dict[str, np.ndarray] | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlatrack_engine.fit.output import read_lighting_info
+from dlatrack_engine.fit import lighting_store
 from dlatrack_engine.metrics.cli import COLUMNS
 from dlatrack_engine.metrics.evaluate import Evaluation
 from dlatrack_engine.report import html, plots
@@ -25,7 +25,7 @@ def _json_values(values: np.ndarray) -> list[float | None]:
     return [None if math.isnan(v) else float(v) for v in np.asarray(values, np.float64)]
 
 
-def loss_curves(folder: JobFolder, frames: list[int]) -> dict:
+def loss_curves(folder: JobFolder, frames: list[int], stored: lighting_store.StoredLighting | None) -> dict:
     """Steps 1-3's losses as stored in the job folder: step 1 per frame (init.npz), step 2 per iteration
     (lighting.json; jobs from before it kept one value per stage), step 3's terms per frame (the frame files)."""
     curves: dict = {}
@@ -34,9 +34,9 @@ def loss_curves(folder: JobFolder, frames: list[int]) -> dict:
         with np.load(io.BytesIO(folder.read_file(init))) as data:
             rows = {i: r for r, i in enumerate(folder.read_manifest()["frames"])}
             curves["step1_landmark"] = data["loss"][[rows[i] for i in frames]].astype(np.float64)
-    info = read_lighting_info(folder)
-    if info is not None and (info.get("iteration_losses") or info.get("losses")):
-        curves["step2"] = np.asarray(info.get("iteration_losses") or info["losses"], np.float64)
+    info = None if stored is None else stored.info
+    if info is not None and (info.iteration_losses or info.losses):
+        curves["step2"] = np.asarray(info.iteration_losses or info.losses, np.float64)
     stored = [folder.read_frame(i) for i in frames]
     for term in ("pixel", "flow"):
         if all(f"loss_{term}" in f for f in stored):
@@ -50,7 +50,8 @@ def write_report(job_dir: str | Path, evaluation: Evaluation) -> Path:
     manifest = folder.read_manifest()
     out = folder.root / REPORT_DIR
     frames, series, lost = evaluation.frames, evaluation.per_frame, evaluation.lost_frames
-    losses = loss_curves(folder, frames)
+    stored = lighting_store.read_job(folder)  # the lighting the job used (adapted or reused: lighting.json)
+    losses = loss_curves(folder, frames, stored)
     figures = [("Image match: PSNR and SSIM per frame", "image.png", plots.series(frames, [
         ("PSNR (face region)", "dB", series["psnr"]), ("SSIM (face region)", "", series["ssim"])], lost)),
         ("Landmark residual: detected vs tracked mesh", "landmarks.png", plots.series(frames, [
@@ -63,7 +64,7 @@ def write_report(job_dir: str | Path, evaluation: Evaluation) -> Path:
     step3 = {k.removeprefix("step3_"): (frames, v) for k, v in losses.items() if k.startswith("step3_")}
     figures.append(("Loss curves of steps 1-3", "losses.png", plots.losses(
         (frames, losses["step1_landmark"]) if "step1_landmark" in losses else None, losses.get("step2"), step3)))
-    code = folder.read_light_code() if folder.trusted(folder.light_code_path) else None
+    code = None if stored is None else stored.light_code
     gains = np.stack([series[f"lighting_gain_{c}"] for c in "rgb"], axis=1)
     figures.append(("Lighting", "lighting.png", plots.lighting(code, frames, gains)))
     for _, name, png in figures:
@@ -74,6 +75,7 @@ def write_report(job_dir: str | Path, evaluation: Evaluation) -> Path:
                 "per_frame": {k: _json_values(v) for k, v in series.items()},
                 "losses": {k: _json_values(v) for k, v in losses.items()},
                 "preview": f"../{PREVIEW_FILE}" if (folder.root / PREVIEW_FILE).exists() else None,
+                "lighting_reused_from": None if stored is None else stored.info.reused_from,
                 "plots": [name for _, name, _ in figures]}
     folder.write_file(out / "metrics.json", (json.dumps(document, indent=1) + "\n").encode())
 
@@ -88,6 +90,8 @@ def write_report(job_dir: str | Path, evaluation: Evaluation) -> Path:
              ("frames", f"{len(frames)} ({frames[0]}-{frames[-1]})"),
              ("method", f"lighting {manifest.get('options', {}).get('lighting', '?')}, "
                         f"steps {manifest.get('options', {}).get('steps', '?')}")]
+    if stored is not None and stored.info.reused_from:  # step 2's curve above is that lighting's own take's
+        facts.append(("lighting", f"reused from {stored.info.reused_from} (step 2 skipped)"))
     page = html.render(f"dlatrack report: {folder.root.name}", facts, table, video_src,
                        [(caption, png) for caption, _, png in figures], lost)
     return folder.write_file(out / "report.html", page.encode())

@@ -44,6 +44,7 @@ class SampleConfig:
     uv_size: int = 256
     clips: tuple[str, ...] = WILD_SETUPS
     seed: int = 0
+    performance_seed: int | None = None  # wild clips' motion and camera (None: `seed`); the subject stays
 
 
 PRESETS = {
@@ -89,6 +90,7 @@ def render_clip(config: SampleConfig, setup: str, out: Path) -> float:
         "--out", str(out / "clips" / setup), "--setup", setup, "--frames", str(config.clip_frames),
         "--size", str(config.clip_size), "--samples", str(config.clip_samples),
         "--texture-size", str(config.texture_size), "--seed", str(config.seed),
+        *(("--performance-seed", str(config.performance_seed)) if config.performance_seed is not None else ()),
     ]  # fmt: skip
     seconds = run_blender("render_wild.py", args, out / "logs" / f"clip_{setup}.log")
     encode_clip_video(out / "clips" / setup)
@@ -182,7 +184,7 @@ def _config_from_args(args: argparse.Namespace) -> SampleConfig:
     overrides = {
         key: getattr(args, key)
         for key in ("cameras", "steps", "groups_per_step", "stage_size", "stage_samples", "clip_frames",
-                    "clip_size", "clip_samples", "texture_size", "uv_size", "seed")
+                    "clip_size", "clip_samples", "texture_size", "uv_size", "seed", "performance_seed")
         if getattr(args, key) is not None
     }  # fmt: skip
     if args.clips is not None:
@@ -229,7 +231,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="default")
     parser.add_argument("--out", help="output folder (default: <cache>/sample)")
     for key in ("cameras", "steps", "groups_per_step", "stage_size", "stage_samples", "clip_frames", "clip_size",
-                "clip_samples", "texture_size", "uv_size", "seed"):  # fmt: skip
+                "clip_samples", "texture_size", "uv_size", "seed", "performance_seed"):  # fmt: skip
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, dest=key)
     parser.add_argument("--groups-per-pattern", type=int, nargs=2, metavar=("MIN", "MAX"),
                         help="light groups lit together in one light-stage pattern frame")

@@ -7,7 +7,6 @@ frame: T̂_v = D(z_t, v_v) and T_v = T̂_v ⊙ g_v + b_v with (g_v, b_v) = G(l, 
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Mapping
@@ -18,9 +17,12 @@ import numpy as np
 import torch
 
 from dlatrack_engine.colour import linear_to_srgb8
+from dlatrack_engine.fit import lighting_store
+from dlatrack_engine.fit.lighting_store import StoredLighting
 from dlatrack_engine.server.avatars import LoadedAvatar
 from dlatrack_engine.server.jobqueue import JobError
 from dlatrack_engine.wire.jobfolder import JobFolder, JobFolderError
+from dlatrack_engine.wire.lighting_folder import LightingFolderError
 from dlatrack_engine.wire.png import encode_png
 
 log = logging.getLogger(__name__)
@@ -59,42 +61,28 @@ def _is_index(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _lighting_kind(folder: JobFolder | None) -> str:
-    """Which lighting model the job adapted ("G", "SH", "none"); jobs without lighting.json used G."""
-    path = None if folder is None else folder.root / "lighting" / "lighting.json"
-    if path is None or not path.is_file():
-        return "G"
+def _job_lighting(folder: JobFolder) -> StoredLighting | None:
     try:
-        return str(json.loads(path.read_text(encoding="utf-8")).get("kind", "G"))
-    except (OSError, ValueError) as exc:
-        raise JobError("bad_job_folder", f"{path}: unreadable ({exc})") from exc
+        return lighting_store.read_job(folder, partial=True)
+    except LightingFolderError as exc:
+        raise JobError("bad_job_folder", str(exc)) from exc
 
 
-def _lighting_for(loaded: LoadedAvatar, folder: JobFolder | None) -> torch.nn.Module:
+def _lighting_for(loaded: LoadedAvatar, stored: StoredLighting | None) -> torch.nn.Module:
     """G adapted to the job's video (lighting/G.safetensors) when the job wrote one, else the avatar's."""
-    if folder is None or not folder.lighting_weights_path.is_file():
+    if stored is None or stored.weights is None:
         return loaded.avatar.lighting
-    import copy
-
-    from safetensors.torch import load_file
-
-    from dlatrack_engine.avatar.runtime import load_state_strict
-
-    path = folder.lighting_weights_path
-    tensors = load_file(str(path), device=str(loaded.avatar.device))
-    prefix = "lighting." if any(k.startswith("lighting.") for k in tensors) else ""
-    module = copy.deepcopy(loaded.avatar.lighting)
     try:
-        load_state_strict(module, tensors, prefix, str(path))
+        return stored.network(loaded.avatar)
     except ValueError as exc:
         raise JobError("bad_job_folder", str(exc)) from exc
-    return module.eval()
 
 
 def gather_inputs(
     params: Mapping[str, Any], blobs: Mapping[str, Any], folder: JobFolder | None
-) -> dict[str, np.ndarray]:
-    """Collect z [N,Z], r [N,3], view [N,3], light_code [150] | None from the job folder or the request."""
+) -> dict[str, Any]:
+    """Collect z [N,Z], r [N,3], view [N,3], light_code [150] | None from the job folder or the request, and
+    the job's stored lighting (`stored`, for its adapted G)."""
     frames = params.get("frames")
     if folder is not None:
         if not isinstance(frames, list) or not frames or not all(_is_index(f) for f in frames):
@@ -113,9 +101,9 @@ def gather_inputs(
         except JobFolderError as exc:
             raise JobError("bad_job_folder", str(exc)) from exc
         z, r, head_R, head_t = track["z"], track["r"], track["head_R"], track["head_t"]
-        light_code = folder.read_light_code() if folder.light_code_path.is_file() else None
-        if _lighting_kind(folder) != "G":
-            light_code = None  # an SH/none baseline job: relighting through G would not be its lighting
+        stored = _job_lighting(folder)
+        # An SH/none baseline job has no G lighting: relighting through G would not be its lighting.
+        light_code = stored.light_code if stored is not None and stored.info.model == "G" else None
     else:
         if "z" not in blobs:
             raise JobError("bad_argument", "decode_view needs 'job_id' + 'frames', or a 'z' blob [N,Z]")
@@ -130,6 +118,7 @@ def gather_inputs(
         head_t = np.zeros((len(z), 3), np.float32)
         light_code = _as_array(blobs["light_code"], "light_code", (150,)) if "light_code" in blobs else None
         frames = list(range(len(z)))
+        stored = None
     if "camera" in params:
         camera = params["camera"]
         if not isinstance(camera, dict):
@@ -149,7 +138,7 @@ def gather_inputs(
         raise JobError("bad_argument", "decode_view needs 'view' [3] (head frame) or 'camera' {R, t}")
     if len(r) != len(z) or len(view) != len(z):
         raise JobError("bad_argument", f"'z' has {len(z)} rows but 'r' has {len(r)} and 'view' {len(view)}")
-    return {"frames": np.asarray(frames), "z": z, "r": r, "view": view, "light_code": light_code}
+    return {"frames": np.asarray(frames), "z": z, "r": r, "view": view, "light_code": light_code, "stored": stored}
 
 
 def decode_view(
@@ -168,7 +157,7 @@ def decode_view(
     blobs: dict[str, Any] = {}
     written: list[str] = []
     with _decode_lock, torch.no_grad():
-        lighting = _lighting_for(loaded, folder)
+        lighting = _lighting_for(loaded, inputs["stored"])
         light_code = inputs["light_code"]
         for start in range(0, len(inputs["z"]), BATCH):
             sl = slice(start, start + BATCH)

@@ -136,6 +136,7 @@ def _submit_pipeline(server: EngineServer, conn: Connection, args: dict, blobs: 
     try:
         make_track_options(load_pipeline(), options)  # reject bad options now, not minutes later
         check_option_values(options)
+        _check_lighting_from(loaded, options, kind)
         video, frame_count = _video_for(server, args, blobs, job_id, kind)
         check_frame_range(options, frame_count, str(video))
         params = {
@@ -152,6 +153,24 @@ def _submit_pipeline(server: EngineServer, conn: Connection, args: dict, blobs: 
         discard_upload(server, job_id)
         raise
     return {"job_id": job.job_id, "folder": job.folder, "state": job.state.value}, {}
+
+
+def _check_lighting_from(loaded: Any, options: Mapping[str, Any], kind: str) -> None:
+    """A stored lighting to reuse must be readable and adapted for this avatar and lighting model."""
+    path = options.get("lighting_from")
+    if path is None:
+        return
+    if kind != "track":
+        raise JobError("bad_argument", f"{kind}: option 'lighting_from' reuses a lighting; only 'track' takes it")
+    if not os.path.isabs(path):
+        raise JobError("bad_argument", f"{kind}: option 'lighting_from' must be an absolute path, got {path!r}")
+    from dlatrack_engine.fit.lighting_store import read_reusable
+    from dlatrack_engine.wire.lighting_folder import LightingFolderError
+
+    try:
+        read_reusable(path, loaded.avatar, options.get("lighting", "G"))
+    except LightingFolderError as exc:
+        raise JobError("bad_lighting", f"{kind}: option 'lighting_from': {exc}") from exc
 
 
 def op_track(server: EngineServer, conn: Connection, args: dict, blobs: dict) -> Result:

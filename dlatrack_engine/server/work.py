@@ -177,6 +177,7 @@ def run_pipeline(ctx: JobContext, get_avatar: Callable[[str], Any], adapt_only: 
     from dlatrack_engine.landmarks.base import LandmarkError
     from dlatrack_engine.video.reader import VideoError
     from dlatrack_engine.wire.jobfolder import JobFolderError
+    from dlatrack_engine.wire.lighting_folder import LightingFolderError
 
     # The pipeline's own error types become the job's error codes; anything else is a bug (internal_error).
     try:
@@ -189,6 +190,8 @@ def run_pipeline(ctx: JobContext, get_avatar: Callable[[str], Any], adapt_only: 
         raise JobError("landmarks_failed", str(exc)) from exc
     except JobFolderError as exc:
         raise JobError("bad_output_folder", str(exc)) from exc
+    except LightingFolderError as exc:  # the stored lighting changed after the request was accepted
+        raise JobError("bad_lighting", str(exc)) from exc
     return _summary_dict(summary)
 
 

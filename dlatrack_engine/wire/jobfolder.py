@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from .ledger import LEDGER_FILE, digest, ledger_for
+from .lighting_folder import CODE_FILE, LIGHTING_DIR, WEIGHTS_FILE
 from .partial_writes import remove_partial_writes
 from .png import decode_png, encode_png
 from .seeds import SEED_FILES, SeedError
@@ -322,7 +323,7 @@ class JobFolder:
             frame = _PER_FRAME_FILE.match(relative)
             if frame is not None:
                 self.ledger.forget(f"frames/{frame.group(1)}.npz")
-        if any(p.startswith("lighting/") for p in damaged):
+        if any(p.startswith(f"{LIGHTING_DIR}/") for p in damaged):
             with self._lock:
                 manifest = self.read_manifest()
                 if "adapt" in manifest.get("stages_done", []):
@@ -413,11 +414,11 @@ class JobFolder:
     # -- lighting, textures, overlays ----------------------------------------------------------------------
     @property
     def light_code_path(self) -> Path:
-        return self.root / "lighting" / "light_code.npy"
+        return self.root / LIGHTING_DIR / CODE_FILE
 
     @property
     def lighting_weights_path(self) -> Path:
-        return self.root / "lighting" / "G.safetensors"
+        return self.root / LIGHTING_DIR / WEIGHTS_FILE
 
     def write_light_code(self, light_code: np.ndarray) -> None:
         buffer = io.BytesIO()

@@ -50,6 +50,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--yaw-max", type=float, default=45.0, help="degrees")
     parser.add_argument("--seed", type=int, default=0, help="subject seed (same as the light stage)")
+    parser.add_argument("--performance-seed", type=int, default=None,
+                        help="seed of the head motion, expressions and hand-held camera (default: --seed); another "
+                             "value is another take of the same subject under the same set-up")
     parser.add_argument("--texture-size", type=int, default=512)
     return parser.parse_args(argv)
 
@@ -90,11 +93,12 @@ def main(argv: list[str]) -> int:
     textures = tempfile.TemporaryDirectory(prefix="dlatrack_tex_")
     subject = build_subject(Path(textures.name), args.texture_size, args.seed)
     build_room(setup)
+    take = args.seed if args.performance_seed is None else args.performance_seed
     perf = rigs.performance(
-        args.frames, args.seed * 1000 + 17 * (clip_index + 1), yaw_max=np.radians(args.yaw_max),
+        args.frames, take * 1000 + 17 * (clip_index + 1), yaw_max=np.radians(args.yaw_max),
         pitch_max=np.radians(10.0), roll_max=np.radians(5.0), sweep=True,
     )  # fmt: skip
-    cameras = handheld_cameras(args.frames, args.size, args.seed * 1000 + clip_index)
+    cameras = handheld_cameras(args.frames, args.size, take * 1000 + clip_index)
     cam_obj = bpy_scene.add_camera(cameras[0])
     (args.out / "frames").mkdir(parents=True, exist_ok=True)
     (args.out / "masks").mkdir(parents=True, exist_ok=True)
@@ -135,6 +139,7 @@ def main(argv: list[str]) -> int:
         "frame_count": args.frames,
         "lighting": setup.description,
         "seed": args.seed,
+        "performance_seed": take,
         "samples": args.samples,
         "yaw_max_deg": args.yaw_max,
         "renderer": "Blender Cycles (CPU), OpenImageDenoise",

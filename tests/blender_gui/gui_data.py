@@ -23,9 +23,10 @@ DISTINCT_FRAMES = 12  # rendered ones; the clip cycles through them (rendering c
 KEY_FRAMES = 1
 
 
-def make_dome_clip(root: Path, requests: Sequence[tuple[int, int, str]]) -> dict[str, str]:
-    """Avatar package, a CLIP_FRAMES-frame clip (PNG folder) and, under `jobs/`, the job folder of each
-    (start, count, preset) request as the add-on names it, seeded with that range's landmarks."""
+def make_dome_clip(root: Path, requests: Sequence[tuple]) -> dict[str, str]:
+    """Avatar package (`root/dome`), a CLIP_FRAMES-frame clip (PNG folder `root/clip/frames`) and, under
+    `root/jobs/`, the job folder of each (start, count, preset[, extra options]) request as the add-on names
+    it, seeded with that range's landmarks."""
     import cv2
     import torch
 
@@ -50,8 +51,9 @@ def make_dome_clip(root: Path, requests: Sequence[tuple[int, int, str]]) -> dict
     with torch.no_grad():
         marks = FaceScene(avatar, intrinsics(), WIDTH, HEIGHT).landmarks_2d(truth).numpy()[cycle]
     jobs = root / "jobs"
-    for start, count, preset in requests:
-        folder = jobs / job_folder_name(str(video), str(package), track_options(start, count, KEY_FRAMES, preset))
+    for start, count, preset, *extra in requests:
+        options = {**track_options(start, count, KEY_FRAMES, preset), **(extra[0] if extra else {})}
+        folder = jobs / job_folder_name(str(video), str(package), options)
         folder.mkdir(parents=True)
         rows = slice(start, start + count)
         LandmarkTrack(marks[rows], np.ones(marks[rows].shape[:2], np.float32), np.ones(count, bool),

@@ -9,6 +9,7 @@ perfect registration exists and the tests can measure how close each step gets.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -92,6 +93,30 @@ def render_clip(avatar: Avatar, truth: FrameParams, light_seed: int = 7) -> tupl
         background = torch.full((len(truth), HEIGHT, WIDTH, 3), 0.2)
         frames = scene.render(truth, lighting, background=background).image.clamp(0, 1)
     return frames, lighting.code.detach().clone()
+
+
+def write_clip(root: Path, avatar: Avatar, truth: FrameParams, light_seed: int = 7) -> np.ndarray:
+    """A PNG clip of `avatar` at `truth` with clip.json and gt.npz under `root`; -> noisy true landmarks."""
+    import json
+
+    import cv2
+
+    from dlatrack_engine.colour import linear_to_srgb8
+    from dlatrack_engine.fit.scene import FaceScene
+
+    frames, _ = render_clip(avatar, truth, light_seed)
+    (root / "frames").mkdir(parents=True)
+    for i, frame in enumerate(frames.numpy()):
+        cv2.imwrite(str(root / "frames" / f"{i:06d}.png"), cv2.cvtColor(linear_to_srgb8(frame), cv2.COLOR_RGB2BGR))
+    (root / "clip.json").write_text(json.dumps({"name": "tiny", "fps": 24, "width": WIDTH, "height": HEIGHT}))
+    scene = FaceScene(avatar, intrinsics(), WIDTH, HEIGHT)
+    with torch.no_grad():
+        marks = scene.landmarks_2d(truth).numpy()
+        vertices = scene.geometry(truth.z).numpy()
+    np.savez(root / "gt.npz", K=intrinsics().numpy(), vertices=vertices, head_R=truth.rotation().numpy(),
+             head_t=truth.t.numpy())
+    noise = np.random.default_rng(0).normal(0, 1.0, marks.shape).astype(np.float32)
+    return marks + noise
 
 
 FRAMES = 6

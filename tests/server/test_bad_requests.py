@@ -93,3 +93,23 @@ def test_relative_decode_view_folder_is_refused(
             )
         assert info.value.code == "bad_argument" and "absolute" in info.value.message
         assert client.status()["pid"] == shared_engine.process.pid
+
+
+def test_a_lighting_from_another_avatar_is_refused_at_submission(
+    shared_engine: Engine, client_mod: ModuleType, tiny_avatar: Path, tiny_video: Path, tmp_path: Path
+) -> None:
+    from dlatrack_engine.wire.jobfolder import atomic_write_bytes
+    from dlatrack_engine.wire.lighting_folder import LightingInfo, write_folder
+
+    other = LightingInfo(model="G", avatar={"name": "someone", "sha256": "0" * 64}, lighting_model={"sha256": "1"})
+    write_folder(tmp_path / "lighting", other, {"light_code.npy": b"x"}, atomic_write_bytes)
+    with shared_engine.client(client_mod) as client:
+        avatar_id = client.load_avatar(tiny_avatar)
+        for op, path, code, words in (
+            ("track", str(tmp_path / "lighting"), "bad_lighting", "lighting.json: field 'avatar' is 'someone'"),
+            ("track", "out/room", "bad_argument", "absolute path"),
+            ("adapt", str(tmp_path / "lighting"), "bad_argument", "only 'track' takes it"),
+        ):
+            with pytest.raises(client_mod.EngineError) as info:
+                getattr(client, op)(str(tiny_video), avatar_id, {"lighting_from": path})
+            assert info.value.code == code and words in info.value.message, info.value.message

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -176,11 +176,11 @@ def reraise(exc: BaseException) -> None:
     raise exc
 
 
-def steps(args: dict) -> Iterator[float]:
-    out: dict = {"blender_version": bpy.app.version_string}
+def open_sidebar(args: dict) -> Generator[float, None, tuple]:
+    """Enable the add-on (local engine, job folders under `args["jobs"]`), empty the startup scene, open the
+    DLATrack tab with its draws counted and the modal pumps timed; -> (window, scene, 3D View area, draws)."""
     addon_utils.enable(ADDON, default_set=True, handle_error=reraise)
     prefs = bpy.context.preferences.addons[ADDON].preferences
-    engine_ui, track_ui = addon_ui()
     prefs.engine_mode, prefs.engine_python, prefs.output_dir = "LOCAL", args["engine_python"], args["jobs"]
     window = bpy.context.window_manager.windows[0]
     scene = window.scene
@@ -192,7 +192,13 @@ def steps(args: dict) -> Iterator[float]:
     count_draws(drawn)
     time_pumps()
     yield from show_dlatrack_tab(window, drawn)
+    return window, scene, area, drawn
 
+
+def steps(args: dict) -> Iterator[float]:
+    out: dict = {"blender_version": bpy.app.version_string}
+    window, scene, area, drawn = yield from open_sidebar(args)
+    engine_ui, track_ui = addon_ui()
     settings = scene.dlatrack
     settings.avatar_path, settings.video_path = args["package"], args["video"]
     settings.key_frames, settings.write_mode = args["key_frames"], "SHAPE_KEYS"

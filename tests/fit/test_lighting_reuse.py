@@ -1,0 +1,130 @@
+"""One adapted lighting reused across takes (issue 27): `adapt` on take A, `track` take B with it, and the
+refusals of a lighting that is corrupt or belongs to another avatar, lighting model or kind."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+
+import pytest
+import torch
+from fit_fixtures import FRAMES, TINY, ReplayDetector, gt_params, make_avatar, write_clip
+
+from dlatrack_engine.fit import lighting_store
+from dlatrack_engine.fit.pipeline import TrackOptions, adapt_lighting, track_video
+from dlatrack_engine.metrics.evaluate import evaluate, evaluate_job
+from dlatrack_engine.report.write import write_report
+from dlatrack_engine.wire.jobfolder import JobFolder
+from dlatrack_engine.wire.lighting_folder import LightingFolderError, lighting_root
+
+
+@pytest.fixture(autouse=True)
+def tiny_schedule(monkeypatch):
+    monkeypatch.setattr(TrackOptions, "schedule", lambda self: TINY)
+
+
+@pytest.fixture(scope="module")
+def takes(tmp_path_factory, avatar):
+    """Two takes of the same avatar under the same lighting, different performances; A's lighting adapted."""
+    root = tmp_path_factory.mktemp("takes")
+    marks = {name: write_clip(root / name, avatar, gt_params(FRAMES, seed)) for name, seed in (("a", 1), ("b", 2))}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TrackOptions, "schedule", lambda self: TINY)
+        summary = adapt_lighting(root / "a", avatar, root / "adapt_a", _options(marks["a"]))
+    return root, marks, summary
+
+
+def _options(marks, **extra) -> TrackOptions:
+    return TrackOptions(key_frames=3, landmark_detector=ReplayDetector(marks), **extra)
+
+
+def test_adapt_writes_a_lighting_folder_with_identities_and_preview(takes, avatar):
+    root, _, summary = takes
+    stored = lighting_store.read(lighting_root(root / "adapt_a"))
+    assert stored.info.model == "G" and stored.info.variation == "static" and len(stored.info.key_frames) == 3
+    assert stored.info.avatar == lighting_store.avatar_identity(avatar)
+    assert set(stored.info.files) == {"light_code.npy", "G.safetensors", "preview.png"}
+    assert stored.light_code.shape == (150,) and "track" not in summary.stages_done
+    lighting_store.check_reusable(stored.root, stored.info, avatar, "G")
+
+
+def test_reused_lighting_matches_own_adaptation_and_skips_step_2(takes, avatar, tmp_path):
+    root, marks, _ = takes
+    own = track_video(root / "b", avatar, tmp_path / "own", _options(marks["b"]))
+    reused = track_video(root / "b", avatar, tmp_path / "reused",
+                         _options(marks["b"], lighting_from=str(root / "adapt_a")))  # fmt: skip
+    assert own.key_frames and reused.key_frames == [] and "adapt" in reused.stages_done
+    assert reused.seconds["adapt"] < 0.5 * own.seconds["adapt"], (reused.seconds, own.seconds)
+    folder = JobFolder(tmp_path / "reused")
+    copied = lighting_store.read_job(folder)
+    assert copied.info.reused_from == str(lighting_root(root / "adapt_a").resolve())
+    assert folder.read_manifest()["lighting_source"]["path"] == copied.info.reused_from
+    m_own = evaluate_job(tmp_path / "own", avatar, csim=False)
+    evaluation = evaluate(tmp_path / "reused", avatar, csim=False)
+    m_reused = evaluation.means
+    assert abs(m_reused["psnr"] - m_own["psnr"]) < 0.5, (m_own, m_reused)
+    assert abs(m_reused["vertex_mm"] - m_own["vertex_mm"]) < 0.5, (m_own, m_reused)
+    # Issue 21 on a reused lighting: the preview and the report read the copied lighting through lighting_store.
+    assert (tmp_path / "reused" / "preview.mp4").is_file()
+    report = write_report(tmp_path / "reused", evaluation)
+    document = json.loads((report.parent / "metrics.json").read_text())
+    assert document["lighting_reused_from"] == copied.info.reused_from and document["losses"]["step2"]
+    assert "step 2 skipped" in report.read_text()
+
+
+def _other_g(avatar):
+    other = copy.copy(avatar)
+    other.lighting = copy.deepcopy(avatar.lighting)
+    with torch.no_grad():
+        next(other.lighting.parameters()).add_(0.01)
+    return other
+
+
+@pytest.mark.parametrize("case, field", [("other_avatar", "avatar"), ("other_g", "lighting_model"),
+                                         ("sh_request", "model")])  # fmt: skip
+def test_a_lighting_is_refused_for_another_avatar_model_or_kind(takes, avatar, case, field):
+    root = takes[0]
+    user = {"other_avatar": make_avatar(seed=1), "other_g": _other_g(avatar), "sh_request": avatar}[case]
+    kind = "SH" if case == "sh_request" else "G"
+    with pytest.raises(LightingFolderError, match=rf"lighting\.json: field '{field}'"):
+        lighting_store.read_reusable(root / "adapt_a", user, kind)
+
+
+
+@pytest.mark.parametrize("name, change, message", [
+    ("light_code.npy", lambda b: b[:-4] + b"\0\0\0\1", r"light_code\.npy: its checksum differs"),
+    ("G.safetensors", lambda b: b[:100], r"G\.safetensors: its checksum differs"),
+    ("lighting.json", lambda b: b[:40], r"lighting\.json: unreadable JSON"),
+    ("lighting.json", lambda b: b.replace(b'"static"', b'"sequence"'), r"lighting\.json: field 'variation'"),
+    ("lighting.json", lambda b: b.replace(b'"format_version": 1', b'"format_version": 9'),
+     r"lighting\.json: field 'format_version'"),
+])  # fmt: skip
+def test_a_corrupt_lighting_is_refused_naming_the_file_and_field(takes, avatar, tmp_path, name, change, message):
+    copy_dir = tmp_path / "lighting"
+    shutil.copytree(lighting_root(takes[0] / "adapt_a"), copy_dir)
+    path = copy_dir / name
+    path.write_bytes(change(path.read_bytes()))
+    with pytest.raises(LightingFolderError, match=message):
+        lighting_store.read_reusable(copy_dir, avatar, "G")
+
+
+def test_track_refuses_a_foreign_lighting_before_any_work(takes, tmp_path):
+    root, marks, _ = takes
+    with pytest.raises(LightingFolderError, match="field 'avatar'"):
+        track_video(root / "b", make_avatar(seed=1), tmp_path / "job",
+                    _options(marks["b"], lighting_from=str(root / "adapt_a")))  # fmt: skip
+    assert not (tmp_path / "job").exists()
+    with pytest.raises(LightingFolderError, match="neither a lighting folder"):
+        lighting_root(tmp_path)
+
+
+def test_legacy_job_lighting_loads_but_is_not_reusable(takes, avatar, tmp_path):
+    legacy = tmp_path / "legacy"
+    shutil.copytree(lighting_root(takes[0] / "adapt_a"), legacy)
+    info = json.loads((legacy / "lighting.json").read_text())
+    (legacy / "lighting.json").write_text(json.dumps({"kind": "G", "key_frames": info["key_frames"]}))
+    stored = lighting_store.read(legacy)
+    assert stored.info.legacy and stored.light_code.shape == (150,)
+    with pytest.raises(LightingFolderError, match="no field 'avatar'"):
+        lighting_store.check_reusable(stored.root, stored.info, avatar, "G")
