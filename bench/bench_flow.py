@@ -30,7 +30,7 @@ def measure(job: Path, avatar, preset: str | None) -> dict[str, float]:
     from dlatrack_engine.fit.flow import vertex_flow
     from dlatrack_engine.fit.params import FrameParams
     from dlatrack_engine.fit.scene import FaceScene
-    from dlatrack_engine.metrics.evaluate import load_job_lighting
+    from dlatrack_engine.report.job import load_job_lighting
     from dlatrack_engine.video import read_clip
     from dlatrack_engine.wire.jobfolder import JobFolder
 

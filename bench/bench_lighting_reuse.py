@@ -30,7 +30,8 @@ def run_jobs(take_a: Path, take_b: Path, out: Path, avatar, quality: str) -> dic
 
     if out.exists():
         raise SystemExit(f"{out}: exists; the timings need fresh jobs (remove it or choose another --out)")
-    base = {"quality": quality, "device": str(avatar.device), "write_overlays": False}
+    # No preview.mp4 (issue 21): "job s" sums the pipeline's stages, measured before the preview existed.
+    base = {"quality": quality, "device": str(avatar.device), "write_overlays": False, "write_preview": False}
     results: dict[str, dict] = {"adapt": vars(adapt_lighting(take_a, avatar, out / "adapt_a", TrackOptions(**base)))}
     for name, extra in (("own", {}), ("reused", {"lighting_from": str((out / "adapt_a").resolve())})):
         summary = vars(track_video(take_b, avatar, out / f"track_b_{name}", TrackOptions(**base, **extra)))

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> dict:
                               track.detector).save(str(job / "landmarks.npz"))
             options = TrackOptions(quality=args.quality, stop=args.frames, device=str(device), detector=args.detector,
                                    calibrated_landmarks=not args.default_landmarks, write_textures=False,
-                                   write_overlays=False, **overrides)
+                                   write_overlays=False, write_preview=False, **overrides)
             start = time.monotonic()
             summary = track_video(clip / "frames", avatar, job, options)
             seconds = time.monotonic() - start

@@ -6,14 +6,16 @@ Runs in an interactive Blender (a display is needed; Xvfb is enough):
         blender --factory-startup --window-geometry 0 0 1280 800 \
         --python blender_addon/docs/screenshot_panel.py -- OUT.png [--engine-python .venv/bin/python] \
         [--frames 2] [--preset FAST] [--video V] [--avatar A]
-    convert-im6.q16 OUT.png -colors 160 blender_addon/docs/panel.png    # ImageMagick: < 300 KB
+    .venv/bin/python -c "from PIL import Image; Image.open('OUT.png').convert('RGB').quantize(256).save(
+        'blender_addon/docs/panel.png', optimize=True)"    # 256 colours: < 300 KB
 
 (DLATRACK_CACHE keeps the engine's job registry out of the repository's cache; one Mesa thread keeps redraws
 quick on a busy CPU.)
 
 The add-on is enabled and used through its own operators: Import Avatar, Start / Connect Engine (a local
-engine), Track Video (modal, pumped by Blender's event loop), then the 3D View shows the relit avatar over the
-video through the tracked camera with the sidebar on the DLATrack tab, and the 3D View area is saved as PNG.
+engine, started in the background), Track Video (modal, pumped by Blender's event loop), then the 3D View
+shows the relit avatar over the video through the tracked camera with the sidebar on the DLATrack tab (its
+Result box: PSNR, frames lost, Show Comparison), and the 3D View area is saved as PNG.
 Blender 3.4 has no API to pick a sidebar tab, so the script scrolls the sidebar's tab strip (xdotool) until
 the panel's draw() runs. Blender quits when done.
 """
@@ -66,9 +68,16 @@ def steps(args: argparse.Namespace) -> Iterator[float]:
     settings = scene.dlatrack
     settings.avatar_path, settings.video_path = args.avatar, args.video
     settings.frame_count, settings.key_frames, settings.preset = args.frames, args.key_frames, args.preset
+    from blender_addon.ui import engine
+
     with in_view3d(window):
         bpy.ops.dlatrack.import_avatar()
-        bpy.ops.dlatrack.engine_connect()
+        bpy.ops.dlatrack.engine_connect()  # starts the engine in the background
+    while engine.client() is None:
+        if engine.launch_error():
+            raise RuntimeError(engine.launch_error())
+        yield 0.5
+    with in_view3d(window):
         bpy.ops.dlatrack.track_video("INVOKE_DEFAULT")
     started = time.monotonic()
     while settings.running:

@@ -371,11 +371,14 @@ class EngineClient:
         A finished job gets a `done` event right away; finished frames are in its folder / `job_frames`."""
         return self._request("attach", {"job_id": job_id})[0]
 
-    def job_frames(self, job_id: str, frames: Sequence[int] | None = None, textures: bool = False) -> dict[str, Any]:
+    def job_frames(self, job_id: str, frames: Sequence[int] | None = None, textures: bool = False,
+                   preview: bool = False) -> dict[str, Any]:  # fmt: skip
         """Finished frames' arrays for clients without the engine's filesystem -> {"manifest", "frames",
         "arrays": {frame: {"vertices", "head_R", "head_t", "r", "z", ...}}, "textures": {frame: {kind: png}},
-        "light_code": array | None}."""
+        "light_code": array | None, "preview": preview.mp4 bytes | None (asked with `preview`, once written)}."""
         args: dict[str, Any] = {"job_id": job_id, "textures": textures}
+        if preview:
+            args["preview"] = True
         if frames is not None:
             args["frames"] = [int(f) for f in frames]
         header, blobs = self._request("job_frames", args)
@@ -395,6 +398,7 @@ class EngineClient:
             "arrays": arrays,
             "textures": textures_out,
             "light_code": blobs.get("light_code"),
+            "preview": blobs.get("preview"),
         }
 
     def decode_view(
@@ -472,31 +476,8 @@ def _pid_alive(pid: int) -> bool:
 def start_local_engine(
     python: str, connection_file: Path, extra_args: Sequence[str] = (), wait_s: float = 120.0
 ) -> subprocess.Popen:
-    """Start `python -m dlatrack_engine.server` (= `dlatrack serve`) and wait until it wrote `connection_file`.
+    """Start a local engine and wait until it wrote `connection_file` (engine_launch.EngineLaunch, run to the
+    end). Raises EngineConnectionError with the log's tail if the engine exits or does not come up in time."""
+    from .engine_launch import EngineLaunch
 
-    The engine watches this process (`--exit-with-parent`) and stops when it ends: closing or crashing Blender
-    leaves no orphan engine, and a job it was running resumes from its finished frames next time.
-
-    The engine's log goes to `<connection_file>.log` (a pipe nobody drains would eventually block it).
-    Raises EngineConnectionError with the log's tail if the engine exits or does not come up in time."""
-    connection_file = Path(connection_file)
-    connection_file.parent.mkdir(parents=True, exist_ok=True)
-    log_path = connection_file.with_name(connection_file.name + ".log")
-    command = [python, "-m", "dlatrack_engine.server", "-v", "--connection-file", str(connection_file), *extra_args]
-    if os.name != "nt":  # the engine stops when this process (Blender) ends, even after a crash
-        command += ["--exit-with-parent", str(os.getpid())]
-    with open(log_path, "ab") as log_file:
-        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
-            raise EngineConnectionError(f"engine exited with code {process.returncode}: {tail}")
-        try:
-            if json.loads(connection_file.read_text(encoding="utf-8")).get("pid") == process.pid:
-                return process
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.1)
-    process.terminate()
-    raise EngineConnectionError(f"engine did not write {connection_file} within {wait_s:.0f} s (log: {log_path})")
+    return EngineLaunch(python, connection_file, extra_args, wait_s).wait()

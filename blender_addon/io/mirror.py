@@ -4,7 +4,8 @@ The scene writers read job folders from disk. When Blender cannot see the engine
 fetches finished frames (arrays + texture PNGs) with the `job_frames` request and writes them, with the
 manifest and the light code, into a local folder in the same layout — atomically, like the engine does —
 so everything downstream is unchanged. Frame events name the frames to fetch; `sync(everything=True)`
-catches up with frames finished before this Blender session attached (resume, reconnect).
+catches up with frames finished before this Blender session attached (resume, reconnect), and brings the
+job's `preview.mp4` once the engine has written it (a few hundred kB: the Result box's Show Comparison).
 
 The mirrored manifest is the laptop's: its `video` is the laptop's own file (the camera background), and
 the engine's paths, meaningless here, are kept apart under `engine_paths`.
@@ -22,6 +23,7 @@ from .wire.jobfolder import TEXTURE_KINDS, JobFolder
 log = logging.getLogger(__name__)
 
 TRACK_KINDS = ("track", "adapt")
+PREVIEW_FILE = "preview.mp4"  # written by the engine when the job is done (job_summary reads it)
 
 
 class RemoteMirror:
@@ -65,12 +67,14 @@ class RemoteMirror:
             self.folder.write_frame(index, arrays, track=track)
         if reply.get("light_code") is not None:
             self.folder.write_light_code(reply["light_code"])
+        if reply.get("preview"):  # the side-by-side video, for the Result box's Show Comparison
+            self.folder.write_file(self.root / PREVIEW_FILE, reply["preview"])
         return len(reply["arrays"])
 
     def sync(self, everything: bool = False) -> int:
         """Fetch queued frames (or all finished ones); returns how many frames were written locally."""
         if everything:
-            reply = self.client.job_frames(self.job_id, None, textures=True)
+            reply = self.client.job_frames(self.job_id, None, textures=True, preview=True)
             have = set(self.folder.frames_done())
             reply["arrays"] = {i: a for i, a in reply["arrays"].items() if i not in have}
             reply["textures"] = {i: t for i, t in reply["textures"].items() if i not in have}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def classes() -> list[type]:
     """Every class to register, in dependency order (property groups before users)."""
-    from . import avatar_ops, engine, lighting, panel, preferences, properties, relight, track
+    from . import avatar_ops, comparison, engine, lighting, panel, preferences, properties, relight, track
 
     return [
         preferences.DLATrackPreferences,
@@ -15,6 +15,7 @@ def classes() -> list[type]:
         *avatar_ops.CLASSES,
         *track.CLASSES,
         *relight.CLASSES,
+        *comparison.CLASSES,
         *panel.CLASSES,
         *lighting.CLASSES,  # its sub-panel after the main panel
     ]

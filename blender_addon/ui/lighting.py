@@ -67,6 +67,7 @@ class DLATRACK_OT_adapt_lighting(ModalJob, bpy.types.Operator):
 
     bl_idname = "dlatrack.adapt_lighting"
     bl_label = "Adapt Lighting"
+    result_job = False  # the sidebar's Result, Show Comparison and Relight keep the last tracked job
 
     def submit(self, context: bpy.types.Context, client: Any, video: str) -> AdaptRun:
         settings = context.scene.dlatrack

@@ -75,6 +75,9 @@ class ModalJob:
     A mixin, not an Operator subclass: Blender cannot register a subclass of a registered operator."""
 
     _timer = None
+    # Whether the job becomes the scene's tracked job (job_id / job_folder: the Result box, Show Comparison,
+    # Relight for Camera). An adapt job tracks no frame, so it leaves the last tracked job in place.
+    result_job = True
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
@@ -99,7 +102,8 @@ class ModalJob:
             self.report({"ERROR"}, f"DLATrack: {exc}")
             return {"CANCELLED"}
         _runs[context.scene.name] = run
-        settings.job_id, settings.job_folder = run.session.job_id, str(run.folder)
+        if self.result_job:
+            settings.job_id, settings.job_folder = run.session.job_id, str(run.folder)
         settings.running, settings.progress, settings.status = True, 0.0, "queued"
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.1, window=context.window)

@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 DEFAULT_FOCAL_FACTOR = 0.75
 
 
-def _clip_root(video: Path) -> Path:
+def clip_root(video: Path) -> Path:
+    """The folder of a clip (clip.json, gt.npz, masks/) from its video file, frames/ folder or itself."""
     if video.is_dir():
         return video.parent if video.name == "frames" else video
     return video.parent
@@ -31,7 +32,7 @@ def resolve_intrinsics(video: str | Path, width: int, height: int,
         if focal <= 0:
             raise ValueError(f"focal length must be positive (pixels), got {focal}")
         return np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1.0]]), "option"
-    root = _clip_root(Path(video))
+    root = clip_root(Path(video))
     meta = root / "clip.json"
     if meta.exists():
         data = json.loads(meta.read_text())

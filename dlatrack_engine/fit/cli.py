@@ -22,6 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--flow-weight", type=float, default=None, help="λ_flow (paper: 3.0)")
     p.add_argument("--no-textures", action="store_true", help="skip the per-frame texture PNGs")
     p.add_argument("--no-overlays", action="store_true", help="skip the overlay PNGs")
+    p.add_argument("--no-preview", action="store_true",
+                   help="skip preview.mp4 (input, tracked mesh, relit avatar, novel view side by side)")
     p.add_argument("--lighting-from", default=None, metavar="DIR",
                    help="reuse the lighting adapted by `dlatrack adapt` (its folder or any job folder): skips step 2")
     p.set_defaults(func=run)
@@ -65,6 +67,7 @@ def track_options(args: argparse.Namespace, device: str):
         calibrated_landmarks=not args.default_landmarks, focal=args.focal,
         flow_weight=getattr(args, "flow_weight", None), write_textures=not getattr(args, "no_textures", False),
         write_overlays=not getattr(args, "no_overlays", False),
+        write_preview=not getattr(args, "no_preview", False),
         lighting_from=None if lighting_from is None else str(Path(lighting_from).resolve()),
     )
 
@@ -88,7 +91,7 @@ def run_with_progress(function, args: argparse.Namespace):
         if bar is None:
             for other in bars.values():
                 other.close()
-            unit = "frame" if stage in ("landmarks", "track") else "it"
+            unit = "frame" if stage in ("landmarks", "track", "preview") else "it"
             bar = bars[stage] = tqdm(total=event.total, desc=stage, unit=unit, dynamic_ncols=True)
         if event.stage != "track":
             bar.n = min(event.frame, event.total)
@@ -113,6 +116,9 @@ def run(args: argparse.Namespace) -> int:
     if summary.cancelled:
         tqdm.write(f"interrupted: {summary.computed_frames} frames written to {summary.out_dir}; rerun to resume")
         return 130
+    preview = Path(args.out) / "preview.mp4"
+    if not args.no_preview and preview.exists():
+        tqdm.write(f"preview: {preview}")
     tqdm.write(f"tracked {summary.frames} frames ({summary.computed_frames} computed, {summary.skipped_frames} "
                f"resumed) -> {summary.out_dir}; " + ", ".join(f"{k} {v:.0f}s" for k, v in summary.seconds.items()))
     return 0

@@ -40,7 +40,7 @@ from dlatrack_engine.video import read_clip
 from dlatrack_engine.wire.jobfolder import JobFolder, JobFolderError
 
 log = logging.getLogger(__name__)
-STAGES = ("landmarks", "init", "adapt", "track", "write")
+STAGES = ("landmarks", "init", "adapt", "track", "write", "preview")
 
 
 @dataclass
@@ -67,6 +67,7 @@ class TrackOptions:
     batch_size: int | None = None  # step-3 frames per batch override
     write_textures: bool = True
     write_overlays: bool = True
+    write_preview: bool = True  # preview.mp4 (report/preview.py) once every frame is tracked
     lighting_from: str | None = None  # a lighting folder (or job folder) to reuse: step 2 is skipped (issue 27)
     landmark_detector: Any = field(default=None, repr=False, compare=False)  # an instance, for tests/tools
 
@@ -94,7 +95,8 @@ class TrackOptions:
 
     def fingerprint(self, video: Path, avatar_name: str) -> str:
         """What the results depend on (not device/output switches): a rerun with another is refused."""
-        keys = {k: v for k, v in self.to_dict().items() if k not in ("device", "write_textures", "write_overlays")}
+        switches = ("device", "write_textures", "write_overlays", "write_preview")
+        keys = {k: v for k, v in self.to_dict().items() if k not in switches}
         text = json.dumps({"video": str(Path(video).resolve()), "avatar": avatar_name, **keys}, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:16]
 
@@ -249,16 +251,16 @@ class _Job:
         keys = select_key_frames(lighting_rotation(init.rotation()).cpu().numpy(), self.schedule.step2.key_frames)
         s2 = self.schedule.step2
         total = s2.rounds * (s2.light_iterations + (s2.model_iterations if self.options.adapt else 0))
-        count = {"i": 0}
+        curve: list[float] = []  # the loss at every iteration, for the report's plot
 
         def tick(stage: str, it: int, value: float) -> None:
-            count["i"] += 1
-            self.emit("adapt", count["i"], total, value, stage)
+            curve.append(float(value))
+            self.emit("adapt", len(curve), total, value, stage)
 
         _, history = run_step2(self.scene, self.frames[keys], init.select(keys), lighting, self.schedule,
                                adapt_network=self.options.adapt, cancel=self.cancel, on_iteration=tick)
         meta = {"key_frames": keys, "key_source_frames": [self.clip.indices[k] for k in keys], "losses": history,
-                "video": str(self.clip.path)}
+                "iteration_losses": curve, "video": str(self.clip.path)}
         preview = preview_png(self.scene, self.frames[keys[0]], init.select(keys[:1]), lighting)
         lighting_store.write(root, lighting, self.avatar, self.folder.write_file, meta, preview)
         self.folder.mark_stage_done("adapt")
@@ -300,6 +302,25 @@ class _Job:
         self.seconds["track"] = time.monotonic() - start
         return {k: v / max(n, 1) for k, v in sums.items()}
 
+    def preview(self) -> None:
+        """preview.mp4 from the finished job folder. A preview that cannot be written (no ffmpeg, full disk)
+        is a warning: the tracked frames are already safe and the job is still usable."""
+        from dlatrack_engine.report.preview import write_preview
+
+        def tick(done: int, total: int) -> None:
+            self.check_cancel()
+            self.emit("preview", done, total)
+
+        try:
+            result = write_preview(self.folder.root, self.avatar, on_frame=tick)
+        except Cancelled:
+            raise
+        except (OSError, RuntimeError, ValueError) as exc:
+            log.warning("%s: preview.mp4 not written: %s", self.folder.root, exc)
+            self.folder.update_manifest(preview_error=str(exc))
+            return
+        self.seconds["preview"] = result.seconds
+
     def _write(self, rows, todo, frames, params, terms, init_loss) -> None:
         with torch.no_grad():
             out = self.scene.render(params, self.lighting, background=frames)
@@ -329,6 +350,8 @@ def _run(video, avatar, out_dir, options, progress, cancel, adapt_only: bool) ->
         job.lighting, keys = job.adapt(init)
         if not adapt_only:
             losses = job.track(init, init_loss, job.lighting)
+            if options.write_preview:
+                job.preview()
     except Cancelled:
         cancelled = True
         log.info("job in '%s' cancelled; rerun to resume", out_dir)

@@ -31,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--results", default=None, help="write the table as a section of this markdown file")
     p.add_argument("--section", default="Registration: evaluation", help="section title for --results")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the metrics of every job as JSON")
+    p.add_argument("--no-report", action="store_true",
+                   help="skip report/ in each job folder (plots, metrics.json, report.html)")
     p.set_defaults(func=run)
 
 
@@ -46,13 +48,17 @@ def format_table(rows: list[tuple[str, dict[str, float]]]) -> str:
 def run(args: argparse.Namespace) -> int:
     from dlatrack_engine.avatar.runtime import Avatar
     from dlatrack_engine.device import pick_device
-    from dlatrack_engine.metrics.evaluate import evaluate_job
+    from dlatrack_engine.metrics.evaluate import evaluate
 
     avatar = Avatar.load(args.avatar, pick_device(args.device))
     rows = []
     for job in args.jobs:
-        metrics = evaluate_job(job, avatar, csim=not args.no_csim)
-        rows.append((Path(job).name, metrics))
+        evaluation = evaluate(job, avatar, csim=not args.no_csim)
+        rows.append((Path(job).name, evaluation.means))
+        if not getattr(args, "no_report", False):
+            from dlatrack_engine.report.write import write_report
+
+            print(f"report: {write_report(job, evaluation)}")
     table = format_table(rows)
     print(table)
     if args.json:

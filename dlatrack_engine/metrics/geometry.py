@@ -66,6 +66,18 @@ def geometry_errors(track: dict, gt: dict, landmarks_fn=None) -> dict[str, float
     return out
 
 
+def per_frame_errors(track: dict, gt: dict) -> dict[str, np.ndarray]:
+    """The errors a reader follows over time, one value per frame [N]: camera-frame vertex error (mm),
+    head rotation error (degrees) and the signed depth error of the mesh centroid (mm, + = too far)."""
+    cam = to_camera(np.asarray(track["vertices"], np.float64), track["head_R"], track["head_t"])
+    cam_gt = to_camera(np.asarray(gt["vertices"], np.float64), gt["head_R"], gt["head_t"])
+    return {
+        "vertex_mm": np.linalg.norm(cam - cam_gt, axis=-1).mean(axis=1) * 1000.0,
+        "rotation_deg": rotation_angle_deg(track["head_R"], gt["head_R"]),
+        "depth_mm": (cam.mean(axis=1) - cam_gt.mean(axis=1))[:, 2] * 1000.0,
+    }
+
+
 def rigid_residual(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Per-frame Procrustes (Kabsch, no scale): `source` [N, V, 3] rigidly moved onto `target` -> residual
     vectors [N, V, 3] of the best alignment."""

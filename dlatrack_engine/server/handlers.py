@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 Result = tuple[dict[str, Any], dict[str, Any]]
 Handler = Callable[["EngineServer", "Connection", dict[str, Any], dict[str, Any]], Result]
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+PREVIEW_FILE = "preview.mp4"  # report.preview.PREVIEW_FILE (not imported here: it pulls in the renderer)
 
 
 def arg(args: Mapping[str, Any], name: str, kind: type | tuple[type, ...], default: Any = ..., op: str = "") -> Any:
@@ -269,6 +270,7 @@ def op_job_frames(server: EngineServer, conn: Connection, args: dict, blobs: dic
     out: dict[str, Any] = {}
     track = record.job.kind in ("track", "adapt")
     with_textures = arg(args, "textures", bool, False, op="job_frames")
+    with_preview = arg(args, "preview", bool, False, op="job_frames")
     try:
         for index in frames:
             for key, value in record.folder.read_frame(index, track=track).items():
@@ -280,6 +282,9 @@ def op_job_frames(server: EngineServer, conn: Connection, args: dict, blobs: dic
                         out[f"texture_{kind}/{index}"] = record.folder.read_file(path)
         if record.folder.written(record.folder.light_code_path):
             out["light_code"] = record.folder.read_light_code()
+        preview = record.folder.root / PREVIEW_FILE
+        if with_preview and record.folder.written(preview):  # the job's own preview.mp4, never a link
+            out["preview"] = record.folder.read_file(preview)
     except (JobFolderError, OSError) as exc:
         raise JobError("bad_job_folder", str(exc)) from exc
     return {"job_id": record.job.job_id, "frames": frames, "manifest": record.folder.read_manifest()}, out

@@ -58,6 +58,7 @@ class LightingInfo:
     key_source_frames: list[int] = field(default_factory=list)  # the same as video frame indices
     video: str | None = None
     losses: Any = None  # step 2's loss history
+    iteration_losses: list[float] = field(default_factory=list)  # step 2's loss at every iteration (report plot)
     files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
     reused_from: str | None = None  # the lighting folder this job copied instead of adapting
     legacy: bool = False
@@ -76,7 +77,8 @@ class LightingInfo:
         if "format" not in data:  # a job folder from before the format: kind, key frames, losses
             return cls(model=model, key_frames=list(data.get("key_frames", [])),
                        key_source_frames=list(data.get("key_source_frames", [])),
-                       losses=data.get("losses"), legacy=True)  # fmt: skip
+                       losses=data.get("losses"), iteration_losses=list(data.get("iteration_losses", [])),
+                       legacy=True)  # fmt: skip
         if data["format"] != LIGHTING_FORMAT:
             raise LightingFolderError(f"{where}: field 'format' is {data['format']!r}, expected {LIGHTING_FORMAT!r}")
         if data.get("format_version") != LIGHTING_FORMAT_VERSION:

@@ -157,6 +157,38 @@ def test_remote_mirror_copies_the_job_folder_over_the_socket(shared_engine, tmp_
         assert all((ours[k] == theirs[k]).all() for k in ours)
 
 
+def test_the_mirror_brings_the_jobs_preview_and_never_a_link(shared_engine, tmp_path: Path) -> None:
+    """A remote engine's preview.mp4 (in the job folder it chose) comes back with the last sync, so the
+    Result box's Show Comparison works on the laptop; a preview.mp4 the job did not write is never served."""
+    import os
+
+    from blender_addon.io.client import EngineError
+    from blender_addon.io.job_summary import JobSummary
+    from blender_addon.io.mirror import RemoteMirror
+
+    _, client = shared_engine
+    engine_side = tmp_path / "engine_side"
+    job_id = client.selftest(frames=2, size=8, out_dir=str(engine_side))
+    assert client.wait(job_id, timeout=60, poll_s=0.05)["state"] == "completed"
+    assert client.job_frames(job_id, [])["preview"] is None  # not asked for, not sent
+    mirror = RemoteMirror(client, job_id, tmp_path / "blender_side")
+    mirror.sync(everything=True)
+    assert not (tmp_path / "blender_side" / "preview.mp4").exists()  # none written yet: nothing to copy
+    video = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8
+    JobFolder(engine_side).write_file(engine_side / "preview.mp4", video)  # as report/preview.py writes it
+    mirror.sync(everything=True)
+    assert (tmp_path / "blender_side" / "preview.mp4").read_bytes() == video
+    summary = JobSummary.from_folder(tmp_path / "blender_side")
+    assert summary is not None and summary.preview == tmp_path / "blender_side" / "preview.mp4"
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"not for the client")
+    (engine_side / "preview.mp4").unlink()
+    os.symlink(secret, engine_side / "preview.mp4")
+    with pytest.raises(EngineError) as info:
+        client.job_frames(job_id, [], preview=True)
+    assert info.value.code == "bad_job_folder" and b"not for the client" not in info.value.message.encode()
+
+
 def test_avatar_mesh_from_the_engine_matches_the_package(shared_engine, tmp_path: Path) -> None:
     """Import Avatar for an engine elsewhere: the `avatar_topology` reply gives the same mesh as the files."""
     import addon_synthetic as synthetic

@@ -51,6 +51,7 @@ def test_adapt_lighting_stores_a_named_lighting_with_a_preview(session: dict) ->
     assert lighting["folder"] == str(Path(session["adapt_job"]) / "lighting")
     assert lighting["preview_size"] == [2 * 96, 96]  # key frame | relit avatar, at the working size
     assert session["panel_draws_after_adapt"] > 0
+    assert adapt["scene_job_folder"] == ""  # an adapt job is not the scene's tracked job (Result box, Relight)
 
 
 def test_track_video_reuses_the_stored_lighting(session: dict) -> None:
@@ -62,6 +63,8 @@ def test_track_video_reuses_the_stored_lighting(session: dict) -> None:
     assert manifest["lighting_source"]["path"] == str(Path(session["adapt_job"]) / "lighting")
     assert not any(s.startswith("adapt ") for s in track["statuses"]), track["statuses"]  # step 2 skipped
     assert manifest["metrics"]["seconds"]["adapt"] < 1.0, manifest["metrics"]
+    # Issue 21 with a reused lighting: the preview is written and the track job is the one the sidebar shows.
+    assert track["scene_job_folder"] == track["folder"] and (Path(track["folder"]) / "preview.mp4").is_file()
 
 
 def test_escape_stops_adapt_lighting_and_stores_nothing(session: dict) -> None:
@@ -69,3 +72,4 @@ def test_escape_stops_adapt_lighting_and_stores_nothing(session: dict) -> None:
     assert stopped["engine_state"] == "cancelled" and stopped["final_status"] == "stopped", stopped
     assert not stopped["operator_running"] and stopped["end_after_s"] < 30, stopped
     assert stopped["lightings"] == 1 and stopped["max_pump_blocked_s"] < 0.1, stopped
+    assert stopped["scene_job_folder"] == session["track"]["folder"]  # the tracked job stays in the sidebar

@@ -1,7 +1,8 @@
 """Track Video from the add-on's own sidebar in a real Blender window, with the preferences' *Remote
 engine*: the engine runs as another "machine" (own HOME, TMPDIR and folders, `dlatrack serve --remote`),
 the laptop's Blender knows only its copied connection file. The video and the avatar go up by upload, the
-results come back into the laptop's output folder, and the scene points only at laptop files (issue 24;
+results and the job's preview.mp4 come back into the laptop's output folder (Show Comparison works there),
+and the scene points only at laptop files (issue 24;
 the headless twin is tests/blender/test_blender_remote_batch.py)."""
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ def test_track_video_with_a_remote_engine(x_display: str, tmp_path: Path) -> Non
     assert mirror.is_relative_to(laptop / "mirror") and track["frame_files"] == FRAMES
     assert result["backgrounds"] == [str(laptop / "footage" / "video.mp4")]
     assert result["images"] and all(Path(p).is_relative_to(mirror) and Path(p).is_file() for p in result["images"])
+    previews = list(state.rglob("preview.mp4"))  # written by the engine in the job folder it chose
+    assert len(previews) == 1 and previews[0].is_relative_to(state), previews
+    assert result["job_folder"] == str(mirror) and (mirror / "preview.mp4").read_bytes() == previews[0].read_bytes()
+    assert result["comparison"] == ["FINISHED"], result["comparison"]  # Show Comparison on the laptop's copy
     assert result["relight"] == ["FINISHED"]  # re-decoded on the engine, written into the laptop's mirror
     assert len(list((mirror / "textures" / "view_Side" / "full").glob("*.png"))) == FRAMES
     engine_records = "".join(p.read_text(errors="replace") for p in state.rglob("*.json"))

@@ -42,6 +42,9 @@ def session(x_display: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_addon_enables_and_panel_draws_without_errors(session: dict) -> None:
     assert session["import"] == ["FINISHED"] and session["connect"] == ["FINISHED"]
     assert session["engine"]["device"] == "cpu"
+    # Start a local engine: the operator returns at once, the sidebar draws while the engine comes up.
+    assert session["connect_return_s"] < 1.0 < session["connect_s"], session["connect_return_s"]
+    assert session["panel_draws_while_starting"] > 0
     assert "Traceback" not in session["stderr"], session["stderr"][-3000:]
     # The sidebar tab was open all along: its draw() ran while the jobs ran, and after the engine died.
     assert session["panel_draws_while_tracking"] > 10 and session["panel_draws_after_kill"] > 0
@@ -58,6 +61,9 @@ def test_completed_job_streams_progress_and_writes_the_scene(session: dict) -> N
     assert done["frame_keys"] == [f"frame_{i + 1:04d}" for i in range(start, start + count)]
     assert done["frame_files"] == count and done["frames_written"] == count
     assert done["scene_range"] == [start + 1, start + count]
+    # Show Comparison: the job's preview.mp4 as a movie strip over the same scene frames.
+    assert session["comparison"] == ["FINISHED"]
+    assert session["comparison_strips"] == [["MOVIE", start + 1, count]]
     assert done["images"]["Relit texture"] == ["SEQUENCE", "relit"]
     assert done["images"]["Fully-lit texture"] == ["SEQUENCE", "full"]
     # The panel followed the engine: its stage and count, a progress between 0 and 1, then "done".

@@ -13,7 +13,8 @@ from fit_fixtures import FRAMES, TINY, ReplayDetector, gt_params, make_avatar, w
 
 from dlatrack_engine.fit import lighting_store
 from dlatrack_engine.fit.pipeline import TrackOptions, adapt_lighting, track_video
-from dlatrack_engine.metrics.evaluate import evaluate_job
+from dlatrack_engine.metrics.evaluate import evaluate, evaluate_job
+from dlatrack_engine.report.write import write_report
 from dlatrack_engine.wire.jobfolder import JobFolder
 from dlatrack_engine.wire.lighting_folder import LightingFolderError, lighting_root
 
@@ -60,9 +61,16 @@ def test_reused_lighting_matches_own_adaptation_and_skips_step_2(takes, avatar, 
     assert copied.info.reused_from == str(lighting_root(root / "adapt_a").resolve())
     assert folder.read_manifest()["lighting_source"]["path"] == copied.info.reused_from
     m_own = evaluate_job(tmp_path / "own", avatar, csim=False)
-    m_reused = evaluate_job(tmp_path / "reused", avatar, csim=False)
+    evaluation = evaluate(tmp_path / "reused", avatar, csim=False)
+    m_reused = evaluation.means
     assert abs(m_reused["psnr"] - m_own["psnr"]) < 0.5, (m_own, m_reused)
     assert abs(m_reused["vertex_mm"] - m_own["vertex_mm"]) < 0.5, (m_own, m_reused)
+    # Issue 21 on a reused lighting: the preview and the report read the copied lighting through lighting_store.
+    assert (tmp_path / "reused" / "preview.mp4").is_file()
+    report = write_report(tmp_path / "reused", evaluation)
+    document = json.loads((report.parent / "metrics.json").read_text())
+    assert document["lighting_reused_from"] == copied.info.reused_from and document["losses"]["step2"]
+    assert "step 2 skipped" in report.read_text()
 
 
 def _other_g(avatar):

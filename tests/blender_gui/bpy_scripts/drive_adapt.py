@@ -38,7 +38,11 @@ def steps(args: dict) -> Iterator[float]:
     with in_view3d(window):
         out["import"] = list(bpy.ops.dlatrack.import_avatar())
         out["connect"] = list(bpy.ops.dlatrack.engine_connect())
-    yield 0.2
+    # The local engine starts in the background (issue 21): wait for the sidebar to have it connected.
+    yield from wait(Watch(scene), lambda: engine_ui.client() is not None or bool(engine_ui.launch_error()), 120,
+                    "engine started")
+    if engine_ui.client() is None:
+        raise RuntimeError(f"the local engine did not start: {engine_ui.launch_error()}")
 
     # 1. Adapt Lighting: modal, progress in the panel, the lighting stored in the scene with its preview.
     watch = run_operator(window, scene, "adapt_lighting", args["adapt"])
@@ -47,7 +51,7 @@ def steps(args: dict) -> Iterator[float]:
     lightings = [{"name": item.name, "folder": item.folder, "model": item.model, "key_frames": item.key_frames,
                   "preview_size": list(item.preview.size) if item.preview else None}
                  for item in settings.lightings]  # fmt: skip
-    out["adapt"] = {**job_outcome(scene, run, watch), "lightings": lightings}
+    out["adapt"] = {**job_outcome(scene, run, watch), "lightings": lightings, "scene_job_folder": settings.job_folder}
     drawn["count"] = 0
     area.tag_redraw()
     yield 0.3  # the Lighting sub-panel draws the list and the preview
@@ -59,7 +63,8 @@ def steps(args: dict) -> Iterator[float]:
     run = track_ui.active_run(scene)
     started = time.monotonic()
     yield from wait(watch, lambda: not settings.running, 180, "track with stored lighting: operator ended")
-    out["track"] = {**job_outcome(scene, run, watch), "seconds": time.monotonic() - started}
+    out["track"] = {**job_outcome(scene, run, watch), "seconds": time.monotonic() - started,
+                    "scene_job_folder": settings.job_folder}  # fmt: skip
     out["engine_alive"] = engine_ui.client() is not None
 
     # 3. ESC, pressed on the keyboard while Adapt Lighting computes: the job stops, nothing is stored.
@@ -70,5 +75,5 @@ def steps(args: dict) -> Iterator[float]:
     pressed = time.monotonic()
     yield from wait(watch, lambda: not settings.running, 30, "adapt escape: operator ended")
     out["escape"] = {**job_outcome(scene, run, watch), "end_after_s": time.monotonic() - pressed,
-                     "lightings": len(settings.lightings)}  # fmt: skip
+                     "lightings": len(settings.lightings), "scene_job_folder": settings.job_folder}  # fmt: skip
     return out

@@ -1,7 +1,7 @@
 """Inside an interactive Blender on the "laptop": the preferences' Remote engine (the connection file copied
 from the "GPU box"), Import Avatar, Connect, and the modal Track Video, which uploads the video and the
-avatar, mirrors the results into the output folder and builds the scene from them; then Relight for Camera
-through the same connection (issue 24)."""
+avatar, mirrors the results (and the job's preview.mp4, for Show Comparison) into the output folder and
+builds the scene from them; then Relight for Camera through the same connection (issue 24)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,13 @@ def steps(args: dict) -> Iterator[float]:
     out["images"] = [bpy.path.abspath(node.image.filepath) for node in material.node_tree.nodes
                      if node.type == "TEX_IMAGE" and node.image is not None]  # fmt: skip
     out["assumed_focal"] = run.calibration.assumed
+    # The engine's preview.mp4 comes back with the mirror's last sync: the Result box offers Show Comparison.
+    out["job_folder"] = bpy.path.abspath(settings.job_folder)
+    try:
+        with in_view3d(window):
+            out["comparison"] = list(bpy.ops.dlatrack.show_comparison())
+    except RuntimeError as exc:  # the operator's ERROR report
+        out["comparison"] = [str(exc)]
     # Relight for Camera through the same remote connection: a camera to the side, textures re-decoded there.
     side = bpy.data.objects.new("Side", bpy.data.cameras.new("Side"))
     scene.collection.objects.link(side)

@@ -206,7 +206,15 @@ def steps(args: dict) -> Iterator[float]:
         out["import"] = list(bpy.ops.dlatrack.import_avatar())
         started = time.monotonic()
         out["connect"] = list(bpy.ops.dlatrack.engine_connect())
+    # The engine starts in the background: the operator returns at once and the sidebar keeps drawing.
+    out["connect_return_s"] = time.monotonic() - started
+    drawn_before = drawn["count"]
+    yield from wait(Watch(scene), lambda: engine_ui.client() is not None or bool(engine_ui.launch_error()), 120,
+                    "engine started")
+    if engine_ui.client() is None:
+        raise RuntimeError(f"the local engine did not start: {engine_ui.launch_error()}")
     out["connect_s"] = time.monotonic() - started
+    out["panel_draws_while_starting"] = drawn["count"] - drawn_before
     out["engine"] = dict(engine_ui.info())
     engine_pid = engine_ui._state["process"].pid
     out["engine_pid"] = engine_pid
@@ -229,6 +237,11 @@ def steps(args: dict) -> Iterator[float]:
         for node in avatar_material.node_tree.nodes if node.type == "TEX_IMAGE" and node.image is not None
     }  # fmt: skip
     out["complete"]["scene_range"] = [scene.frame_start, scene.frame_end]
+    with in_view3d(window):
+        out["comparison"] = list(bpy.ops.dlatrack.show_comparison())
+    editor = scene.sequence_editor
+    strips = list(editor.strips if hasattr(editor, "strips") else editor.sequences) if editor else []
+    out["comparison_strips"] = [[s.type, s.frame_start, s.frame_final_duration] for s in strips]
 
     # 2. ESC, pressed on the keyboard while the engine computes.
     watch = start_job(window, scene, args["escape"])
