@@ -43,6 +43,23 @@ def landmark_loss(projected: torch.Tensor, detected: torch.Tensor, weight: torch
     return sq.sum(-1)
 
 
+def acceleration_penalty(rotation: torch.Tensor, translation_mm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Temporal prior on the head's motion: ‖R_{f-1} − 2R_f + R_{f+1}‖²_F and ‖t_{f-1} − 2t_f + t_{f+1}‖² per
+    frame (0 at the two ends) for consecutive frames, rotation [N, 3, 3], translation [N, 3] in mm.
+
+    Second differences leave constant-velocity motion free and penalise frame-to-frame jitter. They are
+    taken of the rotation matrices, not of axis-angle vectors, so they do not jump where axis-angle changes
+    branch (|r| ≈ π, a head facing the camera). For small angles ‖ΔR‖²_F ≈ 2 ‖Δθ‖² in rad².
+    """
+    n = rotation.shape[0]
+    zero = rotation.new_zeros(n)
+    if n < 3:
+        return zero, zero
+    rot = (rotation[:-2] - 2 * rotation[1:-1] + rotation[2:]).pow(2).sum(dim=(-1, -2))
+    trans = (translation_mm[:-2] - 2 * translation_mm[1:-1] + translation_mm[2:]).pow(2).sum(-1)
+    return F.pad(rot, (1, 1)), F.pad(trans, (1, 1))
+
+
 def pixel_loss(frame: torch.Tensor, render: torch.Tensor, mask: torch.Tensor, laplacian_weight: float) -> torch.Tensor:
     """Eq. 7: (‖r ⊙ w‖₁ + λ_Δ ‖Δr ⊙ w‖₁) / (3 Σ w) with r = I − Î in 8-bit levels, per frame.
 

@@ -26,10 +26,12 @@ from dlatrack_engine import __version__
 from dlatrack_engine.device import pick_device
 from dlatrack_engine.fit import lighting_store, output
 from dlatrack_engine.fit.camera_setup import resolve_intrinsics
+from dlatrack_engine.fit.key_poses import spread_key_corrections
 from dlatrack_engine.fit.keyframes import select_key_frames
 from dlatrack_engine.fit.lighting import LIGHTING_KINDS, VideoLighting
 from dlatrack_engine.fit.lighting_preview import preview_png
 from dlatrack_engine.fit.optim import Cancelled
+from dlatrack_engine.fit.params import FrameParams
 from dlatrack_engine.fit.scene import FaceScene, lighting_rotation
 from dlatrack_engine.fit.schedule import Schedule
 from dlatrack_engine.fit.step1 import fit_landmarks
@@ -229,14 +231,20 @@ class _Job:
         self.seconds["init"] = time.monotonic() - start
         return params, loss
 
-    def adapt(self, init) -> tuple[VideoLighting | None, list[int]]:
-        """Step 2 (Algorithm 1) on K key frames, or the reused lighting copied in; -> lighting, key rows."""
+    def adapt(self, init: FrameParams) -> tuple[VideoLighting | None, list[int], FrameParams]:
+        """Step 2 (Algorithm 1) on K key frames, or the reused lighting copied in; -> lighting, key rows, and
+        the poses step 3 starts from (step 1's, corrected by step 2's refined p_k: fit/key_poses.py)."""
         if self.options.lighting == "none":
-            return None, []
+            return None, [], init
         stored = lighting_store.read_job(self.folder)
+        poses_path = self.folder.root / "key_poses.npz"
         if stored is not None and "adapt" in self.folder.read_manifest()["stages_done"]:
             keys = [] if stored.info.reused_from else list(stored.info.key_frames)
-            return stored.video_lighting(self.avatar, self.scene.renderer), keys
+            starts = init
+            if keys and self.folder.trusted(poses_path):
+                refined, _ = output.load_params(poses_path, self.device)
+                starts = spread_key_corrections(init, keys, refined)
+            return stored.video_lighting(self.avatar, self.scene.renderer), keys, starts
         root = lighting_store.job_lighting_root(self.folder)
         start = time.monotonic()
         if self.reused is not None:
@@ -245,7 +253,7 @@ class _Job:
             self.folder.mark_stage_done("adapt")
             self.seconds["adapt"] = time.monotonic() - start
             log.info("step 2 skipped: lighting reused from %s", info.reused_from)
-            return self.reused.video_lighting(self.avatar, self.scene.renderer), []
+            return self.reused.video_lighting(self.avatar, self.scene.renderer), [], init
         lighting = VideoLighting(self.options.lighting, self.avatar, self.scene.renderer,
                                  pretrained=self.options.pretrained_lighting)
         keys = select_key_frames(lighting_rotation(init.rotation()).cpu().numpy(), self.schedule.step2.key_frames)
@@ -257,19 +265,20 @@ class _Job:
             curve.append(float(value))
             self.emit("adapt", len(curve), total, value, stage)
 
-        _, history = run_step2(self.scene, self.frames[keys], init.select(keys), lighting, self.schedule,
-                               adapt_network=self.options.adapt, cancel=self.cancel, on_iteration=tick)
+        refined, history = run_step2(self.scene, self.frames[keys], init.select(keys), lighting, self.schedule,
+                                     adapt_network=self.options.adapt, cancel=self.cancel, on_iteration=tick)
+        output.save_params(self.folder, poses_path, refined, rows=np.asarray(keys))
         meta = {"key_frames": keys, "key_source_frames": [self.clip.indices[k] for k in keys], "losses": history,
                 "iteration_losses": curve, "video": str(self.clip.path)}
         preview = preview_png(self.scene, self.frames[keys[0]], init.select(keys[:1]), lighting)
         lighting_store.write(root, lighting, self.avatar, self.folder.write_file, meta, preview)
         self.folder.mark_stage_done("adapt")
         self.seconds["adapt"] = time.monotonic() - start
-        return lighting, keys
+        return lighting, keys, spread_key_corrections(init, keys, refined)
 
-    def track(self, init, init_loss: torch.Tensor, lighting: VideoLighting | None) -> dict[str, float]:
-        """Step 3 over all frames in fixed batches; counts go to self.computed / self.skipped as they happen
-        (so a cancelled run still reports what it wrote)."""
+    def track(self, starts: FrameParams, init_loss: torch.Tensor, lighting: VideoLighting | None) -> dict[str, float]:
+        """Step 3 over all frames in fixed batches from `starts`; counts go to self.computed / self.skipped as
+        they happen (so a cancelled run still reports what it wrote)."""
         n = len(self.frames)
         batch = max(1, self.schedule.step3.batch_size)
         sums = {"landmark": 0.0, "pixel": 0.0, "flow": 0.0}
@@ -283,7 +292,7 @@ class _Job:
                 continue
             self.check_cancel()
             frames = self.frames[rows].to(self.device)
-            sub_init = init.select(rows)
+            sub_init = starts.select(rows)
             if landmark_only:
                 params, terms = sub_init, None
             else:
@@ -347,9 +356,11 @@ def _run(video, avatar, out_dir, options, progress, cancel, adapt_only: bool) ->
     try:
         marks = job.landmarks()
         init, init_loss = job.init(marks)
-        job.lighting, keys = job.adapt(init)
+        job.lighting, keys, starts = job.adapt(init)
+        if job.options.steps == "landmarks":  # the step-1-alone baseline keeps step 1's poses
+            starts = init
         if not adapt_only:
-            losses = job.track(init, init_loss, job.lighting)
+            losses = job.track(starts, init_loss, job.lighting)
             if options.write_preview:
                 job.preview()
     except Cancelled:

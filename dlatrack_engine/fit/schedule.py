@@ -39,6 +39,14 @@ class Step1Schedule:
     # iBUG jaw points 0-16 are silhouette points: where a detector puts them depends on the view, not on a
     # fixed mesh point (MediaPipe's sit 11-16 px from the sample subject's at 256², other groups 2-10 px).
     jaw_weight: float = 0.25
+    # Temporal prior (losses.acceleration_penalty) against squared working pixels: per-frame landmark noise
+    # moves the head's depth by centimetres from frame to frame (1 % of landmark scale is ~10 mm), while a
+    # real head accelerates little between frames. Weights per mm² of translation acceleration and per unit
+    # of ‖ΔR‖²_F; 0 turns the prior off (frames fitted independently, as Eq. 6 alone). At 0.3 / 30 the five
+    # 24-frame sample clips' tracked jitter fell from 24 to 5.9 mm (bench/RESULTS.md, "registration against
+    # the ground truth").
+    translation_smoothness: float = 0.3
+    rotation_smoothness: float = 30.0
 
 
 @dataclass
@@ -92,13 +100,15 @@ class Schedule:
 
     @classmethod
     def fast(cls) -> Schedule:
-        """Minutes on 2 CPU cores for 60 frames at 256²: fewer, larger steps, key-frame poses kept from
-        step 1, images at 128 px for steps 2-3 (the CPU rasteriser's cost grows with pixels); same losses,
-        same K."""
+        """Minutes on 2 CPU cores for 60 frames at 256²: fewer, larger steps, images at 128 px for steps 2-3
+        (the CPU rasteriser's cost grows with pixels); same losses, same K. The key-frame poses p_k move
+        with φ in step 2 at 20x the model's lr (0.02 scaled units: 2 mm / 0.1° per iteration), so that 160
+        iterations can undo step 1's pose error instead of letting the lighting absorb it
+        (bench/RESULTS.md, "registration against the ground truth")."""
         return cls(
             step1=Step1Schedule(iterations=300, lr=0.1, lr_halving=150, patience=30),
             step2=Step2Schedule(key_frames=48, rounds=2, light_iterations=40, light_lr=3e-2,
-                                model_iterations=40, model_lr=1e-3, pose_lr_scale=0.0, batch_size=8),
+                                model_iterations=80, model_lr=1e-3, pose_lr_scale=20.0, batch_size=8),
             step3=Step3Schedule(iterations=30, lr=0.05, lr_halving=15, patience=10, batch_size=20),
             dis_preset="fast",
             work_size=128,

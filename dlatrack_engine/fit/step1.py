@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-from dlatrack_engine.fit.losses import landmark_loss
+from dlatrack_engine.fit.losses import acceleration_penalty, landmark_loss
 from dlatrack_engine.fit.optim import run_adam
 from dlatrack_engine.fit.params import FrameParams, ScaledParams
 from dlatrack_engine.fit.scene import FaceScene
@@ -101,7 +101,11 @@ def fit_landmarks(scene: FaceScene, detected: torch.Tensor, weights: torch.Tenso
     def loss_fn() -> torch.Tensor:
         params = leaves.params()
         per_frame = landmark_loss(scene.landmarks_2d(params), detected, weights)  # Eq. 6
-        return (per_frame + s1.z_prior_weight * params.z.pow(2).sum(-1)).sum()
+        total = per_frame + s1.z_prior_weight * params.z.pow(2).sum(-1)
+        if s1.translation_smoothness > 0 or s1.rotation_smoothness > 0:
+            rot_acc, trans_acc = acceleration_penalty(params.rotation(), params.t * 1000.0)
+            total = total + s1.rotation_smoothness * rot_acc + s1.translation_smoothness * trans_acc
+        return total.sum()
 
     _, its = run_adam(leaves.parameters(), loss_fn, s1.iterations, s1.lr, s1.lr_halving, s1.tolerance,
                          s1.patience, cancel, on_iteration)

@@ -7,11 +7,12 @@
 
     L_pix(l, φ, {p_k}) = Σ_k ‖r_k ⊙ w_k‖₁ + λ_Δ ‖Δr_k ⊙ w_k‖₁,   r_k = I_k − Î(p_k)          (Eq. 7)
 
-w_k is the rendered avatar's coverage (detached: a weight, not something to optimise), optionally times a
-per-frame foreground matte. On CPU the K frames are visited in fixed mini-batches of `batch_size`, cycling,
-one batch per iteration (the paper's GPU batch is all K; with batch_size >= K this is exactly that).
+Î(p_k) is composited over I_k and w_k is the interior of its coverage (`fit/image_term.py`, the same term
+as step 3), optionally times a per-frame foreground matte. On CPU the K frames are visited in fixed
+mini-batches of `batch_size`, cycling, one batch per iteration (the paper's GPU batch is all K; with
+batch_size >= K this is exactly that).
 
-When the key-frame poses are not optimised (`pose_lr_scale = 0`, the fast preset; and always in half-round
+When the key-frame poses are not optimised (`pose_lr_scale = 0`; and always in half-round
 a, where p_k is frozen) the geometry and the fully-lit texture are constants, so each key frame is decoded
 and rasterised once per half-round and every iteration only re-runs G and the texture lookup: the loss is
 the same function of (l, φ), at a fraction of the cost on a CPU.
@@ -25,8 +26,8 @@ from collections.abc import Callable
 
 import torch
 
+from dlatrack_engine.fit.image_term import composite_loss, image_term
 from dlatrack_engine.fit.lighting import VideoLighting
-from dlatrack_engine.fit.losses import pixel_loss
 from dlatrack_engine.fit.optim import run_adam
 from dlatrack_engine.fit.params import FrameParams, ScaledParams
 from dlatrack_engine.fit.scene import FaceScene
@@ -34,16 +35,6 @@ from dlatrack_engine.fit.schedule import Schedule
 from dlatrack_engine.models.lighting import relight
 
 log = logging.getLogger(__name__)
-
-
-def key_frame_loss(scene: FaceScene, frames: torch.Tensor, params: FrameParams, lighting: VideoLighting,
-                   laplacian_weight: float, matte: torch.Tensor | None = None) -> torch.Tensor:
-    """Eq. 7 per key frame: frames [B, H, W, 3] linear RGB -> [B]."""
-    out = scene.render(params, lighting)
-    weight = out.mask.detach()
-    if matte is not None:
-        weight = weight * matte
-    return pixel_loss(frames, out.image, weight, laplacian_weight)
 
 
 class _FixedGeometry:
@@ -65,9 +56,9 @@ class _FixedGeometry:
         texture, uv, mask, head_view, world = self.entries[batch]
         gain, bias = lighting.gain_bias(head_view, texture, world, self.scene.avatar.topology.faces)
         relit = relight(texture, gain, bias)  # Eq. 2
-        image = self.scene.renderer.backend.texture(relit.permute(0, 2, 3, 1), uv) * mask
-        weight = mask if matte is None else mask * matte
-        return pixel_loss(frames, image, weight, laplacian_weight)  # Eq. 7
+        colour = self.scene.renderer.backend.texture(relit.permute(0, 2, 3, 1), uv)
+        image = colour * mask + frames * (1.0 - mask)  # composited over the frame, as image_term renders
+        return composite_loss(frames, image, mask, laplacian_weight, matte)  # Eq. 7
 
 
 def adapt_lighting(scene: FaceScene, frames: torch.Tensor, params: FrameParams, lighting: VideoLighting,
@@ -97,7 +88,7 @@ def adapt_lighting(scene: FaceScene, frames: torch.Tensor, params: FrameParams, 
             per_frame = fixed["geometry"].loss(b, frames[index], lighting, schedule.laplacian_weight, sub_matte)
         else:
             sub = leaves.params().select(index)
-            per_frame = key_frame_loss(scene, frames[index], sub, lighting, schedule.laplacian_weight, sub_matte)
+            per_frame, _ = image_term(scene, frames[index], sub, lighting, schedule.laplacian_weight, sub_matte)
         return per_frame.sum() * (k / len(index))  # an unbiased estimate of the sum over all K
 
     def report(stage: str) -> Callable[[int, float], None] | None:

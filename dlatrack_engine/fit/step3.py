@@ -22,11 +22,12 @@ from dataclasses import dataclass
 import torch
 
 from dlatrack_engine.fit.flow import vertex_flow
+from dlatrack_engine.fit.image_term import image_term
 from dlatrack_engine.fit.lighting import VideoLighting
-from dlatrack_engine.fit.losses import flow_loss, pixel_loss
+from dlatrack_engine.fit.losses import flow_loss
 from dlatrack_engine.fit.optim import run_adam
 from dlatrack_engine.fit.params import FrameParams, ScaledParams
-from dlatrack_engine.fit.scene import FaceScene, RenderOut
+from dlatrack_engine.fit.scene import FaceScene
 from dlatrack_engine.fit.schedule import Schedule
 
 log = logging.getLogger(__name__)
@@ -51,13 +52,6 @@ def flow_targets(scene: FaceScene, frames: torch.Tensor, init: FrameParams, ligh
     return projected_init, flow, visible
 
 
-def image_term(scene: FaceScene, frames: torch.Tensor, params: FrameParams, lighting: VideoLighting | None,
-               schedule: Schedule) -> tuple[torch.Tensor, RenderOut]:
-    """Eq. 7 per frame [B] for frames [B, H, W, 3] at parameters p, and the render it compared."""
-    out = scene.render(params, lighting)
-    return pixel_loss(frames, out.image, out.mask.detach(), schedule.laplacian_weight), out
-
-
 def track_batch(scene: FaceScene, frames: torch.Tensor, init: FrameParams, lighting: VideoLighting | None,
                 schedule: Schedule, flow_weight: float | None = None, cancel: threading.Event | None = None,
                 on_iteration: Callable[[int, float], None] | None = None) -> tuple[FrameParams, TrackTerms]:
@@ -70,7 +64,7 @@ def track_batch(scene: FaceScene, frames: torch.Tensor, init: FrameParams, light
     leaves = ScaledParams(init, schedule.rotation_unit, schedule.translation_unit)
 
     def terms(params: FrameParams) -> TrackTerms:
-        pix, out = image_term(scene, frames, params, lighting, schedule)  # Eq. 7
+        pix, out = image_term(scene, frames, params, lighting, schedule.laplacian_weight)  # Eq. 7
         if lam > 0:
             flo = flow_loss(scene.project(out.vertices_world), projected_init, flow, visible,
                             image_side=max(frames.shape[1:3]))  # Eq. 8

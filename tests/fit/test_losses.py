@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from dlatrack_engine.fit.flow import dis_flow, sample_at, vertex_flow
 from dlatrack_engine.fit.keyframes import select_key_frames
-from dlatrack_engine.fit.losses import flow_loss, landmark_loss, laplacian, pixel_loss
+from dlatrack_engine.fit.losses import acceleration_penalty, flow_loss, landmark_loss, laplacian, pixel_loss
+from dlatrack_engine.geometry import axis_angle_to_matrix
 
 
 def test_laplacian_of_a_quadratic_is_constant_inside():
@@ -108,3 +111,21 @@ def test_key_frames_cover_the_rotation_range():
     valid = np.ones(41, bool)
     valid[40] = False
     assert 40 not in select_key_frames(rotations, 5, valid)
+
+
+def test_acceleration_penalty_leaves_constant_velocity_free_and_ignores_the_axis_angle_branch():
+    frames = 6
+    steps = torch.arange(frames, dtype=torch.float32)[:, None]
+    translation = torch.tensor([1.0, -2.0, 5.0]) * steps  # mm, constant velocity
+    r = torch.tensor([math.pi - 0.02, 0.0, 0.0]) + torch.tensor([0.004, 0.0, 0.0]) * steps  # crosses |r| = π
+    rotation = axis_angle_to_matrix(r)
+    other_branch = r * (1.0 - 2.0 * math.pi / r.norm(dim=-1, keepdim=True))  # same rotations, other branch
+    rot_acc, trans_acc = acceleration_penalty(rotation, translation)
+    assert float(trans_acc.abs().max()) < 1e-8
+    assert float(rot_acc.max()) < 1e-8  # one axis at constant rate: second differences of ~1e-5
+    assert torch.allclose(acceleration_penalty(axis_angle_to_matrix(other_branch), translation)[0], rot_acc, atol=1e-7)
+    jitter = translation.clone()
+    jitter[3, 2] += 2.0  # one frame 2 mm off in depth
+    _, jittered = acceleration_penalty(rotation, jitter)
+    assert jittered.tolist() == pytest.approx([0.0, 0.0, 4.0, 16.0, 4.0, 0.0])  # (1, -2, 1) x 2 mm, squared
+    assert acceleration_penalty(rotation[:2], translation[:2])[1].tolist() == [0.0, 0.0]

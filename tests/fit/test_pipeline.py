@@ -45,6 +45,8 @@ def test_track_video_writes_the_job_folder(tmp_path, avatar, clip_dir):
     assert folder.overlay_path(0).exists()
     assert {e.stage for e in events} >= {"landmarks", "init", "adapt", "track", "write"}
     assert summary.computed_frames == FRAMES and not summary.cancelled and len(summary.key_frames) == 3
+    key_poses = np.load(folder.root / "key_poses.npz")  # step 2's p_k, step 3's starts at the key frames
+    assert key_poses["rows"].tolist() == summary.key_frames and key_poses["r"].shape == (3, 3)
     metrics = evaluate_job(tmp_path / "job", avatar, csim=False)
     assert {"l2", "ssim", "psnr", "vertex_mm", "landmark_px", "rotation_deg", "jitter_mm"} <= set(metrics)
     # Measured 2026-12-06: PSNR 29.2 dB, SSIM 0.971, 2.03 mm, 1.20°; step 1 alone reaches about 3 mm.

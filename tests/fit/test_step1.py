@@ -70,3 +70,25 @@ def test_landmark_shortcut_equals_full_decode(avatar):
     with torch.no_grad():
         full = avatar.landmarks(scene.geometry(z))
         assert torch.allclose(scene.landmarks_3d(z), full, atol=1e-6)
+
+
+def test_the_temporal_prior_removes_landmark_jitter_without_moving_the_head_away(avatar):
+    """Per-frame landmark noise makes the head's depth jump from frame to frame; the acceleration prior of
+    step 1 smooths that jitter out and keeps the fit as close to the truth."""
+    scene = FaceScene(avatar, intrinsics(), WIDTH, HEIGHT)
+    frames = 12
+    truth = gt_params(frames)
+    detected = _detections(scene, truth, 1.0)
+    results = {}
+    for name, (translation, rotation) in {"off": (0.0, 0.0), "default": (None, None)}.items():
+        s1 = Step1Schedule(iterations=200, lr=0.1, lr_halving=100, patience=0)
+        if translation is not None:
+            s1.translation_smoothness, s1.rotation_smoothness = translation, rotation
+        params, _ = fit_landmarks(scene, detected, torch.ones(frames, 68), Schedule(step1=s1))
+        off = params.t - truth.t  # the error's frame-to-frame jitter, not the true motion's acceleration
+        accel = (off[:-2] - 2 * off[1:-1] + off[2:]).norm(dim=-1).mean() * 1000  # mm
+        error = off.norm(dim=-1).mean() * 1000
+        results[name] = (float(accel), float(error))
+    (accel_off, error_off), (accel_on, error_on) = results["off"], results["default"]
+    assert accel_on < 0.5 * accel_off, results
+    assert error_on < 1.1 * error_off, results

@@ -7,13 +7,14 @@ import pytest
 import torch
 from fit_fixtures import HEIGHT, WIDTH, gt_params, intrinsics, render_clip
 
+from dlatrack_engine.fit.image_term import image_term
 from dlatrack_engine.fit.keyframes import select_key_frames
 from dlatrack_engine.fit.lighting import VideoLighting
 from dlatrack_engine.fit.params import FrameParams
 from dlatrack_engine.fit.scene import FaceScene
 from dlatrack_engine.fit.schedule import Schedule, Step1Schedule, Step2Schedule, Step3Schedule
 from dlatrack_engine.fit.step1 import fit_landmarks
-from dlatrack_engine.fit.step2 import adapt_lighting, key_frame_loss
+from dlatrack_engine.fit.step2 import adapt_lighting
 from dlatrack_engine.fit.step3 import track_batch
 from dlatrack_engine.metrics.geometry import geometry_errors
 
@@ -51,10 +52,10 @@ def adapted(avatar):
     lighting = VideoLighting("G", avatar)
     key_params = init.select(keys)
     with torch.no_grad():
-        before = key_frame_loss(scene, frames[keys], key_params, lighting, SCHEDULE.laplacian_weight).sum()
+        before = image_term(scene, frames[keys], key_params, lighting, SCHEDULE.laplacian_weight)[0].sum()
     refined, history = adapt_lighting(scene, frames[keys], key_params, lighting, SCHEDULE)
     with torch.no_grad():
-        after = key_frame_loss(scene, frames[keys], refined, lighting, SCHEDULE.laplacian_weight).sum()
+        after = image_term(scene, frames[keys], refined, lighting, SCHEDULE.laplacian_weight)[0].sum()
     return scene, truth, frames, init, lighting, float(before), float(after), history
 
 
@@ -86,11 +87,11 @@ def test_sh_lighting_starts_at_identity_and_adapts(avatar, adapted):
     with torch.no_grad():
         plain = scene.render(init.select(keys), None).image
         lit = scene.render(init.select(keys), lighting).image
-        before = key_frame_loss(scene, frames[keys], init.select(keys), lighting, 0.25).sum()
+        before = image_term(scene, frames[keys], init.select(keys), lighting, 0.25)[0].sum()
     assert torch.allclose(plain, lit, atol=1e-5)  # identity coefficients: gain 1 where the texture is seen
     fast = Schedule(step2=Step2Schedule(key_frames=2, rounds=1, light_iterations=15, light_lr=5e-2,
                                         model_iterations=0, batch_size=2))
     adapt_lighting(scene, frames[keys], init.select(keys), lighting, fast)
     with torch.no_grad():
-        after = key_frame_loss(scene, frames[keys], init.select(keys), lighting, 0.25).sum()
+        after = image_term(scene, frames[keys], init.select(keys), lighting, 0.25)[0].sum()
     assert float(after) < float(before)
