@@ -10,13 +10,14 @@ the engine's copy, stays the same while the package does.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import threading
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from .wire.digest import sha256_file
 
 CHUNK_BYTES = 4 << 20  # the engine accepts up to 8 MiB a chunk
 PACKAGE_FILES = ("avatar.json", "topology.npz", "weights.safetensors")
@@ -27,14 +28,6 @@ Progress = Callable[[int, int], None]
 
 class UploadCancelled(RuntimeError):
     """The user stopped an upload between two chunks; the engine keeps what it has (the next try resumes)."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def upload_file(client: Any, kind: str, path: str | Path, name: str | None = None, chunk_bytes: int = CHUNK_BYTES,

@@ -11,7 +11,6 @@ must hash to the announced SHA-256, and an upload idle for `idle_s` is deleted.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import threading
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dlatrack_engine.server.jobqueue import JobError
+from dlatrack_engine.wire.digest import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ class UploadStore:
             have += len(data)
             if have < size:
                 return {"upload_id": upload_id, "offset": have, "size": size, "complete": False}
-            digest = _sha256_of(part)
+            digest = sha256_file(part)
             expected = upload_id.split("-", 1)[1][:64]
             if digest != expected:
                 part.unlink(missing_ok=True)
@@ -171,9 +171,3 @@ class UploadStore:
         return done
 
 
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
