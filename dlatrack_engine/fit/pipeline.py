@@ -270,7 +270,7 @@ class _Job:
         output.save_params(self.folder, poses_path, refined, rows=np.asarray(keys))
         meta = {"key_frames": keys, "key_source_frames": [self.clip.indices[k] for k in keys], "losses": history,
                 "iteration_losses": curve, "video": str(self.clip.path)}
-        preview = preview_png(self.scene, self.frames[keys[0]], init.select(keys[:1]), lighting)
+        preview = preview_png(self.scene, self.frames[keys[0]], refined.select([0]), lighting)  # at its refined pose
         lighting_store.write(root, lighting, self.avatar, self.folder.write_file, meta, preview)
         self.folder.mark_stage_done("adapt")
         self.seconds["adapt"] = time.monotonic() - start
