@@ -158,7 +158,10 @@ class _Job:
         name = str(self.avatar.config.get("name", "avatar"))
         fingerprint = self.options.fingerprint(video, name)
         folder = JobFolder(out_dir)
-        self.owns_manifest = not folder.exists()
+        existed = folder.exists()
+        # The pipeline keeps `state` in a manifest it created (job_id = its fingerprint), on a resume too; an
+        # engine job's manifest, created by the job queue under the queue's own id, has its state kept there.
+        self.owns_manifest = not existed or folder.read_manifest().get("job_id") == fingerprint
         if self.owns_manifest:
             folder = JobFolder.create(out_dir, fingerprint, "track", engine_version=__version__)
         manifest = folder.read_manifest()
@@ -166,7 +169,7 @@ class _Job:
         if previous and previous != fingerprint:
             raise JobFolderError(f"{folder.manifest_path}: holds results of another request (fingerprint {previous}, "
                                  f"this one {fingerprint}); choose an empty output folder")
-        if not self.owns_manifest:
+        if existed:
             folder.verify_files()  # a rerun recomputes what does not match what it wrote
         folder.update_manifest(
             pipeline_fingerprint=fingerprint, options=self.options.to_dict(), avatar=name, video=str(video),

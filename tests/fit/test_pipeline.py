@@ -92,6 +92,7 @@ def test_resume_after_interruption_reproduces_the_same_outputs(tmp_path, avatar,
     assert JobFolder(tmp_path / "job").read_manifest()["state"] == "cancelled"
     second = track_video(root, avatar, tmp_path / "job", _options(marks))
     assert second.skipped_frames == 2 and second.computed_frames == FRAMES - 2
+    assert JobFolder(tmp_path / "job").read_manifest()["state"] == "completed"  # the resume finished the job
     resumed = _read_all(JobFolder(tmp_path / "job"))
     assert resumed.keys() == reference.keys()
     for index, arrays in reference.items():
