@@ -12,7 +12,17 @@ from pathlib import Path
 import bpy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from drive_track import Watch, addon_ui, computing, job_outcome, open_sidebar, press_escape, wait
+from drive_track import (
+    Watch,
+    addon_ui,
+    computing,
+    engine_started,
+    job_outcome,
+    job_settings,
+    open_sidebar,
+    press_escape,
+    wait,
+)
 
 from blender_addon.docs.window_driver import in_view3d
 
@@ -32,17 +42,11 @@ def steps(args: dict) -> Iterator[float]:
     out: dict = {"blender_version": bpy.app.version_string}
     window, scene, area, drawn = yield from open_sidebar(args)
     engine_ui, track_ui = addon_ui()
-    settings = scene.dlatrack
-    settings.avatar_path, settings.video_path = args["package"], args["video"]
-    settings.key_frames, settings.write_mode, settings.lighting_name = args["key_frames"], "SHAPE_KEYS", "room"
+    settings = job_settings(scene, args, lighting_name="room")
     with in_view3d(window):
         out["import"] = list(bpy.ops.dlatrack.import_avatar())
         out["connect"] = list(bpy.ops.dlatrack.engine_connect())
-    # The local engine starts in the background (issue 21): wait for the sidebar to have it connected.
-    yield from wait(Watch(scene), lambda: engine_ui.client() is not None or bool(engine_ui.launch_error()), 120,
-                    "engine started")
-    if engine_ui.client() is None:
-        raise RuntimeError(f"the local engine did not start: {engine_ui.launch_error()}")
+    yield from engine_started(scene, engine_ui)
 
     # 1. Adapt Lighting: modal, progress in the panel, the lighting stored in the scene with its preview.
     watch = run_operator(window, scene, "adapt_lighting", args["adapt"])

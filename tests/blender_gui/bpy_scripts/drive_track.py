@@ -195,13 +195,29 @@ def open_sidebar(args: dict) -> Generator[float, None, tuple]:
     return window, scene, area, drawn
 
 
+def job_settings(scene: bpy.types.Scene, args: dict, **extra: Any) -> Any:
+    """The sidebar's job settings from the driver's arguments, plus any `extra` property."""
+    settings = scene.dlatrack
+    settings.avatar_path, settings.video_path = args["package"], args["video"]
+    settings.key_frames, settings.write_mode = args["key_frames"], "SHAPE_KEYS"
+    for name, value in extra.items():
+        setattr(settings, name, value)
+    return settings
+
+
+def engine_started(scene: bpy.types.Scene, engine_ui: ModuleType) -> Iterator[float]:
+    """Wait for the local engine, which starts in the background (issue 21), to be connected."""
+    yield from wait(Watch(scene), lambda: engine_ui.client() is not None or bool(engine_ui.launch_error()), 120,
+                    "engine started")
+    if engine_ui.client() is None:
+        raise RuntimeError(f"the local engine did not start: {engine_ui.launch_error()}")
+
+
 def steps(args: dict) -> Iterator[float]:
     out: dict = {"blender_version": bpy.app.version_string}
     window, scene, area, drawn = yield from open_sidebar(args)
     engine_ui, track_ui = addon_ui()
-    settings = scene.dlatrack
-    settings.avatar_path, settings.video_path = args["package"], args["video"]
-    settings.key_frames, settings.write_mode = args["key_frames"], "SHAPE_KEYS"
+    settings = job_settings(scene, args)
     with in_view3d(window):
         out["import"] = list(bpy.ops.dlatrack.import_avatar())
         started = time.monotonic()
@@ -209,10 +225,7 @@ def steps(args: dict) -> Iterator[float]:
     # The engine starts in the background: the operator returns at once and the sidebar keeps drawing.
     out["connect_return_s"] = time.monotonic() - started
     drawn_before = drawn["count"]
-    yield from wait(Watch(scene), lambda: engine_ui.client() is not None or bool(engine_ui.launch_error()), 120,
-                    "engine started")
-    if engine_ui.client() is None:
-        raise RuntimeError(f"the local engine did not start: {engine_ui.launch_error()}")
+    yield from engine_started(scene, engine_ui)
     out["connect_s"] = time.monotonic() - started
     out["panel_draws_while_starting"] = drawn["count"] - drawn_before
     out["engine"] = dict(engine_ui.info())
