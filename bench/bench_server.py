@@ -145,9 +145,7 @@ def measure(
         latent = int(info["latent_size"])
         result = run_load(connection, avatar_id, latent, clients, seconds)
         alone = run_load(connection, avatar_id, latent, 1, max(3.0, seconds / 3), decode_fraction=1.0)
-        with addon_client.EngineClient.from_connection_file(connection) as client:
-            client.shutdown()
-        process.wait(30)
+        addon_client.stop_local_engine(connection, process)
     finally:
         if process.poll() is None:
             process.kill()

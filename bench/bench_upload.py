@@ -77,14 +77,10 @@ def measure(remote: bool, data_file: Path, connects: int, work: Path) -> dict[st
             began = time.perf_counter()
             addon_upload.upload_file(client, "video", resumed)
             timings["resume_half_s"] = time.perf_counter() - began
-        with addon_client.EngineClient.from_connection_file(connection) as client:
-            client.shutdown()
-        process.wait(30)
+        addon_client.stop_local_engine(connection, process)
         if remote:  # the certificate is reused: a second start makes none
             process, connection, timings["restart_s"] = start(state, remote)
-            with addon_client.EngineClient.from_connection_file(connection) as client:
-                client.shutdown()
-            process.wait(30)
+            addon_client.stop_local_engine(connection, process)
     finally:
         if process.poll() is None:
             process.terminate()

@@ -481,3 +481,10 @@ def start_local_engine(
     from .engine_launch import EngineLaunch
 
     return EngineLaunch(python, connection_file, extra_args, wait_s).wait()
+
+
+def stop_local_engine(connection_file: Path, process: subprocess.Popen, wait_s: float = 30.0) -> None:
+    """Ask an engine this process started (`start_local_engine`) to shut down, and wait for it to exit."""
+    with EngineClient.from_connection_file(connection_file) as client:
+        client.shutdown()
+    process.wait(wait_s)
