@@ -41,16 +41,7 @@ def spread_key_corrections(init: FrameParams, keys: list[int], refined: FramePar
 
 
 def _interpolation_matrix(keys: np.ndarray, n: int) -> np.ndarray:
-    """[n, K] weights of linear interpolation in time between sorted key rows, constant beyond the ends."""
-    weights = np.zeros((n, len(keys)))
-    for row in range(n):
-        after = int(np.searchsorted(keys, row))
-        if after == 0 or after == len(keys):
-            weights[row, min(after, len(keys) - 1)] = 1.0
-        elif keys[after] == row:
-            weights[row, after] = 1.0
-        else:
-            before = after - 1
-            a = (row - keys[before]) / (keys[after] - keys[before])
-            weights[row, before], weights[row, after] = 1.0 - a, a
-    return weights
+    """[n, K] weights of linear interpolation in time between sorted key rows, constant beyond the ends
+    (np.interp of each key's indicator)."""
+    rows = np.arange(n)
+    return np.stack([np.interp(rows, keys, indicator) for indicator in np.eye(len(keys))], axis=1)
