@@ -62,6 +62,7 @@ class Step2Schedule:
     model_lr: float = 1e-3
     pose_lr_scale: float = 1.0  # p_k step relative to model_lr (scaled pose units); 0 = keep step-1 poses
     batch_size: int = 8  # key frames per optimisation step (memory bound on CPU)
+    depth_unit: float = 0.0  # log depth per optimiser unit of p_k's depth leaf (params.py; 0 = none)
 
 
 @dataclass
@@ -78,6 +79,7 @@ class Step3Schedule:
     # Pull of z to 0 against the mean image residual (8-bit levels): 2e-5 keeps the balance the first
     # version had against a pixel *sum* in [0, 1] over a ~4000-pixel face (1e-3 x 255 / 12000).
     z_prior_weight: float = 2e-5
+    depth_unit: float = 0.0  # log depth per optimiser unit of each frame's depth leaf (params.py; 0 = none)
 
 
 @dataclass
@@ -102,13 +104,16 @@ class Schedule:
     def fast(cls) -> Schedule:
         """Minutes on 2 CPU cores for 60 frames at 256²: fewer, larger steps, images at 128 px for steps 2-3
         (the CPU rasteriser's cost grows with pixels); same losses, same K. The key-frame poses p_k move
-        with φ in step 2 at 20x the model's lr (0.02 scaled units: 2 mm / 0.1° per iteration), so that 160
-        iterations can undo step 1's pose error instead of letting the lighting absorb it
-        (bench/RESULTS.md, "registration against the ground truth")."""
+        with φ in step 2 at 20x the model's lr (0.02 scaled units: 0.2 mm / 0.1° per iteration), so that
+        the lighting does not absorb step 1's pose error (bench/RESULTS.md, "registration against the ground
+        truth"). Steps 2-3 also move each head along its viewing ray through a log-depth leaf (`depth_unit`
+        0.15: 0.3 % of the distance per step-2 iteration): step 1 leaves centimetres of depth error that
+        0.2 mm steps of t, taken by each key frame once per K / batch_size iterations, cannot undo."""
         return cls(
             step1=Step1Schedule(iterations=300, lr=0.1, lr_halving=150, patience=30),
             step2=Step2Schedule(key_frames=48, rounds=2, light_iterations=40, light_lr=3e-2,
-                                model_iterations=80, model_lr=1e-3, pose_lr_scale=20.0, batch_size=8),
+                                model_iterations=80, model_lr=1e-3, pose_lr_scale=20.0, batch_size=8,
+                                depth_unit=0.15),
             step3=Step3Schedule(iterations=30, lr=0.05, lr_halving=15, patience=10, batch_size=20),
             dis_preset="fast",
             work_size=128,

@@ -75,7 +75,7 @@ def adapt_lighting(scene: FaceScene, frames: torch.Tensor, params: FrameParams, 
     k = frames.shape[0]
     batch = max(1, min(s2.batch_size, k))
     batches = [list(range(i, min(i + batch, k))) for i in range(0, k, batch)]
-    leaves = ScaledParams(params, schedule.rotation_unit, schedule.translation_unit)
+    leaves = ScaledParams(params, schedule.rotation_unit, schedule.translation_unit, depth_unit=s2.depth_unit)
     cursor = {"i": 0}
     fixed: dict[str, _FixedGeometry | None] = {"geometry": None}
 
@@ -114,7 +114,7 @@ def adapt_lighting(scene: FaceScene, frames: torch.Tensor, params: FrameParams, 
             if s2.pose_lr_scale > 0:
                 fixed["geometry"] = None
                 leaves.requires_grad_(True)
-                groups.append({"params": [leaves.r, leaves.t, leaves.z], "lr": s2.model_lr * s2.pose_lr_scale})
+                groups.append({"params": list(leaves.parameters()), "lr": s2.model_lr * s2.pose_lr_scale})
             if network:
                 groups.append({"params": network, "lr": s2.model_lr})
             if not groups:

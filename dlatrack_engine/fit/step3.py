@@ -61,7 +61,7 @@ def track_batch(scene: FaceScene, frames: torch.Tensor, init: FrameParams, light
     frames = frames.to(scene.device)
     if lam > 0:
         projected_init, flow, visible = flow_targets(scene, frames, init, lighting, schedule.dis_preset)
-    leaves = ScaledParams(init, schedule.rotation_unit, schedule.translation_unit)
+    leaves = ScaledParams(init, schedule.rotation_unit, schedule.translation_unit, depth_unit=s3.depth_unit)
 
     def terms(params: FrameParams) -> TrackTerms:
         pix, out = image_term(scene, frames, params, lighting, schedule.laplacian_weight)  # Eq. 7
