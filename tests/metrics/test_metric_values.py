@@ -97,6 +97,6 @@ def test_per_frame_errors_of_a_hand_computed_track():
     shifted = (2.0 + math.sqrt(5.0) + math.sqrt(10.0)) / 3  # |D_i + (1, 0, 0) mm|
     np.testing.assert_allclose(series["vertex_mm"], [2.0, shifted, 2.0], rtol=1e-9)
     np.testing.assert_allclose(series["depth_mm"], [1.0, 1.0, 1.0], rtol=1e-9)
-    sixty = Rotation.from_euler("x", [0, 60, 0], degrees=True).as_matrix()
+    sixty = Rotation.from_euler("x", [[0], [60], [0]], degrees=True).as_matrix()
     np.testing.assert_allclose(geometry.per_frame_errors({**track, "head_R": sixty}, gt)["rotation_deg"], [0, 60, 0],
                                atol=1e-6)
