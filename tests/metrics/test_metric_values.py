@@ -61,6 +61,9 @@ def test_jitter_needs_three_frames_and_k_is_optional():
     two, gt2 = _clip([0.0, 1.0], with_k=False)
     err = geometry.geometry_errors(two, gt2)
     assert err["jitter_mm"] == 0.0 and "reprojection_px" not in err
+    two_off = {**two, "vertices": two["vertices"] - D + np.array([[0.003, 0, 0], [0.004, 0, 0], [0, 0, 0]])}
+    assert geometry.geometry_errors(two_off, gt2)["vertex_head_mm"] == pytest.approx(7.0 / 3.0)  # per vertex
+    assert geometry.project_points(np.array([[[0.1, -0.2, 2.0]]]), K).tolist() == [[[55.0, 29.0]]]
     with pytest.raises(ValueError, match=r"differ \(same frames and topology expected\)$"):
         geometry.geometry_errors({**two, "vertices": two["vertices"][:, :2]}, gt2)
 
