@@ -1,6 +1,10 @@
 """`dlatrack eval JOB... --avatar A`: metrics of finished job folders, as a table in the paper's layout
 (Table 1 / 2 columns, plus ground-truth errors on synthetic clips); `--results` writes it as a section of
-bench/RESULTS.md."""
+bench/RESULTS.md.
+
+On clips with ground truth the table also has the appearance ceiling (metrics/oracle.py: the avatar at the
+true state with lighting adapted there) and the loss = ceiling − tracked; computed once per job and inputs
+(oracle.json in the job folder), skipped with --no-oracle."""
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ log = logging.getLogger(__name__)
 # error, what is left after a rigid alignment, depth bias / mean |depth| / lateral error of the centroid,
 # reprojection, rotation, jitter.
 COLUMNS = [("l2", "L2 ↓", "{:.2f}"), ("ssim", "SSIM ↑", "{:.3f}"), ("psnr", "PSNR ↑", "{:.2f}"),
+           ("oracle_ssim", "oracle SSIM ↑", "{:.3f}"), ("oracle_psnr", "oracle PSNR ↑", "{:.2f}"),
+           ("ssim_loss", "SSIM lost ↓", "{:.3f}"), ("psnr_loss", "PSNR lost dB ↓", "{:.2f}"),
            ("csim", "CSIM ↑", "{:.3f}"), ("vertex_mm", "vertex mm ↓", "{:.2f}"),
            ("aligned_mm", "rigid-aligned mm ↓", "{:.2f}"), ("depth_bias_mm", "depth bias mm", "{:+.2f}"),
            ("depth_abs_mm", "|depth| mm ↓", "{:.2f}"), ("lateral_mm", "lateral mm ↓", "{:.2f}"),
@@ -31,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--results", default=None, help="write the table as a section of this markdown file")
     p.add_argument("--section", default="Registration: evaluation", help="section title for --results")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the metrics of every job as JSON")
+    p.add_argument("--no-oracle", action="store_true",
+                   help="skip the appearance ceiling (the avatar at the ground-truth state; minutes of CPU the "
+                        "first time per job, then read from the job folder's oracle.json)")
     p.add_argument("--no-report", action="store_true",
                    help="skip report/ in each job folder (plots, metrics.json, report.html)")
     p.set_defaults(func=run)
@@ -51,10 +60,11 @@ def run(args: argparse.Namespace) -> int:
     from dlatrack_engine.metrics.evaluate import evaluate
 
     avatar = Avatar.load(args.avatar, pick_device(args.device))
-    rows = []
+    rows, ceilings = [], []
     for job in args.jobs:
-        evaluation = evaluate(job, avatar, csim=not args.no_csim)
+        evaluation = evaluate(job, avatar, csim=not args.no_csim, oracle=not getattr(args, "no_oracle", False))
         rows.append((Path(job).name, evaluation.means))
+        ceilings.append(None if evaluation.oracle is None else evaluation.oracle.to_json())
         if not getattr(args, "no_report", False):
             from dlatrack_engine.report.write import write_report
 
@@ -64,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         import json
 
-        document = {"jobs": [{"job": str(Path(job).resolve()), "metrics": metrics}
-                             for job, (_, metrics) in zip(args.jobs, rows, strict=True)]}
+        document = {"jobs": [{"job": str(Path(job).resolve()), "metrics": metrics, "oracle": ceiling}
+                             for job, (_, metrics), ceiling in zip(args.jobs, rows, ceilings, strict=True)]}
         Path(args.json).write_text(json.dumps(document, indent=1) + "\n")
     if args.results:
         import sys

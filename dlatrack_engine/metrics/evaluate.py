@@ -11,12 +11,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from dlatrack_engine.metrics import geometry, image
 from dlatrack_engine.report.job import LoadedJob, load_job
+
+if TYPE_CHECKING:
+    from dlatrack_engine.metrics.oracle import Oracle
 
 log = logging.getLogger(__name__)
 IMAGE_METRICS = ("l2", "ssim", "psnr", "csim")
@@ -30,6 +34,7 @@ class Evaluation:
     means: dict[str, float]
     per_frame: dict[str, np.ndarray]  # name -> [N] (NaN where a value does not exist, e.g. no detection)
     lost_frames: list[int]
+    oracle: Oracle | None = None  # the appearance ceiling, when asked for and the clip has gt.npz
 
 
 def landmark_residual_px(job: LoadedJob) -> np.ndarray:
@@ -41,16 +46,18 @@ def landmark_residual_px(job: LoadedJob) -> np.ndarray:
     return np.where(job.marks.detected, residual, np.nan)
 
 
-def evaluate(job_dir: str | Path, avatar, csim: bool = True, batch: int = 8) -> Evaluation:
-    """Per-frame and mean metrics of a job folder; the means are also stored in its manifest."""
-    job = load_job(job_dir, avatar)
+def score_renders(job: LoadedJob, params, lighting, csim: bool = False,
+                  batch: int = 8) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per-frame L2 / PSNR / SSIM [/ CSIM] of the avatar rendered at `params` (one row per tracked frame) with
+    `lighting`, against the job's frames on its face masks; and the lighting's per-channel gain [N, 3].
+    The tracked result and the appearance ceiling (metrics/oracle.py) are both scored here."""
     width, height = job.scene.width, job.scene.height
     per_frame: dict[str, list[float]] = {k: [] for k in IMAGE_METRICS if csim or k != "csim"}
     gains: list[np.ndarray] = []
     for first in range(0, len(job.indices), batch):
         sel = list(range(first, min(first + batch, len(job.indices))))
         with torch.no_grad():
-            out = job.scene.render(job.params.select(sel), job.lighting)
+            out = job.scene.render(params.select(sel), lighting)
         # What the adapted lighting does to the avatar, frame by frame: relit / fully lit texture, per channel.
         gains.append((out.relit_texture.mean(dim=(2, 3)) / out.texture.mean(dim=(2, 3)).clamp_min(1e-6)).cpu().numpy())
         for j, k in enumerate(sel):
@@ -65,16 +72,30 @@ def evaluate(job_dir: str | Path, avatar, csim: bool = True, batch: int = 8) -> 
                 m = out.mask[j].cpu().numpy()
                 composite = frame * (1 - m) + render * m
                 per_frame["csim"].append(csim_fn(composite, frame, landmark_box(job.marks.points[k], width, height)))
-    means = {k: float(np.mean(v)) for k, v in per_frame.items()}
-    series = {k: np.asarray(v, np.float64) for k, v in per_frame.items()}
+    return {k: np.asarray(v, np.float64) for k, v in per_frame.items()}, np.concatenate(gains)
+
+
+def evaluate(job_dir: str | Path, avatar, csim: bool = True, batch: int = 8, oracle: bool = False) -> Evaluation:
+    """Per-frame and mean metrics of a job folder; the means are also stored in its manifest. `oracle` adds
+    the appearance ceiling and what registration loses to it (metrics/oracle.py; clips with gt.npz only)."""
+    job = load_job(job_dir, avatar)
+    series, gains = score_renders(job, job.params, job.lighting, csim, batch)
+    means = {k: float(np.mean(v)) for k, v in series.items()}
     series["landmark_residual_px"] = landmark_residual_px(job)
-    series.update({f"lighting_gain_{c}": g for c, g in zip("rgb", np.concatenate(gains).T, strict=True)})
+    series.update({f"lighting_gain_{c}": g for c, g in zip("rgb", gains.T, strict=True)})
     if job.gt is not None:
         errors = _gt_errors(job, avatar)
         means.update(errors[0])
         series.update(errors[1])
+    ceiling = None
+    if oracle and job.gt is not None:
+        from dlatrack_engine.metrics.oracle import job_oracle, oracle_columns
+
+        ceiling = job_oracle(job, avatar, batch=batch)
+        means.update(oracle_columns(ceiling, means))
+        series.update({f"oracle_{k}": np.asarray(v, np.float64) for k, v in ceiling.per_frame.items()})
     job.folder.update_manifest(metrics={**job.manifest.get("metrics", {}), "eval": means})
-    return Evaluation(job.indices, means, series, job.lost_frames)
+    return Evaluation(job.indices, means, series, job.lost_frames, ceiling)
 
 
 def evaluate_job(job_dir: str | Path, avatar, csim: bool = True, batch: int = 8) -> dict[str, float]:

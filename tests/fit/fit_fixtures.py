@@ -4,6 +4,13 @@ The avatar is a 12x12-vertex dome (toy_lightstage.dome_topology) with a small ra
 texture is a procedural pattern with detail at several scales (so the pixel and flow terms have something to
 align), and a small G perturbed away from identity. The clip's ground truth comes from the same avatar, so a
 perfect registration exists and the tests can measure how close each step gets.
+
+`make_avatar`'s G ignores the light code l and h_v (pose and view): its small random weights damp the 1x1 light
+feature to nothing, so its gain and bias are a fixed function of the texture (measured: another l, a zero
+rotation or another view moves the relit texture by ~1e-6 levels; test_step2_truth.py checks it). On it, a
+fitted l cannot be told from a random one, and step 2 can only adapt φ. Tests about l or h_v use
+`responsive_avatar`: the same DAM with a G whose l and h_v change the relit texture by several levels. The
+registration tests keep `make_avatar` (their bars were measured on it).
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from toy_lightstage import dome_topology
 
 from dlatrack_engine.avatar.runtime import Avatar
@@ -49,6 +57,27 @@ def make_avatar(seed: int = 0) -> Avatar:
         for p in lighting.parameters():
             p.add_(0.03 * torch.randn_like(p))
     return Avatar(dam, lighting, topo, {"name": "test-dome"})
+
+
+def responsive_avatar(seed: int = 0) -> Avatar:
+    """The fixtures' dome DAM with an energy-normalised G whose light feature carries l and h_v: the light
+    path's layers initialised to keep their signal's scale (the feature maps are 1x1, so only the centre
+    taps count), the branches' last layers small but not zero (an identity G would make l a pure scale)."""
+    base = make_avatar(seed)
+    torch.manual_seed(seed + 100)
+    lighting = LightingModel(LightingConfig(texture_size=TEX, input_texture_size=16, energy_normalised=True,
+                                            **SMALL_G))
+    with torch.no_grad():
+        for part in (lighting.light_mlp, lighting.pose_mlp, lighting.fc, lighting.conv, lighting.deconvs):
+            for module in part.modules():
+                if isinstance(module, nn.Linear | nn.Conv2d | nn.ConvTranspose2d):
+                    fan_in = module.weight.shape[0 if isinstance(module, nn.ConvTranspose2d) else 1]
+                    module.weight.normal_(0.0, 1.4 / math.sqrt(fan_in))
+                    module.bias.zero_()
+        for branch in (lighting.gain_branch, lighting.bias_branch):
+            branch[0].weight.normal_(0.0, 1.4 / math.sqrt(branch[0].weight.shape[0]))
+            branch[-1].weight.normal_(0.0, 0.3 / math.sqrt(branch[-1].weight.shape[0]))
+    return Avatar(base.dam, lighting, base.topology_arrays, {"name": "test-dome-responsive-g"})
 
 
 def intrinsics() -> torch.Tensor:

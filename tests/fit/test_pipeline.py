@@ -68,7 +68,7 @@ def test_eval_cli_writes_the_error_split_as_json(tmp_path, avatar, clip_dir):
     package = avatar.to_package(tmp_path / "avatar")
     assert Avatar.load(package).dam.cfg == avatar.dam.cfg
     args = argparse.Namespace(jobs=[str(job)], avatar=str(package), device="cpu", no_csim=True, results=None,
-                              section="s", json=str(tmp_path / "metrics.json"))
+                              section="s", json=str(tmp_path / "metrics.json"), no_oracle=True)
     assert cli.run(args) == 0
     document = json.loads((tmp_path / "metrics.json").read_text())
     metrics = document["jobs"][0]["metrics"]
