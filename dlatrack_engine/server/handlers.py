@@ -28,7 +28,8 @@ from dlatrack_engine.server.remote_inputs import (
 )
 from dlatrack_engine.server.uploads import check_upload_id
 from dlatrack_engine.server.work import check_selftest_params, load_pipeline, make_track_options
-from dlatrack_engine.wire.jobfolder import JobFolderError, atomic_write_bytes
+from dlatrack_engine.wire.atomic import atomic_write_bytes
+from dlatrack_engine.wire.jobfolder import JobFolderError
 from dlatrack_engine.wire.jobs import new_job_id
 
 if TYPE_CHECKING:

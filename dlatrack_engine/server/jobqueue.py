@@ -22,7 +22,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from dlatrack_engine.wire.jobfolder import JobFolder, JobFolderError, atomic_write_bytes
+from dlatrack_engine.wire.atomic import atomic_write_bytes
+from dlatrack_engine.wire.jobfolder import JobFolder, JobFolderError
 from dlatrack_engine.wire.jobs import Job, JobState
 
 log = logging.getLogger(__name__)

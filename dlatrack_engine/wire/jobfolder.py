@@ -18,7 +18,6 @@ import logging
 import os
 import re
 import stat
-import tempfile
 import threading
 import time
 import zipfile
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_write_bytes
 from .ledger import LEDGER_FILE, digest, ledger_for
 from .lighting_folder import CODE_FILE, LIGHTING_DIR, WEIGHTS_FILE
 from .partial_writes import remove_partial_writes
@@ -47,21 +47,6 @@ _PER_FRAME_FILE = re.compile(r"^(?:textures/(?:view_[A-Za-z0-9_-]+/)?(?:full|rel
 
 class JobFolderError(ValueError):
     """A job folder file is missing or malformed; the message names the file and the field."""
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temp file + rename in the same directory (atomic on POSIX and Windows)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def frame_name(index: int) -> str:
