@@ -77,9 +77,9 @@ class TrackRun:
         try:
             result = TrackResult(self.folder)
             if (
-                result.manifest.get("K") is None
-                or result.manifest.get("size") is None
-                or result.manifest.get("fps") is None
+                result.manifest.K is None
+                or result.manifest.size is None
+                or result.manifest.fps is None
             ):
                 return None
         except JobFolderError:

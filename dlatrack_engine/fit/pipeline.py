@@ -161,11 +161,10 @@ class _Job:
         existed = folder.exists()
         # The pipeline keeps `state` in a manifest it created (job_id = its fingerprint), on a resume too; an
         # engine job's manifest, created by the job queue under the queue's own id, has its state kept there.
-        self.owns_manifest = not existed or folder.read_manifest().get("job_id") == fingerprint
+        self.owns_manifest = not existed or folder.read_manifest().job_id == fingerprint
         if self.owns_manifest:
             folder = JobFolder.create(out_dir, fingerprint, "track", engine_version=__version__)
-        manifest = folder.read_manifest()
-        previous = manifest.get("pipeline_fingerprint")
+        previous = folder.read_manifest().pipeline_fingerprint
         if previous and previous != fingerprint:
             raise JobFolderError(f"{folder.manifest_path}: holds results of another request (fingerprint {previous}, "
                                  f"this one {fingerprint}); choose an empty output folder")
@@ -241,7 +240,7 @@ class _Job:
             return None, [], init
         stored = lighting_store.read_job(self.folder)
         poses_path = self.folder.root / "key_poses.npz"
-        if stored is not None and "adapt" in self.folder.read_manifest()["stages_done"]:
+        if stored is not None and "adapt" in self.folder.read_manifest().stages_done:
             keys = [] if stored.info.reused_from else list(stored.info.key_frames)
             starts = init
             if keys and self.folder.trusted(poses_path):
@@ -370,9 +369,9 @@ def _run(video, avatar, out_dir, options, progress, cancel, adapt_only: bool) ->
         cancelled = True
         log.info("job in '%s' cancelled; rerun to resume", out_dir)
     manifest = job.folder.read_manifest()
-    summary = JobSummary(str(out_dir), len(job.frames), job.computed, job.skipped, manifest["stages_done"], job.seconds,
+    summary = JobSummary(str(out_dir), len(job.frames), job.computed, job.skipped, manifest.stages_done, job.seconds,
                          losses, [job.clip.indices[k] for k in keys], cancelled)
-    fields: dict[str, Any] = {"metrics": {**manifest.get("metrics", {}), "losses": losses, "seconds": job.seconds}}
+    fields: dict[str, Any] = {"metrics": {**manifest.metrics, "losses": losses, "seconds": job.seconds}}
     if job.owns_manifest:
         fields["state"] = "cancelled" if cancelled else "completed"
     job.folder.update_manifest(**fields)

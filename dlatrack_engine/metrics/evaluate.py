@@ -73,7 +73,7 @@ def evaluate(job_dir: str | Path, avatar, csim: bool = True, batch: int = 8) -> 
         errors = _gt_errors(job, avatar)
         means.update(errors[0])
         series.update(errors[1])
-    job.folder.update_manifest(metrics={**job.manifest.get("metrics", {}), "eval": means})
+    job.folder.update_manifest(metrics={**job.manifest.metrics, "eval": means})
     return Evaluation(job.indices, means, series, job.lost_frames)
 
 

@@ -43,7 +43,6 @@ def reply_id(header: Mapping[str, Any]) -> Any:
     raise ProtocolError("malformed_header", f"request 'id' must be an integer, got {type(value).__name__}")
 
 
-
 class Connection:
     """One client. `send_event` is called from any thread; frames are written by this connection's writer."""
 

@@ -288,7 +288,7 @@ def op_job_frames(server: EngineServer, conn: Connection, args: dict, blobs: dic
             out["preview"] = record.folder.read_file(preview)
     except (JobFolderError, OSError) as exc:
         raise JobError("bad_job_folder", str(exc)) from exc
-    return {"job_id": record.job.job_id, "frames": frames, "manifest": record.folder.read_manifest()}, out
+    return {"job_id": record.job.job_id, "frames": frames, "manifest": record.folder.read_manifest().to_dict()}, out
 
 
 def op_decode_view(server: EngineServer, conn: Connection, args: dict, blobs: dict) -> Result:

@@ -59,7 +59,7 @@ def test_reused_lighting_matches_own_adaptation_and_skips_step_2(takes, avatar, 
     folder = JobFolder(tmp_path / "reused")
     copied = lighting_store.read_job(folder)
     assert copied.info.reused_from == str(lighting_root(root / "adapt_a").resolve())
-    assert folder.read_manifest()["lighting_source"]["path"] == copied.info.reused_from
+    assert folder.read_manifest().lighting_source["path"] == copied.info.reused_from
     m_own = evaluate_job(tmp_path / "own", avatar, csim=False)
     evaluation = evaluate(tmp_path / "reused", avatar, csim=False)
     m_reused = evaluation.means

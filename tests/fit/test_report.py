@@ -58,7 +58,7 @@ def test_preview_decodes_at_the_clips_size_rate_and_length_with_distinct_panels(
     assert np.abs(tiles[2][body] - tiles[0][body]).mean() < np.abs(tiles[3][body] - tiles[0][body]).mean()
     # The preview reports its progress (the add-on shows 'preview k/N' while it renders).
     assert job.preview_events[-1] == (FRAMES, FRAMES)
-    preview = JobFolder(job.root / "job").read_manifest()["metrics"]["preview"]
+    preview = JobFolder(job.root / "job").read_manifest().metrics["preview"]
     assert preview["frames"] == FRAMES and preview["lost_frames"] == [3] and preview["psnr"] > 20
 
 
@@ -75,7 +75,7 @@ def test_report_is_self_contained_and_matches_eval(job):
     assert document["metrics"] == from_json_flag
     assert document["lost_frames"] == [3] and document["frames"] == list(range(FRAMES))
     # The sidebar's PSNR (written with the preview) is the evaluation's: same renders, same face masks.
-    preview_psnr = JobFolder(job.root / "job").read_manifest()["metrics"]["preview"]["psnr"]
+    preview_psnr = JobFolder(job.root / "job").read_manifest().metrics["preview"]["psnr"]
     assert preview_psnr == pytest.approx(document["metrics"]["psnr"], abs=1e-6)
     per_frame = document["per_frame"]
     assert np.mean(per_frame["psnr"]) == pytest.approx(document["metrics"]["psnr"])
