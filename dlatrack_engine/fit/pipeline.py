@@ -60,7 +60,6 @@ class TrackOptions:
     adapt: bool = True
     pretrained_lighting: bool = True
     steps: str = "full"  # "full" | "landmarks"
-    device: str | None = None
     detector: str = "auto"
     landmark_weights_dir: str | None = None
     calibrated_landmarks: bool = True  # the detector's own ℓ_i when the avatar has one (train/landmark_calibration)
@@ -71,7 +70,6 @@ class TrackOptions:
     write_overlays: bool = True
     write_preview: bool = True  # preview.mp4 (report/preview.py) once every frame is tracked
     lighting_from: str | None = None  # a lighting folder (or job folder) to reuse: step 2 is skipped (issue 27)
-    landmark_detector: Any = field(default=None, repr=False, compare=False)  # an instance, for tests/tools
 
     def __post_init__(self) -> None:
         if self.quality not in ("fast", "paper"):
@@ -93,14 +91,23 @@ class TrackOptions:
         return schedule
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "landmark_detector"}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def fingerprint(self, video: Path, avatar_name: str) -> str:
-        """What the results depend on (not device/output switches): a rerun with another is refused."""
-        switches = ("device", "write_textures", "write_overlays", "write_preview")
+        """What the results depend on (not the output switches): a rerun with another is refused."""
+        switches = ("write_textures", "write_overlays", "write_preview")
         keys = {k: v for k, v in self.to_dict().items() if k not in switches}
         text = json.dumps({"video": str(Path(video).resolve()), "avatar": avatar_name, **keys}, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Runtime:
+    """Where and with what a run computes, apart from the request (TrackOptions): the results do not depend
+    on it, so it is neither in the manifest nor in the fingerprint, and a client cannot send it."""
+
+    device: str | None = None  # must be the avatar's; None: the avatar's device
+    landmark_detector: Any = field(default=None, repr=False)  # a detector instance (tests, tools)
 
 
 @dataclass
@@ -129,13 +136,14 @@ class _Job:
     """State shared by the stages of one run."""
 
     def __init__(self, video: Path, avatar, out_dir: Path, options: TrackOptions,
-                 progress: Callable[[ProgressEvent], None] | None, cancel: threading.Event | None) -> None:
-        self.options, self.avatar = options, avatar
+                 progress: Callable[[ProgressEvent], None] | None, cancel: threading.Event | None,
+                 runtime: Runtime) -> None:
+        self.options, self.avatar, self.runtime = options, avatar, runtime
         self.schedule = options.schedule()
         self.progress_fn, self.cancel = progress, cancel
-        self.device = avatar.device if options.device is None else pick_device(options.device)
+        self.device = avatar.device if runtime.device is None else pick_device(runtime.device)
         if self.device != avatar.device:
-            raise ValueError(f"avatar is on {avatar.device} but options.device is {self.device}; load it there")
+            raise ValueError(f"avatar is on {avatar.device} but runtime.device is {self.device}; load it there")
         # Steps 1-3 run at the schedule's working size; results are 3-D, so they do not depend on it. Each
         # frame is scaled as it is decoded (INTER_AREA), so the full-size clip is never held in memory.
         self.clip = read_clip(video, options.start, options.stop, options.stride,
@@ -195,7 +203,7 @@ class _Job:
                                      f"({len(self.frames)}, 68, 2) for the {len(self.frames)} selected frames")
             return track
         start = time.monotonic()
-        detector = self.options.landmark_detector or create_detector(
+        detector = self.runtime.landmark_detector or create_detector(
             self.options.detector, str(self.device), self.options.landmark_weights_dir)
         n = len(self.frames)
 
@@ -350,8 +358,8 @@ class _Job:
                                        *textures, overlay)
 
 
-def _run(video, avatar, out_dir, options, progress, cancel, adapt_only: bool) -> JobSummary:
-    job = _Job(Path(video), avatar, Path(out_dir), options, progress, cancel)
+def _run(video, avatar, out_dir, options, progress, cancel, adapt_only: bool, runtime: Runtime | None) -> JobSummary:
+    job = _Job(Path(video), avatar, Path(out_dir), options, progress, cancel, runtime or Runtime())
     losses: dict[str, float] = {}
     keys: list[int] = []
     cancelled = False
@@ -380,13 +388,13 @@ def _run(video, avatar, out_dir, options, progress, cancel, adapt_only: bool) ->
 
 def track_video(video: str | Path, avatar, out_dir: Path, options: TrackOptions,
                 progress: Callable[[ProgressEvent], None] | None = None,
-                cancel: threading.Event | None = None) -> JobSummary:
+                cancel: threading.Event | None = None, runtime: Runtime | None = None) -> JobSummary:
     """Register every selected frame of `video` (steps 1-3) and write the job folder `out_dir`."""
-    return _run(video, avatar, out_dir, options, progress, cancel, adapt_only=False)
+    return _run(video, avatar, out_dir, options, progress, cancel, adapt_only=False, runtime=runtime)
 
 
 def adapt_lighting(video: str | Path, avatar, out_dir: Path, options: TrackOptions,
                    progress: Callable[[ProgressEvent], None] | None = None,
-                   cancel: threading.Event | None = None) -> JobSummary:
+                   cancel: threading.Event | None = None, runtime: Runtime | None = None) -> JobSummary:
     """Steps 1 and 2 only: landmarks, initialisation and the video's adapted lighting (l, G)."""
-    return _run(video, avatar, out_dir, options, progress, cancel, adapt_only=True)
+    return _run(video, avatar, out_dir, options, progress, cancel, adapt_only=True, runtime=runtime)

@@ -94,9 +94,8 @@ def run_selftest(ctx: JobContext) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------------
-CLIENT_FORBIDDEN_OPTIONS = {
+RUNTIME_SETTINGS = {  # the pipeline's Runtime, not request options: named here only for a clearer error
     "device": "the engine's device is chosen when it starts (`dlatrack serve --device`)",
-    "landmark_detector": "a detector instance cannot be sent over the wire; use 'detector'",
 }
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,),
@@ -123,13 +122,10 @@ def make_track_options(pipeline: Any, options: Mapping[str, Any]) -> Any:
     cls = pipeline.TrackOptions
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key, value in options.items():
-        if key in CLIENT_FORBIDDEN_OPTIONS:
-            raise JobError(
-                "bad_argument", f"track option '{key}' cannot be set by a client: {CLIENT_FORBIDDEN_OPTIONS[key]}"
-            )
+        if key in RUNTIME_SETTINGS:
+            raise JobError("bad_argument", f"track option '{key}' cannot be set by a client: {RUNTIME_SETTINGS[key]}")
         if key not in fields:
-            known = sorted(set(fields) - set(CLIENT_FORBIDDEN_OPTIONS))
-            raise JobError("bad_argument", f"unknown track option '{key}'; known: {known}")
+            raise JobError("bad_argument", f"unknown track option '{key}'; known: {sorted(fields)}")
         annotation = (
             fields[key].type if isinstance(fields[key].type, str) else getattr(fields[key].type, "__name__", "")
         )

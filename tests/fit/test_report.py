@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from fit_fixtures import FRAMES, HEIGHT, TINY, WIDTH, ReplayDetector
 
-from dlatrack_engine.fit.pipeline import TrackOptions, track_video
+from dlatrack_engine.fit.pipeline import Runtime, TrackOptions, track_video
 from dlatrack_engine.metrics import cli
 from dlatrack_engine.wire.jobfolder import JobFolder
 
@@ -26,8 +26,8 @@ def job(tmp_path_factory, avatar, clip_dir):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(TrackOptions, "schedule", lambda self: TINY)
         events = []
-        track_video(root, avatar, base / "job", TrackOptions(key_frames=3, landmark_detector=ReplayDetector(marks)),
-                    progress=events.append)
+        track_video(root, avatar, base / "job", TrackOptions(key_frames=3), progress=events.append,
+                    runtime=Runtime(landmark_detector=ReplayDetector(marks)))
     preview_events = [(e.frame, e.total) for e in events if e.stage == "preview"]
     package = avatar.to_package(base / "avatar")
     args = argparse.Namespace(jobs=[str(base / "job")], avatar=str(package), device="cpu", no_csim=True,
