@@ -110,7 +110,8 @@ class EngineClient(EngineChannel):
         video_name: str | None,
         video_upload: str | None = None,
         calibration: Mapping[str, Any] | None = None,
-    ) -> str:
+    ) -> dict[str, Any]:
+        """Queue a job -> its record {job_id, kind, folder, state}, as the reply gives it (no job_status)."""
         args: dict[str, Any] = {
             "avatar_id": avatar_id,
             "options": dict(options or {}),
@@ -131,9 +132,14 @@ class EngineClient(EngineChannel):
             raise ValueError(f"{op}: give video_path (on the engine's machine) or video_bytes (uploaded)")
         if out_dir is not None:
             args["out_dir"] = str(out_dir)
-        return str(self._request(op, args, blobs, timeout=max(self.timeout, 300.0))[0]["job_id"])
+        reply = self._request(op, args, blobs, timeout=max(self.timeout, 300.0))[0]
+        return {**reply, "job_id": str(reply["job_id"]), "kind": op}
 
-    def track(
+    def track(self, *args: Any, **kwargs: Any) -> str:
+        """Queue a tracking job -> job_id (`track_job` has the arguments, and gives the folder too)."""
+        return self.track_job(*args, **kwargs)["job_id"]
+
+    def track_job(
         self,
         video_path: str | os.PathLike[str] | None,
         avatar_id: str,
@@ -145,8 +151,8 @@ class EngineClient(EngineChannel):
         video_name: str | None = None,
         video_upload: str | None = None,
         calibration: Mapping[str, Any] | None = None,
-    ) -> str:
-        """Queue a tracking job -> job_id (use `job_status(job_id)` for the full record incl. its folder).
+    ) -> dict[str, Any]:
+        """Queue a tracking job -> its record {job_id, kind, folder, state}.
 
         `options` are the pipeline's TrackOptions fields (key_frames, quality, ...). An engine on another
         machine gets the video as a finished upload (`video_upload`, see `io.upload`; or, small ones, as
@@ -156,7 +162,11 @@ class EngineClient(EngineChannel):
             video_name, video_upload, calibration,
         )  # fmt: skip
 
-    def adapt(
+    def adapt(self, *args: Any, **kwargs: Any) -> str:
+        """Queue a lighting-adaptation-only job (steps 1 + 2) -> job_id (`adapt_job` gives the folder too)."""
+        return self.adapt_job(*args, **kwargs)["job_id"]
+
+    def adapt_job(
         self,
         video_path: str | os.PathLike[str] | None,
         avatar_id: str,
@@ -164,8 +174,8 @@ class EngineClient(EngineChannel):
         video_bytes: bytes | None = None,
         out_dir: str | None = None,
         video_name: str | None = None,
-    ) -> str:
-        """Queue a lighting-adaptation-only job (steps 1 + 2) -> job_id."""
+    ) -> dict[str, Any]:
+        """Queue a lighting-adaptation-only job (steps 1 + 2) -> its record {job_id, kind, folder, state}."""
         return self._submit("adapt", video_path, avatar_id, options, video_bytes, out_dir, True, False, video_name)
 
     def selftest(self, frames: int = 10, size: int = 32, frame_seconds: float = 0.0, out_dir: str | None = None) -> str:
