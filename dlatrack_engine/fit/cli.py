@@ -73,7 +73,7 @@ def track_options(args: argparse.Namespace):
 
 
 def run_with_progress(function, args: argparse.Namespace):
-    """Run a pipeline function (`track_video`, `adapt_lighting`) with a tqdm bar per stage; Ctrl-C finishes
+    """Run a pipeline function (`track_video`, `adapt_video_lighting`) with a tqdm bar per stage; Ctrl-C finishes
     the current frame and keeps the folder resumable."""
     from dlatrack_engine.avatar.runtime import Avatar
     from dlatrack_engine.device import pick_device

@@ -35,7 +35,7 @@ from dlatrack_engine.fit.params import FrameParams
 from dlatrack_engine.fit.scene import FaceScene, lighting_rotation
 from dlatrack_engine.fit.schedule import Schedule
 from dlatrack_engine.fit.step1 import fit_landmarks
-from dlatrack_engine.fit.step2 import adapt_lighting as run_step2
+from dlatrack_engine.fit.step2 import adapt_lighting
 from dlatrack_engine.fit.step3 import track_batch
 from dlatrack_engine.landmarks import LandmarkTrack, create_detector, detect_clip
 from dlatrack_engine.video import read_clip
@@ -275,8 +275,8 @@ class _Job:
             curve.append(float(value))
             self.emit("adapt", len(curve), total, value, stage)
 
-        refined, history = run_step2(self.scene, self.frames[keys], init.select(keys), lighting, self.schedule,
-                                     adapt_network=self.options.adapt, cancel=self.cancel, on_iteration=tick)
+        refined, history = adapt_lighting(self.scene, self.frames[keys], init.select(keys), lighting, self.schedule,
+                                          adapt_network=self.options.adapt, cancel=self.cancel, on_iteration=tick)
         output.save_params(self.folder, poses_path, refined, rows=np.asarray(keys))
         meta = {"key_frames": keys, "key_source_frames": [self.clip.indices[k] for k in keys], "losses": history,
                 "iteration_losses": curve, "video": str(self.clip.path)}
@@ -393,8 +393,8 @@ def track_video(video: str | Path, avatar, out_dir: Path, options: TrackOptions,
     return _run(video, avatar, out_dir, options, progress, cancel, adapt_only=False, runtime=runtime)
 
 
-def adapt_lighting(video: str | Path, avatar, out_dir: Path, options: TrackOptions,
-                   progress: Callable[[ProgressEvent], None] | None = None,
-                   cancel: threading.Event | None = None, runtime: Runtime | None = None) -> JobSummary:
+def adapt_video_lighting(video: str | Path, avatar, out_dir: Path, options: TrackOptions,
+                         progress: Callable[[ProgressEvent], None] | None = None,
+                         cancel: threading.Event | None = None, runtime: Runtime | None = None) -> JobSummary:
     """Steps 1 and 2 only: landmarks, initialisation and the video's adapted lighting (l, G)."""
     return _run(video, avatar, out_dir, options, progress, cancel, adapt_only=True, runtime=runtime)

@@ -1,6 +1,6 @@
 """The compute job kinds the engine runs: `track`, `adapt` (the registration pipeline) and `selftest`.
 
-`track`/`adapt` call `dlatrack_engine.fit.pipeline.track_video` / `adapt_lighting` through `run_pipeline`,
+`track`/`adapt` call `dlatrack_engine.fit.pipeline.track_video` / `adapt_video_lighting` through `run_pipeline`,
 the one small adapter between the server and the pipeline: it turns request options into `TrackOptions`,
 pipeline progress into events, and pipeline exceptions into structured job errors.
 
@@ -158,12 +158,12 @@ def _summary_dict(summary: Any) -> dict[str, Any]:
 
 
 def run_pipeline(ctx: JobContext, get_avatar: Callable[[str], Any], adapt_only: bool) -> dict[str, Any]:
-    """The adapter: call track_video/adapt_lighting with this job's folder; the pipeline skips done frames."""
+    """The adapter: call track_video/adapt_video_lighting with this job's folder; the pipeline skips done frames."""
     pipeline = load_pipeline()
     options = make_track_options(pipeline, ctx.params.get("options", {}))
     avatar = get_avatar(ctx.params["avatar_path"]).avatar
     video = Path(ctx.params["video"])
-    function = pipeline.adapt_lighting if adapt_only else pipeline.track_video
+    function = pipeline.adapt_video_lighting if adapt_only else pipeline.track_video
 
     def on_progress(event: Any) -> None:
         ctx.progress(str(event.stage), int(event.frame), int(event.total), event.loss, str(event.message or ""))

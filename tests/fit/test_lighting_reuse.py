@@ -12,7 +12,7 @@ import torch
 from fit_fixtures import FRAMES, TINY, ReplayDetector, gt_params, make_avatar, write_clip
 
 from dlatrack_engine.fit import lighting_store
-from dlatrack_engine.fit.pipeline import Runtime, TrackOptions, adapt_lighting, track_video
+from dlatrack_engine.fit.pipeline import Runtime, TrackOptions, adapt_video_lighting, track_video
 from dlatrack_engine.metrics.evaluate import evaluate, evaluate_job
 from dlatrack_engine.report.write import write_report
 from dlatrack_engine.wire.jobfolder import JobFolder
@@ -31,7 +31,7 @@ def takes(tmp_path_factory, avatar):
     marks = {name: write_clip(root / name, avatar, gt_params(FRAMES, seed)) for name, seed in (("a", 1), ("b", 2))}
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(TrackOptions, "schedule", lambda self: TINY)
-        summary = adapt_lighting(root / "a", avatar, root / "adapt_a", _options(), runtime=_replay(marks["a"]))
+        summary = adapt_video_lighting(root / "a", avatar, root / "adapt_a", _options(), runtime=_replay(marks["a"]))
     return root, marks, summary
 
 
