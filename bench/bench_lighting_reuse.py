@@ -25,14 +25,15 @@ TITLE = "Lighting adapted once, reused on another take (issue 27)"
 def run_jobs(take_a: Path, take_b: Path, out: Path, avatar, quality: str) -> dict[str, dict]:
     """-> {"own": summary+metrics, "reused": summary+metrics, "adapt": summary}. `out` must be new: a
     resumed job reports only the seconds of what it recomputed."""
-    from dlatrack_engine.fit.pipeline import TrackOptions, adapt_lighting, track_video
+    from dlatrack_engine.fit.pipeline import TrackOptions, adapt_video_lighting, track_video
     from dlatrack_engine.metrics.evaluate import evaluate_job
 
     if out.exists():
         raise SystemExit(f"{out}: exists; the timings need fresh jobs (remove it or choose another --out)")
     # No preview.mp4 (issue 21): "job s" sums the pipeline's stages, measured before the preview existed.
-    base = {"quality": quality, "device": str(avatar.device), "write_overlays": False, "write_preview": False}
-    results: dict[str, dict] = {"adapt": vars(adapt_lighting(take_a, avatar, out / "adapt_a", TrackOptions(**base)))}
+    base = {"quality": quality, "write_overlays": False, "write_preview": False}  # on the avatar's device
+    adapt = adapt_video_lighting(take_a, avatar, out / "adapt_a", TrackOptions(**base))
+    results: dict[str, dict] = {"adapt": vars(adapt)}
     for name, extra in (("own", {}), ("reused", {"lighting_from": str((out / "adapt_a").resolve())})):
         summary = vars(track_video(take_b, avatar, out / f"track_b_{name}", TrackOptions(**base, **extra)))
         summary["metrics"] = evaluate_job(out / f"track_b_{name}", avatar, csim=False)

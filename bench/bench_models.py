@@ -90,7 +90,7 @@ def write_quality(args: argparse.Namespace, command: str) -> None:
     """The held-out quality section, from the evaluation stored in the package by `dlatrack train eval`
     (or, when absent, from a fresh evaluation on `--data`)."""
     from dlatrack_engine.avatar.format import load_avatar_package
-    from dlatrack_engine.train.evaluate import results_markdown
+    from dlatrack_engine.train.heldout_eval import results_markdown
 
     config = load_avatar_package(args.avatar).config
     provenance = config["provenance"]

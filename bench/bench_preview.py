@@ -25,7 +25,7 @@ def measure(video: Path, avatar, out: Path) -> list[object]:
     from dlatrack_engine.metrics.evaluate import evaluate
     from dlatrack_engine.report.write import write_report
 
-    summary = track_video(video, avatar, out, TrackOptions(device="cpu", detector="mediapipe"))
+    summary = track_video(video, avatar, out, TrackOptions(detector="mediapipe"))
     tracking = sum(summary.seconds[s] for s in TRACKING_STAGES)
     preview = summary.seconds["preview"]
     start = time.monotonic()

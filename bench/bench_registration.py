@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> dict:
                 n = args.frames or len(track.points)
                 LandmarkTrack(track.points[:n], track.confidence[:n], track.detected[:n],
                               track.detector).save(str(job / "landmarks.npz"))
-            options = TrackOptions(quality=args.quality, stop=args.frames, device=str(device), detector=args.detector,
+            options = TrackOptions(quality=args.quality, stop=args.frames, detector=args.detector,
                                    calibrated_landmarks=not args.default_landmarks, write_textures=False,
                                    write_overlays=False, write_preview=False, **overrides)
             start = time.monotonic()

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from dlatrack_engine.wire.atomic import atomic_write_bytes
+
 log = logging.getLogger(__name__)
 
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
@@ -189,9 +191,6 @@ def write_section(
             break
     else:
         text = text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_bytes(path, text.encode("utf-8"))
     log.info("wrote section %r of %s", title, path)
     return path

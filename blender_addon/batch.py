@@ -125,10 +125,6 @@ def run(args: argparse.Namespace) -> int:
     import blender_addon
     from blender_addon.blender.avatar import import_avatar
     from blender_addon.blender.scene import WriteOptions, write_result
-    from blender_addon.blender.tracking import TrackRun
-    from blender_addon.io.lightings import with_lighting
-    from blender_addon.io.options import track_options
-    from blender_addon.io.remote import ensure_avatar
 
     if not bpy.data.filepath:
         # No .blend given: start empty (the startup scene's cube would box in the camera at the origin).
@@ -150,59 +146,9 @@ def run(args: argparse.Namespace) -> int:
         settings.job_folder = str(Path(args.job_folder).resolve())
         settings.status = "written from job folder"
     else:
-        start, _, count = args.frames.partition(":")
-        request = {**track_options(int(start), int(count or 0), args.key_frames, args.preset.upper()),
-                   **extra_options(args.option)}  # fmt: skip
-        if args.focal is not None:
-            request["focal"] = args.focal
-        lighting = args.lighting_from  # with --remote, a path on the engine's machine: sent as given
-        if lighting and not args.remote:
-            lighting = str(Path(lighting).resolve())
-        request = with_lighting(request, lighting)
         job_dir = (Path(args.job_dir) if args.job_dir else out.with_suffix(".dlatrack")).resolve()
         settings.video_path = str(Path(args.video).resolve())
-        with tempfile.TemporaryDirectory(prefix="dlatrack-batch-") as tmp:
-            client, process = _engine(args, Path(tmp))
-            try:
-                info = client.hello()
-                log.info("engine %s on %s", info.get("engine_version"), info.get("device"))
-                if args.remote:
-                    avatar_id = ensure_avatar(client, Path(args.avatar).resolve())
-                    track = TrackRun.submit_remote(scene, avatar, client, avatar_id, settings.video_path, request,
-                                                   options, mirror_root=str(job_dir))  # fmt: skip
-                else:
-                    avatar_id = client.load_avatar(str(Path(args.avatar).resolve()))
-                    track = TrackRun.submit(
-                        scene, avatar, client, avatar_id, settings.video_path, request, str(job_dir), options,
-                        mirror=True if args.mirror else None,
-                    )
-                settings.job_id, settings.job_folder = track.session.job_id, str(track.folder)
-                last = {"stage": "", "at": 0.0}
-
-                def show(report) -> None:  # a line per stage change, else one every 5 s; every warning
-                    for warning in report.warnings:
-                        log.warning("%s", warning)
-                    stage = report.text.split(" ")[0]
-                    if stage != last["stage"] or time.monotonic() - last["at"] > 5.0:
-                        log.info("%s (%d frames written)", report.text, track.session.frames_written)
-                        last.update(stage=stage, at=time.monotonic())
-
-                report = track.session.run_blocking(poll_s=0.2, on_report=show, timeout_s=args.timeout)
-                track.finish()
-            finally:
-                if process is not None:
-                    try:
-                        client.shutdown()
-                        process.wait(30)
-                    except Exception:  # an engine that does not stop is terminated: we started it
-                        process.terminate()
-                else:
-                    client.close()
-        settings.status = report.state.value
-        if report.error:
-            log.error("job %s: %s (%d frames kept)", track.session.job_id, report.error, track.session.frames_written)
-        if report.state.value != "completed":
-            status = 1
+        status = _track(args, scene, avatar, _request(args), options, job_dir)
     bpy.ops.wm.save_as_mainfile(filepath=str(out))
     log.info("saved %s", out)
     if args.render:
@@ -210,6 +156,76 @@ def run(args: argparse.Namespace) -> int:
         bpy.ops.render.render(animation=True)
         log.info("rendered frames %d-%d to %s", scene.frame_start, scene.frame_end, scene.render.filepath)
     return status
+
+
+def _request(args: argparse.Namespace) -> dict[str, object]:
+    """The track request from the command line, as the sidebar would build it."""
+    from blender_addon.io.lightings import with_lighting
+    from blender_addon.io.options import track_options
+
+    start, _, count = args.frames.partition(":")
+    request = {**track_options(int(start), int(count or 0), args.key_frames, args.preset.upper()),
+               **extra_options(args.option)}  # fmt: skip
+    if args.focal is not None:
+        request["focal"] = args.focal
+    lighting = args.lighting_from  # with --remote, a path on the engine's machine: sent as given
+    if lighting and not args.remote:
+        lighting = str(Path(lighting).resolve())
+    return with_lighting(request, lighting)
+
+
+def _track(args: argparse.Namespace, scene, avatar, request: dict[str, object], options, job_dir: Path) -> int:
+    """Track the video on the engine into `job_dir` and the scene; 0 when the job completed, else 1."""
+    from blender_addon.blender.tracking import TrackRun
+    from blender_addon.io.remote import ensure_avatar
+
+    settings = scene.dlatrack
+    with tempfile.TemporaryDirectory(prefix="dlatrack-batch-") as tmp:
+        client, process = _engine(args, Path(tmp))
+        try:
+            info = client.hello()
+            log.info("engine %s on %s", info.get("engine_version"), info.get("device"))
+            if args.remote:
+                avatar_id = ensure_avatar(client, Path(args.avatar).resolve())
+                track = TrackRun.submit_remote(scene, avatar, client, avatar_id, settings.video_path, request,
+                                               options, mirror_root=str(job_dir))  # fmt: skip
+            else:
+                avatar_id = client.load_avatar(str(Path(args.avatar).resolve()))
+                track = TrackRun.submit(
+                    scene, avatar, client, avatar_id, settings.video_path, request, str(job_dir), options,
+                    mirror=True if args.mirror else None,
+                )
+            settings.job_id, settings.job_folder = track.session.job_id, str(track.folder)
+            report = track.session.run_blocking(poll_s=0.2, on_report=_progress_log(track), timeout_s=args.timeout)
+            track.finish()
+        finally:
+            if process is not None:
+                try:
+                    client.shutdown()
+                    process.wait(30)
+                except Exception:  # an engine that does not stop is terminated: we started it
+                    process.terminate()
+            else:
+                client.close()
+    settings.status = report.state.value
+    if report.error:
+        log.error("job %s: %s (%d frames kept)", track.session.job_id, report.error, track.session.frames_written)
+    return 0 if report.state.value == "completed" else 1
+
+
+def _progress_log(track):
+    """A report callback: a line per stage change, else one every 5 s; every warning."""
+    last = {"stage": "", "at": 0.0}
+
+    def show(report) -> None:
+        for warning in report.warnings:
+            log.warning("%s", warning)
+        stage = report.text.split(" ")[0]
+        if stage != last["stage"] or time.monotonic() - last["at"] > 5.0:
+            log.info("%s (%d frames written)", report.text, track.session.frames_written)
+            last.update(stage=stage, at=time.monotonic())
+
+    return show
 
 
 def main() -> int:

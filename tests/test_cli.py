@@ -37,9 +37,9 @@ def test_adapt_and_track_share_the_request_arguments_and_track_reuses_a_lighting
     from dlatrack_engine.fit.cli import track_options
 
     adapt = build_parser("adapt").parse_args(["adapt", "take1.mp4", "--avatar", "a", "--out", "room", "-K", "12"])
-    options = track_options(adapt, "cpu")
+    options = track_options(adapt)
     assert options.key_frames == 12 and options.lighting_from is None and options.steps == "full"
     track = build_parser("track").parse_args(
         ["track", "take2.mp4", "--avatar", "a", "--out", "t2", "--lighting-from", str(tmp_path / "room")]
     )
-    assert track_options(track, "cpu").lighting_from == str(tmp_path / "room")
+    assert track_options(track).lighting_from == str(tmp_path / "room")

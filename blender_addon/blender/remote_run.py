@@ -62,9 +62,8 @@ class RemoteTrackRun:
     def _submit(self, package: str, options: dict[str, Any]) -> None:
         try:
             avatar_id = ensure_avatar(self.client, package)
-            job_id, _ = submit_track(self.client, self.video, avatar_id, options, self._progress, self._cancel,
-                                     self.calibration)  # fmt: skip
-            self._record = self.client.job_status(job_id)
+            self._record, _ = submit_track(self.client, self.video, avatar_id, options, self._progress,
+                                           self._cancel, self.calibration)  # fmt: skip
         except BaseException as exc:  # reported by pump() on the main thread
             self._error = exc
         finally:

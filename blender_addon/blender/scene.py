@@ -79,7 +79,7 @@ class SceneWriter:
             self.scene.frame_start = scene_frame(min(self.requested))
             self.scene.frame_end = scene_frame(max(self.requested))
         camera.apply_camera(self.scene, self.camera, setup.data, setup.matrix_world, setup.width, setup.height)
-        video = self.result.manifest.get("video")
+        video = self.result.manifest.video
         video_path = video.get("path") if isinstance(video, dict) else video
         if video_path and self.requested:
             # The background's image user counts from video frame 0 at scene frame 1.

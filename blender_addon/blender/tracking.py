@@ -57,8 +57,8 @@ class TrackRun:
                mirror: bool | None = None) -> TrackRun:  # fmt: skip
         """Start a track job; `mirror` forces (True) or forbids (False) copying its folder over the socket,
         None decides by whether the engine's folder is visible here."""
-        job_id = client.track(video, avatar_id, options=dict(options), out_dir=out_dir)
-        return cls(scene, avatar, client, client.job_status(job_id), write_options, mirror)
+        record = client.track_job(video, avatar_id, options=dict(options), out_dir=out_dir)
+        return cls(scene, avatar, client, record, write_options, mirror)
 
     @classmethod
     def submit_remote(cls, scene: bpy.types.Scene, avatar: bpy.types.Object, client: Any, avatar_id: str,
@@ -66,8 +66,8 @@ class TrackRun:
                       mirror_root: str | None = None) -> TrackRun:  # fmt: skip
         """Start a job on an engine on another machine: the video is uploaded with its calibration, the
         engine picks its job folder, results are mirrored here (`mirror_root`) for the scene."""
-        job_id, calibration = submit_track(client, video, avatar_id, options)
-        run = cls(scene, avatar, client, client.job_status(job_id), write_options, True, video, mirror_root)
+        record, calibration = submit_track(client, video, avatar_id, options)
+        run = cls(scene, avatar, client, record, write_options, True, video, mirror_root)
         run.calibration = calibration
         return run
 
@@ -77,9 +77,9 @@ class TrackRun:
         try:
             result = TrackResult(self.folder)
             if (
-                result.manifest.get("K") is None
-                or result.manifest.get("size") is None
-                or result.manifest.get("fps") is None
+                result.manifest.K is None
+                or result.manifest.size is None
+                or result.manifest.fps is None
             ):
                 return None
         except JobFolderError:

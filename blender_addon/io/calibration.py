@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_FOCAL_FACTOR = 0.75  # the engine's default: 0.75 x the longer side (fit/camera_setup.py)
+from .wire.clip_layout import DEFAULT_FOCAL_FACTOR, clip_root
 
 
 @dataclass(frozen=True)
@@ -35,12 +35,6 @@ class Calibration:
                 "placement may be off; set the focal length to fix it")  # fmt: skip
 
 
-def _clip_root(video: Path) -> Path:
-    if video.is_dir():
-        return video.parent if video.name == "frames" else video
-    return video.parent
-
-
 def _checked(K: Any, where: Path) -> list[list[float]]:
     matrix = np.asarray(K, dtype=np.float64)
     if matrix.shape != (3, 3) or not np.isfinite(matrix).all() or matrix[0, 0] <= 0 or matrix[1, 1] <= 0:
@@ -53,7 +47,7 @@ def find_calibration(video: str | Path, options: Mapping[str, Any]) -> Calibrati
     """K to send with `video` (or None when the `focal` option decides), and where it came from."""
     if options.get("focal") is not None:
         return Calibration(None, "option 'focal'")
-    root = _clip_root(Path(video))
+    root = clip_root(Path(video))
     meta = root / "clip.json"
     if meta.is_file():
         data = json.loads(meta.read_text(encoding="utf-8"))

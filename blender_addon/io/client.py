@@ -1,123 +1,49 @@
-"""Socket client for the dlatrack engine, used inside Blender (stdlib + numpy, no bpy, no torch).
-
-A background reader thread owns the socket's input: replies wake the request that is waiting for them,
-events (progress, frame, log, error, done) go to `events()`, a `queue.Queue` that Blender's modal/timer
-pump drains on the main thread without ever blocking on the network. Requests may be issued from any
-thread. The protocol is documented in docs/protocol.md; frames are built by `wire.protocol`.
+"""Socket client for the dlatrack engine, used inside Blender (stdlib + numpy, no bpy, no torch): the
+requests of docs/protocol.md, and starting or stopping a local engine. The connection itself (socket, TLS
+pin, reader thread, events queue) is `channel.py`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
-import itertools
 import json
 import logging
 import os
-import queue
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .wire import protocol
-from .wire.tls_channel import TLSSocket, pinning_client_context
+from .channel import (
+    CLIENT_VERSION,
+    EVENT_KINDS,
+    EngineChannel,
+    EngineConnectionError,
+    EngineError,
+    Event,
+    is_loopback,
+)
 
 log = logging.getLogger(__name__)
 
-CLIENT_VERSION = "dlatrack-addon/0.1.0"
-EVENT_KINDS = ("progress", "frame", "log", "error", "done", "connection_lost")
+__all__ = [
+    "CLIENT_VERSION",
+    "EVENT_KINDS",
+    "EngineClient",
+    "EngineConnectionError",
+    "EngineError",
+    "Event",
+    "is_loopback",
+    "start_local_engine",
+    "stop_local_engine",
+]
 
 
-class EngineError(RuntimeError):
-    """The engine answered a request with an error: `code` (machine-readable) and a message naming it."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"[{code}] {message}")
-        self.code = code
-        self.message = message
-
-
-class EngineConnectionError(ConnectionError):
-    """No engine at that address, the connection dropped, or a reply did not come in time."""
-
-
-@dataclass
-class Event:
-    """One streamed event. `kind` is one of EVENT_KINDS; `header` is the full JSON header;
-    `blobs` maps names to numpy arrays (float32/int32) or PNG bytes (e.g. a frame's `vertices [V,3]`)."""
-
-    kind: str
-    job_id: str | None
-    header: dict[str, Any]
-    blobs: dict[str, np.ndarray | bytes] = field(default_factory=dict)
-
-
-class _Pending:
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.message: protocol.Message | None = None
-        self.error: BaseException | None = None
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _connect(host: str, port: int, fingerprint: str | None, timeout: float) -> socket.socket | TLSSocket:
-    """TCP, then TLS pinned to `fingerprint` when given; plain TCP only to this machine (the token is sent
-    in the clear on it), so a remote host without a fingerprint is refused before anything is sent."""
-    if not fingerprint and not is_loopback(host):
-        raise EngineConnectionError(
-            f"engine at {host}:{port}: no TLS fingerprint (connection file field 'tls_fingerprint'), and plain "
-            "TCP is only used on this machine; start the engine with `dlatrack serve --remote` and use its file"
-        )
-    try:
-        sock = socket.create_connection((host, port), timeout=timeout)
-    except OSError as exc:
-        raise EngineConnectionError(f"cannot connect to the engine at {host}:{port}: {exc}") from exc
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    if not fingerprint:
-        sock.settimeout(None)
-        return sock
-    try:
-        channel = TLSSocket(sock, pinning_client_context(), server_side=False, deadline=time.monotonic() + timeout)
-        channel.check_pin(fingerprint)
-    except (OSError, TimeoutError) as exc:
-        sock.close()
-        raise EngineConnectionError(f"engine at {host}:{port}: {exc}") from exc
-    channel.settimeout(None)
-    return channel
-
-
-class EngineClient:
-    """A connection to one engine. Authenticates (`hello`) on construction; `close()` when done.
-    With `fingerprint` (`sha256:<hex>`) the link is TLS and the engine's certificate must have it."""
-
-    def __init__(self, host: str, port: int, token: str, timeout: float = 60.0, connect_timeout: float = 5.0,
-                 fingerprint: str | None = None) -> None:  # fmt: skip
-        self.host, self.port, self.timeout = host, int(port), timeout
-        self._sock = _connect(host, self.port, fingerprint, connect_timeout)
-        self._send_lock = threading.Lock()
-        self._pending: dict[int, _Pending] = {}
-        self._pending_lock = threading.Lock()
-        self._ids = itertools.count(1)
-        self._events: queue.Queue[Event] = queue.Queue()
-        self._closed = threading.Event()
-        self._reader = threading.Thread(target=self._read_loop, name="dlatrack-client-reader", daemon=True)
-        self._reader.start()
-        self.engine_info = self._request("hello", {"token": token, "client_version": CLIENT_VERSION})[0]
+class EngineClient(EngineChannel):
+    """The engine's requests (docs/protocol.md) over one `EngineChannel`."""
 
     @classmethod
     def from_connection_file(cls, path: str | os.PathLike[str], timeout: float = 60.0) -> EngineClient:
@@ -142,111 +68,6 @@ class EngineClient:
             host = "127.0.0.1" if same_machine else str(info.get("hostname") or host)
         fingerprint = info.get("tls_fingerprint")
         return cls(host, port, token, timeout=timeout, fingerprint=str(fingerprint) if fingerprint else None)
-
-    # -- plumbing --------------------------------------------------------------------------------------
-    def _read_loop(self) -> None:
-        reason = "engine closed the connection"
-        try:
-            while True:
-                message = protocol.recv_message(self._sock, 0xFFFFFFFF)
-                header = message.header
-                if header.get("type") == "reply":
-                    self._deliver(header.get("reply_to"), message)
-                elif header.get("type") == "event":
-                    kind = str(header.get("kind"))
-                    self._events.put(Event(kind, header.get("job_id"), header, message.blobs))
-                else:
-                    log.warning("engine sent a frame of unknown type %r; ignored", header.get("type"))
-        except protocol.ProtocolError as exc:
-            if not isinstance(exc, protocol.ConnectionClosed):
-                reason = f"protocol error from the engine: {exc.message}"
-        except OSError as exc:
-            if not self._closed.is_set():
-                reason = f"connection to the engine lost: {exc}"
-        finally:
-            self._shutdown(reason)
-
-    def _deliver(self, reply_to: Any, message: protocol.Message) -> None:
-        with self._pending_lock:
-            pending = self._pending.pop(reply_to, None) if isinstance(reply_to, int) else None
-        if pending is None:
-            # An error the engine could not attribute to a request (e.g. an undecodable frame).
-            error = message.header.get("error") or {}
-            self._events.put(Event("error", None, {"kind": "error", "error": error}, {}))
-            return
-        pending.message = message
-        pending.done.set()
-
-    def _shutdown(self, reason: str) -> None:
-        first = not self._closed.is_set()
-        self._closed.set()
-        with self._pending_lock:
-            pending, self._pending = list(self._pending.values()), {}
-        for item in pending:
-            item.error = EngineConnectionError(reason)
-            item.done.set()
-        if first or pending:
-            self._events.put(Event("connection_lost", None, {"kind": "connection_lost", "message": reason}))
-
-    def _request(
-        self,
-        op: str,
-        args: Mapping[str, Any] | None = None,
-        blobs: Mapping[str, Any] | None = None,
-        timeout: float | None = None,
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Send one request and wait for its reply -> (reply header, reply blobs); raises EngineError."""
-        if self._closed.is_set():
-            raise EngineConnectionError(f"{op}: the connection to the engine is closed")
-        request_id = next(self._ids)
-        pending = _Pending()
-        with self._pending_lock:
-            self._pending[request_id] = pending
-        frame = protocol.encode_frame({"op": op, "id": request_id, "args": dict(args or {})}, blobs)
-        try:
-            with self._send_lock:
-                self._sock.sendall(frame)
-        except OSError as exc:
-            with self._pending_lock:
-                self._pending.pop(request_id, None)
-            raise EngineConnectionError(f"{op}: sending to the engine failed: {exc}") from exc
-        if not pending.done.wait(self.timeout if timeout is None else timeout):
-            with self._pending_lock:
-                self._pending.pop(request_id, None)
-            raise EngineConnectionError(f"{op}: no reply from the engine within {self.timeout:.0f} s")
-        if pending.error is not None:
-            raise pending.error
-        assert pending.message is not None
-        header = pending.message.header
-        if not header.get("ok", False):
-            error = header.get("error") or {}
-            raise EngineError(str(error.get("code", "unknown")), str(error.get("message", "")))
-        for key in ("type", "reply_to", "ok"):
-            header.pop(key, None)
-        return header, pending.message.blobs
-
-    @property
-    def connected(self) -> bool:
-        return not self._closed.is_set()
-
-    def events(self) -> queue.Queue[Event]:
-        """Events of jobs this connection submitted or attached to, plus `connection_lost` at the end."""
-        return self._events
-
-    def close(self) -> None:
-        if self._closed.is_set():
-            return
-        self._closed.set()
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_RDWR)
-        self._sock.close()
-        self._reader.join(2.0)
-
-    def __enter__(self) -> EngineClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- requests --------------------------------------------------------------------------------------
     def hello(self) -> dict[str, Any]:
@@ -289,7 +110,8 @@ class EngineClient:
         video_name: str | None,
         video_upload: str | None = None,
         calibration: Mapping[str, Any] | None = None,
-    ) -> str:
+    ) -> dict[str, Any]:
+        """Queue a job -> its record {job_id, kind, folder, state}, as the reply gives it (no job_status)."""
         args: dict[str, Any] = {
             "avatar_id": avatar_id,
             "options": dict(options or {}),
@@ -310,9 +132,14 @@ class EngineClient:
             raise ValueError(f"{op}: give video_path (on the engine's machine) or video_bytes (uploaded)")
         if out_dir is not None:
             args["out_dir"] = str(out_dir)
-        return str(self._request(op, args, blobs, timeout=max(self.timeout, 300.0))[0]["job_id"])
+        reply = self._request(op, args, blobs, timeout=max(self.timeout, 300.0))[0]
+        return {**reply, "job_id": str(reply["job_id"]), "kind": op}
 
-    def track(
+    def track(self, *args: Any, **kwargs: Any) -> str:
+        """Queue a tracking job -> job_id (`track_job` has the arguments, and gives the folder too)."""
+        return self.track_job(*args, **kwargs)["job_id"]
+
+    def track_job(
         self,
         video_path: str | os.PathLike[str] | None,
         avatar_id: str,
@@ -324,8 +151,8 @@ class EngineClient:
         video_name: str | None = None,
         video_upload: str | None = None,
         calibration: Mapping[str, Any] | None = None,
-    ) -> str:
-        """Queue a tracking job -> job_id (use `job_status(job_id)` for the full record incl. its folder).
+    ) -> dict[str, Any]:
+        """Queue a tracking job -> its record {job_id, kind, folder, state}.
 
         `options` are the pipeline's TrackOptions fields (key_frames, quality, ...). An engine on another
         machine gets the video as a finished upload (`video_upload`, see `io.upload`; or, small ones, as
@@ -335,7 +162,11 @@ class EngineClient:
             video_name, video_upload, calibration,
         )  # fmt: skip
 
-    def adapt(
+    def adapt(self, *args: Any, **kwargs: Any) -> str:
+        """Queue a lighting-adaptation-only job (steps 1 + 2) -> job_id (`adapt_job` gives the folder too)."""
+        return self.adapt_job(*args, **kwargs)["job_id"]
+
+    def adapt_job(
         self,
         video_path: str | os.PathLike[str] | None,
         avatar_id: str,
@@ -343,8 +174,8 @@ class EngineClient:
         video_bytes: bytes | None = None,
         out_dir: str | None = None,
         video_name: str | None = None,
-    ) -> str:
-        """Queue a lighting-adaptation-only job (steps 1 + 2) -> job_id."""
+    ) -> dict[str, Any]:
+        """Queue a lighting-adaptation-only job (steps 1 + 2) -> its record {job_id, kind, folder, state}."""
         return self._submit("adapt", video_path, avatar_id, options, video_bytes, out_dir, True, False, video_name)
 
     def selftest(self, frames: int = 10, size: int = 32, frame_seconds: float = 0.0, out_dir: str | None = None) -> str:

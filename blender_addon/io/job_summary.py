@@ -29,12 +29,12 @@ class JobSummary:
             manifest = folder.read_manifest()
         except (OSError, JobFolderError, ValueError):
             return None
-        metrics = manifest.get("metrics") or {}
+        metrics = manifest.metrics
         preview = metrics.get("preview") or {}
         psnr = preview.get("psnr", (metrics.get("eval") or {}).get("psnr"))
-        lost = preview.get("lost_frames", manifest.get("landmark_failed_frames", []))
+        lost = preview.get("lost_frames", manifest.landmark_failed_frames or [])
         path = folder.root / str(preview.get("file", "preview.mp4"))
-        frames = manifest.get("frames") or [0]
+        frames = manifest.frames or [0]
         return cls(None if psnr is None else float(psnr), tuple(int(i) for i in lost),
                    path if path.is_file() else None, int(frames[0]))
 

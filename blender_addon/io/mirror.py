@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .wire.jobfolder import TEXTURE_KINDS, JobFolder
+from .wire.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -40,24 +41,22 @@ class RemoteMirror:
     def want(self, frames: Iterable[int]) -> None:
         self._wanted.update(int(f) for f in frames)
 
-    def _laptop_manifest(self, manifest: dict[str, Any]) -> dict[str, Any]:
+    def _laptop_manifest(self, manifest: Manifest) -> Manifest:
         """The engine's manifest with the laptop's video and folder in place of the engine's paths."""
-        summary = manifest.get("summary")
-        engine_paths = {"video": manifest.get("video"),
-                        "out_dir": summary.get("out_dir") if isinstance(summary, dict) else None}  # fmt: skip
-        laptop = {**manifest, "engine_paths": engine_paths}
+        summary, video = manifest.summary, manifest.video
+        engine_paths = {"video": video, "out_dir": summary.get("out_dir") if summary is not None else None}
+        laptop: dict[str, Any] = {"engine_paths": engine_paths}
         if self.local_video is not None:
-            video = manifest.get("video")
             laptop["video"] = {**video, "path": self.local_video} if isinstance(video, dict) else self.local_video
-        if isinstance(summary, dict) and "out_dir" in summary:
+        if summary is not None and "out_dir" in summary:
             laptop["summary"] = {**summary, "out_dir": str(self.root)}
-        return laptop
+        return manifest.replace(str(self.folder.manifest_path), **laptop)
 
     def _store(self, reply: dict[str, Any]) -> int:
-        manifest = reply.get("manifest")
-        if manifest:
+        manifest = Manifest.from_dict(reply["manifest"], "job_frames reply") if reply.get("manifest") else None
+        if manifest is not None:
             self.folder.write_manifest(self._laptop_manifest(manifest))
-        track = (manifest or {}).get("kind", "track") in TRACK_KINDS
+        track = manifest is None or manifest.kind in TRACK_KINDS
         for index, textures in reply["textures"].items():
             for kind, png in textures.items():
                 if kind in TEXTURE_KINDS:

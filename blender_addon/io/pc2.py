@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .wire.atomic import atomic_writer
+
 MAGIC = b"POINTCACHE2\0"
 HEADER = struct.Struct("<12siiffi")
 SAMPLES_OFFSET = 12 + 4 + 4 + 4 + 4  # byte offset of the int32 sample count
@@ -31,11 +33,9 @@ def write_pc2(
     if frames.ndim != 3 or frames.shape[2] != 3:
         raise PC2Error(f"{path}: expected frames [N, V, 3], got shape {frames.shape}")
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
+    with atomic_writer(path) as handle:
         handle.write(HEADER.pack(MAGIC, 1, frames.shape[1], float(start_frame), float(sample_rate), frames.shape[0]))
         frames.tofile(handle)
-    os.replace(tmp, path)
     return path
 
 

@@ -30,14 +30,15 @@ def ensure_avatar(client: Any, package: str | Path) -> str:
 
 def submit_track(client: Any, video: str | Path, avatar_id: str, options: Mapping[str, Any],
                  on_progress: Progress | None = None, cancel: threading.Event | None = None,
-                 calibration: Calibration | None = None) -> tuple[str, Calibration]:  # fmt: skip
+                 calibration: Calibration | None = None) -> tuple[dict[str, Any], Calibration]:  # fmt: skip
     """Upload the video (resuming an interrupted upload) with its calibration and queue the job ->
-    (job_id, the calibration sent; `assumed` when the engine will use its default focal length)."""
+    (its record {job_id, kind, folder, state}, the calibration sent; `assumed` when the engine will use its
+    default focal length)."""
     if calibration is None:
         calibration = find_calibration(video, options)
     if calibration.assumed:
         log.warning("%s", calibration.warning(str(video)))
     upload_id = upload_file(client, "video", video, on_progress=on_progress, cancel=cancel)
     sent = {"K": calibration.K} if calibration.K is not None else None
-    job_id = client.track(None, avatar_id, options=dict(options), video_upload=upload_id, calibration=sent)
-    return job_id, calibration
+    record = client.track_job(None, avatar_id, options=dict(options), video_upload=upload_id, calibration=sent)
+    return record, calibration

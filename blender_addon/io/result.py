@@ -17,6 +17,7 @@ import numpy as np
 
 from . import convert
 from .wire.jobfolder import TEXTURE_KINDS, JobFolder, JobFolderError
+from .wire.manifest import Manifest
 
 FIRST_SCENE_FRAME = 1
 
@@ -73,14 +74,14 @@ class TrackResult:
     def __init__(self, root: str | Path) -> None:
         self.folder = JobFolder(root)
         self.root = self.folder.root
-        self.manifest: dict[str, Any] = self.folder.read_manifest()
+        self.manifest: Manifest = self.folder.read_manifest()
 
-    def refresh(self) -> dict[str, Any]:
+    def refresh(self) -> Manifest:
         self.manifest = self.folder.read_manifest()
         return self.manifest
 
     def _field(self, name: str) -> Any:
-        value = self.manifest.get(name)
+        value = getattr(self.manifest, name)
         if value is None:
             raise JobFolderError(f"{self.folder.manifest_path}: field '{name}' is not set (has the job started?)")
         return value
@@ -103,7 +104,7 @@ class TrackResult:
 
     def requested_frames(self) -> list[int]:
         """The video frames the job will track (manifest `frames`), in order."""
-        return [int(i) for i in self.manifest.get("frames") or []]
+        return [int(i) for i in self.manifest.frames]
 
     def frames_done(self) -> list[int]:
         return self.folder.frames_done()

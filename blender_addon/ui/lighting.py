@@ -79,9 +79,9 @@ class DLATRACK_OT_adapt_lighting(ModalJob, bpy.types.Operator):
                                "adapt` there and pass its folder to batch.py --lighting-from")  # fmt: skip
         package = engine.avatar_package(settings)
         out_dir = job_dir(context, video, package, {**options, "request": "adapt"})  # apart from track jobs
-        job_id = client.adapt(video, engine.avatar_id(package), options=options, out_dir=out_dir)
+        record = client.adapt_job(video, engine.avatar_id(package), options=options, out_dir=out_dir)
         name = settings.lighting_name or Path(video.rstrip("/")).stem or "lighting"
-        return AdaptRun(context.scene, client, client.job_status(job_id), video, name)
+        return AdaptRun(context.scene, client, record, video, name)
 
     def done_message(self, run: Any) -> str:
         return f"lighting '{run.stored}' stored" if run.stored else "no lighting stored"

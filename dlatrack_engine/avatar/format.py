@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,16 +27,20 @@ from safetensors.torch import save as save_safetensors_bytes
 from dlatrack_engine.avatar.limits import (
     LimitError,
     check_config_values,
-    check_member_size,
     check_model_size,
     check_npz_arrays,
+)
+from dlatrack_engine.avatar.package_files import (
+    AVATAR_JSON,
+    TOPOLOGY_FILE,
+    WEIGHTS_FILE,
+    AvatarFormatError,
+    PackageFiles,
+    write_package_files,
 )
 
 FORMAT_NAME = "dlatrack-avatar"
 FORMAT_VERSION = 1
-AVATAR_JSON = "avatar.json"
-WEIGHTS_FILE = "weights.safetensors"
-TOPOLOGY_FILE = "topology.npz"
 NUM_LANDMARKS = 68
 REQUIRED_WEIGHT_PREFIXES = ("dam.", "lighting.")
 
@@ -63,10 +66,6 @@ _EXPECTED_VALUES = {
     "camera_convention": "opencv",
     "head_frame": "x-left,y-up,z-forward",
 }
-
-
-class AvatarFormatError(ValueError):
-    """An avatar package that does not follow the format; the message says where and what."""
 
 
 @dataclass(frozen=True)
@@ -260,7 +259,7 @@ def validate_tensors(tensors: Mapping[str, torch.Tensor], where: str = WEIGHTS_F
 
 def load_avatar_package(path: str | os.PathLike[str]) -> AvatarPackage:
     """Read and validate an avatar package folder or zip. Raises `AvatarFormatError` naming the problem."""
-    files = _PackageFiles(Path(path))
+    files = PackageFiles(Path(path))
     try:
         config = json.loads(files.read(AVATAR_JSON).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -321,85 +320,10 @@ def save_avatar_package(
         WEIGHTS_FILE: save_safetensors_bytes(tensors, metadata={"format": FORMAT_NAME}),
         TOPOLOGY_FILE: _npz_bytes(topology.arrays()),
     }
-    target = Path(path)
-    if target.suffix == ".zip":
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with (
-            tempfile.NamedTemporaryFile(dir=target.parent, suffix=".tmp", delete=False) as handle,
-            zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive,
-        ):
-            for name, data in payload.items():
-                archive.writestr(name, data)
-        os.replace(handle.name, target)
-        return target
-    target.mkdir(parents=True, exist_ok=True)
-    for name, data in payload.items():
-        _atomic_write(target / name, data)
-    return target
+    return write_package_files(Path(path), payload)
 
 
 def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     return buffer.getvalue()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-class _PackageFiles:
-    """Uniform read access to the three files, whether the package is a folder or a zip."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        if not root.exists():
-            raise AvatarFormatError(f"avatar package '{root}' does not exist")
-        self.archive: zipfile.ZipFile | None = None
-        self.prefix = ""
-        if root.is_file():
-            try:
-                self.archive = zipfile.ZipFile(root)
-            except zipfile.BadZipFile as error:
-                raise AvatarFormatError(
-                    f"avatar package '{root}' is a file but not a zip (expected a folder or a .zip)"
-                ) from error
-            # A zip of the folder may keep the folder name as a prefix.
-            names = self.archive.namelist()
-            json_names = [n for n in names if n.rsplit("/", 1)[-1] == AVATAR_JSON]
-            if len(json_names) == 1:
-                self.prefix = json_names[0][: -len(AVATAR_JSON)]
-
-    def name(self, file: str) -> str:
-        return f"{self.root}:{self.prefix}{file}" if self.archive else str(self.root / file)
-
-    def read(self, file: str) -> bytes:
-        """The file's bytes; its size is checked (zip directory or file system) before it is read, and at
-        most that many bytes are read whatever the zip directory claims."""
-        if self.archive is not None:
-            try:
-                info = self.archive.getinfo(self.prefix + file)
-            except KeyError as error:
-                raise AvatarFormatError(f"{self.name(file)}: missing from the avatar package") from error
-            self._limit(file, info.file_size)
-            with self.archive.open(info) as handle:
-                data = handle.read(info.file_size + 1)  # the directory's size, checked; no more is read
-        else:
-            full = self.root / file
-            if not full.is_file():
-                raise AvatarFormatError(f"{full}: missing from the avatar package (expected {AVATAR_JSON}, "
-                                        f"{WEIGHTS_FILE} and {TOPOLOGY_FILE})")
-            size = full.stat().st_size
-            self._limit(file, size)
-            with open(full, "rb") as handle:
-                data = handle.read(size + 1)
-        self._limit(file, len(data))  # grew, or the zip directory understated it
-        return data
-
-    def _limit(self, file: str, size: int) -> None:
-        try:
-            check_member_size(file, self.name(file), size)
-        except LimitError as error:
-            raise AvatarFormatError(str(error)) from error

@@ -21,11 +21,13 @@ def finished_row(clip: Path, job_dir: Path, options: TrackOptions, avatar_name: 
         done = set(folder.frames_done())
     except (JobFolderError, OSError):
         return None  # the task reports it, with the pipeline's own message
-    if manifest.get("pipeline_fingerprint") != options.fingerprint(clip, avatar_name):
+    if manifest.pipeline_fingerprint != options.fingerprint(clip, avatar_name):
         return None
-    frames = manifest.get("frames") or []
-    psnr = manifest.get("metrics", {}).get("eval", {}).get("psnr")
-    preview_done = not options.write_preview or (job_dir / "preview.mp4").is_file() or "preview_error" in manifest
-    if "track" not in manifest.get("stages_done", []) or not done >= set(frames) or psnr is None or not preview_done:
+    frames = manifest.frames
+    psnr = manifest.metrics.get("eval", {}).get("psnr")
+    preview_done = (
+        not options.write_preview or (job_dir / "preview.mp4").is_file() or manifest.preview_error is not None
+    )
+    if "track" not in manifest.stages_done or not done >= set(frames) or psnr is None or not preview_done:
         return None
     return ClipResult(str(clip), job_dir.name, "skipped", frames=len(frames), psnr=float(psnr))

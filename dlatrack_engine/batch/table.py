@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dlatrack_engine.wire.jobfolder import atomic_write_bytes
+from dlatrack_engine.wire.atomic import atomic_write_bytes
 
 BATCH_FILE = "batch.json"
 # completed: tracked by this run; skipped: complete before it; failed: error in the row; interrupted: the

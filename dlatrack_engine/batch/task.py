@@ -7,7 +7,6 @@ and the retry resumes from the job folder.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 import traceback
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dlatrack_engine.batch.table import ClipResult
-from dlatrack_engine.fit.pipeline import ProgressEvent, TrackOptions
+from dlatrack_engine.fit.pipeline import ProgressEvent, Runtime, TrackOptions
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +46,9 @@ def _avatar(path: str, device: str):
     return _avatars[key]
 
 
-def track_clip(job: ClipJob, report: Report) -> ClipResult:
-    """`dlatrack track` + the PSNR of `dlatrack eval` (no CSIM, no report/) for one clip."""
+def track_clip(job: ClipJob, report: Report, runtime: Runtime | None = None) -> ClipResult:
+    """`dlatrack track` + the PSNR of `dlatrack eval` (no CSIM, no report/) for one clip (`runtime`: a
+    landmark detector instance, for tests)."""
     import torch
 
     from dlatrack_engine.fit.pipeline import track_video
@@ -61,8 +61,8 @@ def track_clip(job: ClipJob, report: Report) -> ClipResult:
         if event.stage == "write":
             report(event.frame, event.total)
 
-    options = dataclasses.replace(job.options, device=job.device)
-    summary = track_video(Path(job.clip), avatar, Path(job.job_dir), options, progress)
+    runtime = Runtime(job.device, None if runtime is None else runtime.landmark_detector)
+    summary = track_video(Path(job.clip), avatar, Path(job.job_dir), job.options, progress, runtime=runtime)
     metrics = evaluate_job(job.job_dir, avatar, csim=False)
     return ClipResult(job.clip, Path(job.job_dir).name, "completed", frames=summary.frames,
                       computed=summary.computed_frames, psnr=metrics["psnr"])

@@ -22,10 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dlatrack_engine.fit.pipeline import adapt_lighting
+    from dlatrack_engine.fit.pipeline import adapt_video_lighting
     from dlatrack_engine.wire.lighting_folder import LIGHTING_DIR
 
-    summary = run_with_progress(adapt_lighting, args)
+    summary = run_with_progress(adapt_video_lighting, args)
     if summary.cancelled:
         tqdm.write(f"interrupted: {summary.out_dir} is resumable; rerun the same command")
         return 130

@@ -14,15 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from dlatrack_engine.wire.clip_layout import DEFAULT_FOCAL_FACTOR, clip_root
+
 log = logging.getLogger(__name__)
-DEFAULT_FOCAL_FACTOR = 0.75
-
-
-def clip_root(video: Path) -> Path:
-    """The folder of a clip (clip.json, gt.npz, masks/) from its video file, frames/ folder or itself."""
-    if video.is_dir():
-        return video.parent if video.name == "frames" else video
-    return video.parent
+__all__ = ["DEFAULT_FOCAL_FACTOR", "resolve_intrinsics"]
 
 
 def resolve_intrinsics(video: str | Path, width: int, height: int,

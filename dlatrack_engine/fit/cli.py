@@ -54,7 +54,7 @@ def add_request_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--focal", type=float, default=None, help="focal length in pixels (default: clip calibration)")
 
 
-def track_options(args: argparse.Namespace, device: str):
+def track_options(args: argparse.Namespace):
     """TrackOptions from the parsed arguments (`adapt` has no step-3 arguments: their defaults)."""
     from dlatrack_engine.fit.pipeline import TrackOptions
 
@@ -62,7 +62,7 @@ def track_options(args: argparse.Namespace, device: str):
     return TrackOptions(
         key_frames=args.key_frames, quality=args.quality, start=args.start, stop=args.stop, stride=args.stride,
         lighting=args.lighting, adapt=not args.no_adapt, pretrained_lighting=not args.scratch_lighting,
-        steps="landmarks" if getattr(args, "landmarks_only", False) else "full", device=device,
+        steps="landmarks" if getattr(args, "landmarks_only", False) else "full",
         detector=args.detector, landmark_weights_dir=args.landmark_weights,
         calibrated_landmarks=not args.default_landmarks, focal=args.focal,
         flow_weight=getattr(args, "flow_weight", None), write_textures=not getattr(args, "no_textures", False),
@@ -73,14 +73,14 @@ def track_options(args: argparse.Namespace, device: str):
 
 
 def run_with_progress(function, args: argparse.Namespace):
-    """Run a pipeline function (`track_video`, `adapt_lighting`) with a tqdm bar per stage; Ctrl-C finishes
+    """Run a pipeline function (`track_video`, `adapt_video_lighting`) with a tqdm bar per stage; Ctrl-C finishes
     the current frame and keeps the folder resumable."""
     from dlatrack_engine.avatar.runtime import Avatar
     from dlatrack_engine.device import pick_device
     from dlatrack_engine.fit.pipeline import ProgressEvent
 
     device = pick_device(args.device)
-    options = track_options(args, str(device))
+    options = track_options(args)
     avatar = Avatar.load(args.avatar, device)
     bars: dict[str, tqdm] = {}
 

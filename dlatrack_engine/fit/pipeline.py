@@ -35,7 +35,7 @@ from dlatrack_engine.fit.params import FrameParams
 from dlatrack_engine.fit.scene import FaceScene, lighting_rotation
 from dlatrack_engine.fit.schedule import Schedule
 from dlatrack_engine.fit.step1 import fit_landmarks
-from dlatrack_engine.fit.step2 import adapt_lighting as run_step2
+from dlatrack_engine.fit.step2 import adapt_lighting
 from dlatrack_engine.fit.step3 import track_batch
 from dlatrack_engine.landmarks import LandmarkTrack, create_detector, detect_clip
 from dlatrack_engine.video import read_clip
@@ -60,7 +60,6 @@ class TrackOptions:
     adapt: bool = True
     pretrained_lighting: bool = True
     steps: str = "full"  # "full" | "landmarks"
-    device: str | None = None
     detector: str = "auto"
     landmark_weights_dir: str | None = None
     calibrated_landmarks: bool = True  # the detector's own ℓ_i when the avatar has one (train/landmark_calibration)
@@ -71,7 +70,6 @@ class TrackOptions:
     write_overlays: bool = True
     write_preview: bool = True  # preview.mp4 (report/preview.py) once every frame is tracked
     lighting_from: str | None = None  # a lighting folder (or job folder) to reuse: step 2 is skipped (issue 27)
-    landmark_detector: Any = field(default=None, repr=False, compare=False)  # an instance, for tests/tools
 
     def __post_init__(self) -> None:
         if self.quality not in ("fast", "paper"):
@@ -93,14 +91,23 @@ class TrackOptions:
         return schedule
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "landmark_detector"}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def fingerprint(self, video: Path, avatar_name: str) -> str:
-        """What the results depend on (not device/output switches): a rerun with another is refused."""
-        switches = ("device", "write_textures", "write_overlays", "write_preview")
+        """What the results depend on (not the output switches): a rerun with another is refused."""
+        switches = ("write_textures", "write_overlays", "write_preview")
         keys = {k: v for k, v in self.to_dict().items() if k not in switches}
         text = json.dumps({"video": str(Path(video).resolve()), "avatar": avatar_name, **keys}, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Runtime:
+    """Where and with what a run computes, apart from the request (TrackOptions): the results do not depend
+    on it, so it is neither in the manifest nor in the fingerprint, and a client cannot send it."""
+
+    device: str | None = None  # must be the avatar's; None: the avatar's device
+    landmark_detector: Any = field(default=None, repr=False)  # a detector instance (tests, tools)
 
 
 @dataclass
@@ -129,13 +136,14 @@ class _Job:
     """State shared by the stages of one run."""
 
     def __init__(self, video: Path, avatar, out_dir: Path, options: TrackOptions,
-                 progress: Callable[[ProgressEvent], None] | None, cancel: threading.Event | None) -> None:
-        self.options, self.avatar = options, avatar
+                 progress: Callable[[ProgressEvent], None] | None, cancel: threading.Event | None,
+                 runtime: Runtime) -> None:
+        self.options, self.avatar, self.runtime = options, avatar, runtime
         self.schedule = options.schedule()
         self.progress_fn, self.cancel = progress, cancel
-        self.device = avatar.device if options.device is None else pick_device(options.device)
+        self.device = avatar.device if runtime.device is None else pick_device(runtime.device)
         if self.device != avatar.device:
-            raise ValueError(f"avatar is on {avatar.device} but options.device is {self.device}; load it there")
+            raise ValueError(f"avatar is on {avatar.device} but runtime.device is {self.device}; load it there")
         # Steps 1-3 run at the schedule's working size; results are 3-D, so they do not depend on it. Each
         # frame is scaled as it is decoded (INTER_AREA), so the full-size clip is never held in memory.
         self.clip = read_clip(video, options.start, options.stop, options.stride,
@@ -161,11 +169,10 @@ class _Job:
         existed = folder.exists()
         # The pipeline keeps `state` in a manifest it created (job_id = its fingerprint), on a resume too; an
         # engine job's manifest, created by the job queue under the queue's own id, has its state kept there.
-        self.owns_manifest = not existed or folder.read_manifest().get("job_id") == fingerprint
+        self.owns_manifest = not existed or folder.read_manifest().job_id == fingerprint
         if self.owns_manifest:
             folder = JobFolder.create(out_dir, fingerprint, "track", engine_version=__version__)
-        manifest = folder.read_manifest()
-        previous = manifest.get("pipeline_fingerprint")
+        previous = folder.read_manifest().pipeline_fingerprint
         if previous and previous != fingerprint:
             raise JobFolderError(f"{folder.manifest_path}: holds results of another request (fingerprint {previous}, "
                                  f"this one {fingerprint}); choose an empty output folder")
@@ -196,7 +203,7 @@ class _Job:
                                      f"({len(self.frames)}, 68, 2) for the {len(self.frames)} selected frames")
             return track
         start = time.monotonic()
-        detector = self.options.landmark_detector or create_detector(
+        detector = self.runtime.landmark_detector or create_detector(
             self.options.detector, str(self.device), self.options.landmark_weights_dir)
         n = len(self.frames)
 
@@ -241,7 +248,7 @@ class _Job:
             return None, [], init
         stored = lighting_store.read_job(self.folder)
         poses_path = self.folder.root / "key_poses.npz"
-        if stored is not None and "adapt" in self.folder.read_manifest()["stages_done"]:
+        if stored is not None and "adapt" in self.folder.read_manifest().stages_done:
             keys = [] if stored.info.reused_from else list(stored.info.key_frames)
             starts = init
             if keys and self.folder.trusted(poses_path):
@@ -268,8 +275,8 @@ class _Job:
             curve.append(float(value))
             self.emit("adapt", len(curve), total, value, stage)
 
-        refined, history = run_step2(self.scene, self.frames[keys], init.select(keys), lighting, self.schedule,
-                                     adapt_network=self.options.adapt, cancel=self.cancel, on_iteration=tick)
+        refined, history = adapt_lighting(self.scene, self.frames[keys], init.select(keys), lighting, self.schedule,
+                                          adapt_network=self.options.adapt, cancel=self.cancel, on_iteration=tick)
         output.save_params(self.folder, poses_path, refined, rows=np.asarray(keys))
         meta = {"key_frames": keys, "key_source_frames": [self.clip.indices[k] for k in keys], "losses": history,
                 "iteration_losses": curve, "video": str(self.clip.path)}
@@ -351,8 +358,8 @@ class _Job:
                                        *textures, overlay)
 
 
-def _run(video, avatar, out_dir, options, progress, cancel, adapt_only: bool) -> JobSummary:
-    job = _Job(Path(video), avatar, Path(out_dir), options, progress, cancel)
+def _run(video, avatar, out_dir, options, progress, cancel, adapt_only: bool, runtime: Runtime | None) -> JobSummary:
+    job = _Job(Path(video), avatar, Path(out_dir), options, progress, cancel, runtime or Runtime())
     losses: dict[str, float] = {}
     keys: list[int] = []
     cancelled = False
@@ -370,9 +377,9 @@ def _run(video, avatar, out_dir, options, progress, cancel, adapt_only: bool) ->
         cancelled = True
         log.info("job in '%s' cancelled; rerun to resume", out_dir)
     manifest = job.folder.read_manifest()
-    summary = JobSummary(str(out_dir), len(job.frames), job.computed, job.skipped, manifest["stages_done"], job.seconds,
+    summary = JobSummary(str(out_dir), len(job.frames), job.computed, job.skipped, manifest.stages_done, job.seconds,
                          losses, [job.clip.indices[k] for k in keys], cancelled)
-    fields: dict[str, Any] = {"metrics": {**manifest.get("metrics", {}), "losses": losses, "seconds": job.seconds}}
+    fields: dict[str, Any] = {"metrics": {**manifest.metrics, "losses": losses, "seconds": job.seconds}}
     if job.owns_manifest:
         fields["state"] = "cancelled" if cancelled else "completed"
     job.folder.update_manifest(**fields)
@@ -381,13 +388,13 @@ def _run(video, avatar, out_dir, options, progress, cancel, adapt_only: bool) ->
 
 def track_video(video: str | Path, avatar, out_dir: Path, options: TrackOptions,
                 progress: Callable[[ProgressEvent], None] | None = None,
-                cancel: threading.Event | None = None) -> JobSummary:
+                cancel: threading.Event | None = None, runtime: Runtime | None = None) -> JobSummary:
     """Register every selected frame of `video` (steps 1-3) and write the job folder `out_dir`."""
-    return _run(video, avatar, out_dir, options, progress, cancel, adapt_only=False)
+    return _run(video, avatar, out_dir, options, progress, cancel, adapt_only=False, runtime=runtime)
 
 
-def adapt_lighting(video: str | Path, avatar, out_dir: Path, options: TrackOptions,
-                   progress: Callable[[ProgressEvent], None] | None = None,
-                   cancel: threading.Event | None = None) -> JobSummary:
+def adapt_video_lighting(video: str | Path, avatar, out_dir: Path, options: TrackOptions,
+                         progress: Callable[[ProgressEvent], None] | None = None,
+                         cancel: threading.Event | None = None, runtime: Runtime | None = None) -> JobSummary:
     """Steps 1 and 2 only: landmarks, initialisation and the video's adapted lighting (l, G)."""
-    return _run(video, avatar, out_dir, options, progress, cancel, adapt_only=True)
+    return _run(video, avatar, out_dir, options, progress, cancel, adapt_only=True, runtime=runtime)

@@ -12,12 +12,14 @@ import io
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from dlatrack_engine.colour import linear_to_srgb8
 from dlatrack_engine.landmarks.subject import SubjectPicker
+from dlatrack_engine.wire.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 NUM_LANDMARKS = 68
@@ -63,7 +65,7 @@ class LandmarkTrack:
         return np.flatnonzero(~self.detected).tolist()
 
     def save(self, path: str) -> None:
-        np.savez(path, **self._arrays())
+        atomic_write_bytes(Path(path), self.to_bytes())
 
     def to_bytes(self) -> bytes:
         """The .npz file's bytes (the pipeline writes them through the job folder's recorded writes)."""

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..wire.atomic import atomic_write_bytes
 from . import format as fmt
 
 
@@ -47,7 +48,5 @@ def merge_datasets(target: str | os.PathLike[str], source: str | os.PathLike[str
         dst["timing"] = {k: round(dst["timing"].get(k, 0) + src["timing"].get(k, 0), 2) for k in dst["timing"]}
     dst.pop("uv_textures", None)  # re-run the unwrap: the frame list changed
     fmt.validate_dataset_json(dst, str(target / fmt.DATASET_JSON))
-    tmp = target / f".{fmt.DATASET_JSON}.tmp"
-    tmp.write_text(json.dumps(dst, indent=1))
-    os.replace(tmp, target / fmt.DATASET_JSON)
+    atomic_write_bytes(target / fmt.DATASET_JSON, json.dumps(dst, indent=1).encode("utf-8"))
     return len(src["frames"])

@@ -14,15 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from ..wire.atomic import atomic_write_bytes
 from ..wire.png import encode_png
 from . import format as fmt
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def encode_linear_png16(image: np.ndarray, exposure_scale: float) -> bytes:
@@ -67,7 +61,7 @@ class LightStageWriter:
         self.num_vertices = int(np.asarray(topology["neutral"]).shape[0])
         buffer = io.BytesIO()
         np.savez(buffer, **{k: np.asarray(v) for k, v in topology.items()})
-        _atomic_write(self.root / fmt.TOPOLOGY_FILE, buffer.getvalue())
+        atomic_write_bytes(self.root / fmt.TOPOLOGY_FILE, buffer.getvalue())
         self._write_json()
 
     def _config(self) -> dict[str, Any]:
@@ -87,7 +81,7 @@ class LightStageWriter:
     def _write_json(self) -> None:
         config = self._config()
         fmt.validate_dataset_json(config, str(self.root / fmt.DATASET_JSON))
-        _atomic_write(self.root / fmt.DATASET_JSON, json.dumps(config, indent=1).encode())
+        atomic_write_bytes(self.root / fmt.DATASET_JSON, json.dumps(config, indent=1).encode())
 
     def add_frame(
         self,
@@ -119,8 +113,8 @@ class LightStageWriter:
                     f"{where}: camera '{name}' image {images[name].shape} / mask {masks[name].shape}, "
                     f"expected {(*shape, 3)} / {shape}"
                 )
-            _atomic_write(folder / f"{name}.png", encode_linear_png16(images[name], self.exposure_scale))
-            _atomic_write(folder / f"{name}_mask.png", encode_mask_png(masks[name]))
+            atomic_write_bytes(folder / f"{name}.png", encode_linear_png16(images[name], self.exposure_scale))
+            atomic_write_bytes(folder / f"{name}_mask.png", encode_mask_png(masks[name]))
         meta = {
             "light_code": np.asarray(light_code, np.float32),
             "head_R": np.asarray(head_R, np.float32),
@@ -131,7 +125,7 @@ class LightStageWriter:
         meta.update({k: np.asarray(v) for k, v in (extra_meta or {}).items()})
         buffer = io.BytesIO()
         np.savez(buffer, **meta)
-        _atomic_write(folder / "meta.npz", buffer.getvalue())
+        atomic_write_bytes(folder / "meta.npz", buffer.getvalue())
         self.frames = [f for f in self.frames if f["id"] != frame_id]
         self.frames.append({"id": int(frame_id), "kind": kind, **(extra_fields or {})})
         self.frames.sort(key=lambda f: f["id"])

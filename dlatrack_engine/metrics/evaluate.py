@@ -94,7 +94,7 @@ def evaluate(job_dir: str | Path, avatar, csim: bool = True, batch: int = 8, ora
         ceiling = job_oracle(job, avatar, batch=batch)
         means.update(oracle_columns(ceiling, means))
         series.update({f"oracle_{k}": np.asarray(v, np.float64) for k, v in ceiling.per_frame.items()})
-    job.folder.update_manifest(metrics={**job.manifest.get("metrics", {}), "eval": means})
+    job.folder.update_manifest(metrics={**job.manifest.metrics, "eval": means})
     return Evaluation(job.indices, means, series, job.lost_frames, ceiling)
 
 

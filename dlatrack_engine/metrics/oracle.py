@@ -34,6 +34,7 @@ from dlatrack_engine.metrics.evaluate import score_renders
 from dlatrack_engine.report.job import LoadedJob
 from dlatrack_engine.video import read_clip
 from dlatrack_engine.wire.jobfolder import JobFolder, JobFolderError
+from dlatrack_engine.wire.manifest import Manifest
 
 log = logging.getLogger(__name__)
 ORACLE_FILE = "oracle.json"
@@ -62,18 +63,18 @@ def schedule_from_dict(stored: dict) -> Schedule:
     return Schedule(**{k: steps[k](**v) if k in steps else v for k, v in stored.items()})
 
 
-def job_schedule(manifest: dict) -> Schedule:
+def job_schedule(manifest: Manifest) -> Schedule:
     """The schedule the job ran with; a manifest without one gets its quality preset and K."""
-    if "schedule" in manifest:
-        return schedule_from_dict(manifest["schedule"])
-    options = manifest.get("options", {})
+    if manifest.schedule is not None:
+        return schedule_from_dict(manifest.schedule)
+    options = manifest.options
     schedule = Schedule.preset(options.get("quality", "fast"))
     schedule.step2.key_frames = int(options.get("key_frames", schedule.step2.key_frames))
     return schedule
 
 
-def _lighting_options(manifest: dict) -> dict:
-    options = manifest.get("options", {})
+def _lighting_options(manifest: Manifest) -> dict:
+    options = manifest.options
     return {"kind": options.get("lighting", "G"), "adapt": bool(options.get("adapt", True)),
             "pretrained": bool(options.get("pretrained_lighting", True))}
 
@@ -82,7 +83,7 @@ def oracle_key(job: LoadedJob, avatar, schedule: Schedule) -> str:
     """sha256 of everything the ceiling depends on (see the module docstring)."""
     lighting = _lighting_options(job.manifest)
     meta = {"format": FORMAT, "avatar": avatar_identity(avatar), "model": model_identity(avatar, lighting["kind"]),
-            "frames": job.indices, "K": job.manifest.get("K"), "schedule": schedule.to_dict(), "lighting": lighting}
+            "frames": job.indices, "K": job.manifest.K, "schedule": schedule.to_dict(), "lighting": lighting}
     digest = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode())
     assert job.gt is not None
     for array in (job.frames, *job.masks, *(job.gt[k] for k in GT_TRACK_FIELDS)):
@@ -94,11 +95,11 @@ def ceiling_state(job: LoadedJob, avatar, schedule: Schedule):
     """(truth params, lighting adapted at the truth or None, key source frames): step 2 at the schedule's
     working size on the job's frames, as the pipeline runs it, with p_k fixed at the true poses."""
     assert job.gt is not None
-    options, lighting_options = job.manifest.get("options", {}), _lighting_options(job.manifest)
-    clip = read_clip(Path(job.manifest["video"]), options.get("start", 0), options.get("stop"),
+    options, lighting_options = job.manifest.options, _lighting_options(job.manifest)
+    clip = read_clip(Path(job.manifest.video), options.get("start", 0), options.get("stop"),
                      options.get("stride", 1), work_size=schedule.work_size)
     rows = [clip.indices.index(i) for i in job.indices]
-    work_K = np.diag([clip.scale, clip.scale, 1.0]) @ np.asarray(job.manifest["K"], np.float64)
+    work_K = np.diag([clip.scale, clip.scale, 1.0]) @ np.asarray(job.manifest.K, np.float64)
     scene = FaceScene(avatar, torch.as_tensor(work_K), *clip.size)
     truth = truth_params(scene, job.gt["head_R"], job.gt["head_t"], job.gt["vertices"])
     keys = select_key_frames(lighting_rotation(truth.rotation()).cpu().numpy(), schedule.step2.key_frames)

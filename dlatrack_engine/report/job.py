@@ -15,14 +15,15 @@ import numpy as np
 import torch
 
 from dlatrack_engine.fit import lighting_store
-from dlatrack_engine.fit.camera_setup import clip_root
 from dlatrack_engine.fit.lighting import VideoLighting
 from dlatrack_engine.fit.params import FrameParams
 from dlatrack_engine.fit.scene import FaceScene
 from dlatrack_engine.landmarks import LandmarkTrack
 from dlatrack_engine.metrics import image
 from dlatrack_engine.video import read_clip
+from dlatrack_engine.wire.clip_layout import clip_root
 from dlatrack_engine.wire.jobfolder import JobFolder, JobFolderError
+from dlatrack_engine.wire.manifest import Manifest
 
 
 @dataclass
@@ -30,7 +31,7 @@ class LoadedJob:
     """The tracked frames of one job folder (row k of every array is source frame `indices[k]`)."""
 
     folder: JobFolder
-    manifest: dict
+    manifest: Manifest
     indices: list[int]  # source frame indices, tracked and selected
     frames: np.ndarray  # [N, H, W, 3] linear RGB at the clip's own size
     fps: float  # of the selected frames (the video's rate / stride)
@@ -46,7 +47,7 @@ class LoadedJob:
     @property
     def lost_frames(self) -> list[int]:
         """Source frames where the detector found no face: tracking there rests on its neighbours only."""
-        return [int(i) for i in self.manifest.get("landmark_failed_frames", []) if i in set(self.indices)]
+        return [int(i) for i in (self.manifest.landmark_failed_frames or []) if i in set(self.indices)]
 
 
 def face_masks(root: Path, indices: list[int], marks: LandmarkTrack, height: int, width: int) -> list[np.ndarray]:
@@ -93,20 +94,20 @@ def load_job(job_dir: str | Path, avatar) -> LoadedJob:
     folder = JobFolder(job_dir)
     manifest = folder.read_manifest()
     done = set(folder.frames_done())
-    indices = [i for i in manifest["frames"] if i in done]
+    indices = [i for i in manifest.frames if i in done]
     if not indices:
         raise JobFolderError(f"{folder.root}: no tracked frame to evaluate")
-    video = Path(manifest["video"])
-    opts = manifest.get("options", {})
+    video = Path(manifest.video)
+    opts = manifest.options
     clip = read_clip(video, opts.get("start", 0), opts.get("stop"), opts.get("stride", 1))
     frames = clip.frames[[clip.indices.index(i) for i in indices]]
     width, height = clip.size
-    scene = FaceScene(avatar, torch.as_tensor(manifest["K"]), width, height)
+    scene = FaceScene(avatar, torch.as_tensor(manifest.K), width, height)
     track = folder.read_track(indices)
     device = avatar.device
     params = FrameParams(*(torch.as_tensor(track[k], device=device) for k in ("r", "head_t", "z")))
     stored = LandmarkTrack.load(str(folder.root / "landmarks.npz"))
-    rows = {i: r for r, i in enumerate(manifest["frames"])}
+    rows = {i: r for r, i in enumerate(manifest.frames)}
     picked = [rows[i] for i in indices]
     marks = LandmarkTrack(stored.points[picked], stored.confidence[picked], stored.detected[picked], stored.detector)
     scene.use_landmarks_of(marks.detector if opts.get("calibrated_landmarks", True) else None)  # as step 1 did

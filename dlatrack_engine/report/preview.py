@@ -167,7 +167,7 @@ def write_preview(job_dir: str | Path, avatar, batch: int = 8,
     result = PreviewResult(path, count, (size[0], size[1]), job.fps, psnr, job.lost_frames, seconds)
     summary = {"file": PREVIEW_FILE, "psnr": float(np.mean(psnr)), "lost_frames": result.lost_frames,
                "frames": count, "seconds": seconds}
-    metrics = job.folder.read_manifest().get("metrics", {})
+    metrics = job.folder.read_manifest().metrics
     job.folder.update_manifest(metrics={**metrics, "preview": summary})
     log.info("preview: %d frames %dx%d at %.3g fps in %.1f s -> %s", count, *result.size, job.fps, seconds, path)
     return result

@@ -32,7 +32,7 @@ def loss_curves(folder: JobFolder, frames: list[int], stored: lighting_store.Sto
     init = folder.root / "init.npz"
     if folder.trusted(init):
         with np.load(io.BytesIO(folder.read_file(init))) as data:
-            rows = {i: r for r, i in enumerate(folder.read_manifest()["frames"])}
+            rows = {i: r for r, i in enumerate(folder.read_manifest().frames)}
             curves["step1_landmark"] = data["loss"][[rows[i] for i in frames]].astype(np.float64)
     info = None if stored is None else stored.info
     if info is not None and (info.iteration_losses or info.losses):
@@ -70,7 +70,7 @@ def write_report(job_dir: str | Path, evaluation: Evaluation) -> Path:
     for _, name, png in figures:
         folder.write_file(out / name, png)
 
-    document = {"job": str(folder.root.resolve()), "video": manifest.get("video"), "frames": frames,
+    document = {"job": str(folder.root.resolve()), "video": manifest.video, "frames": frames,
                 "metrics": evaluation.means, "lost_frames": lost,
                 "per_frame": {k: _json_values(v) for k, v in series.items()},
                 "losses": {k: _json_values(v) for k, v in losses.items()},
@@ -86,10 +86,10 @@ def write_report(job_dir: str | Path, evaluation: Evaluation) -> Path:
         video_src = html.data_uri("video/mp4", preview.read_bytes()) if size <= EMBED_VIDEO_BYTES \
             else f"../{PREVIEW_FILE}"
     table = [(label, fmt.format(evaluation.means[key])) for key, label, fmt in COLUMNS if key in evaluation.means]
-    facts = [("video", str(manifest.get("video"))), ("avatar", str(manifest.get("avatar"))),
+    facts = [("video", str(manifest.video)), ("avatar", str(manifest.avatar)),
              ("frames", f"{len(frames)} ({frames[0]}-{frames[-1]})"),
-             ("method", f"lighting {manifest.get('options', {}).get('lighting', '?')}, "
-                        f"steps {manifest.get('options', {}).get('steps', '?')}")]
+             ("method", f"lighting {manifest.options.get('lighting', '?')}, "
+                        f"steps {manifest.options.get('steps', '?')}")]
     if stored is not None and stored.info.reused_from:  # step 2's curve above is that lighting's own take's
         facts.append(("lighting", f"reused from {stored.info.reused_from} (step 2 skipped)"))
     page = html.render(f"dlatrack report: {folder.root.name}", facts, table, video_src,

@@ -21,6 +21,7 @@ import numpy as np
 from ..lightstage import format as fmt
 from ..lightstage.reader import LightStageDataset
 from ..lightstage.writer import encode_linear_png16, encode_mask_png
+from ..wire.atomic import atomic_write_bytes
 from .raster import Raster, project, rasterize
 
 log = logging.getLogger(__name__)
@@ -86,13 +87,6 @@ def unwrap_view(
     return texture, weight_map
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def unwrap_dataset(root: str | os.PathLike[str], size: int = 256) -> int:
     """Write `uv/<id>/<camera>.png` (+ `_vis.png`) for every fully-lit frame; returns textures written."""
     dataset = LightStageDataset(root)
@@ -108,11 +102,11 @@ def unwrap_dataset(root: str | os.PathLike[str], size: int = 256) -> int:
             mask = dataset.mask(frame_id, cam.name)
             texture, weight = unwrap_view(image, mask, world, faces, texels, cam.K, cam.R, cam.t)
             folder = Path(root) / fmt.uv_dir(frame_id)
-            _atomic_write(folder / f"{cam.name}.png", encode_linear_png16(texture, dataset.exposure_scale))
-            _atomic_write(folder / f"{cam.name}_vis.png", encode_mask_png(weight))
+            atomic_write_bytes(folder / f"{cam.name}.png", encode_linear_png16(texture, dataset.exposure_scale))
+            atomic_write_bytes(folder / f"{cam.name}_vis.png", encode_mask_png(weight))
             written += 1
         log.info("unwrapped frame %d (%d cameras)", frame_id, len(dataset.cameras))
     config = dict(dataset.config)
     config["uv_textures"] = {"size": size, "frames": dataset.frame_ids("full"), "layout": "uv/<id:06d>/<camera>.png"}
-    _atomic_write(Path(root) / fmt.DATASET_JSON, json.dumps(config, indent=1).encode())
+    atomic_write_bytes(Path(root) / fmt.DATASET_JSON, json.dumps(config, indent=1).encode())
     return written

@@ -45,6 +45,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_network_arguments(parser)
+    add_process_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def add_network_arguments(parser: argparse.ArgumentParser) -> None:
+    """What the engine binds and what it accepts from clients: address, TLS, uploads, request sizes."""
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; anything else needs --allow-remote)"
     )
@@ -79,7 +86,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="where to write host/port/token (default <state-dir>/connection.json)",
     )
-    parser.add_argument("--device", default=None, help="torch device: cpu, cuda, cuda:N (default: auto)")
     parser.add_argument(
         "--max-frame-mb",
         type=int,
@@ -99,6 +105,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=10.0,
         help="seconds a new connection has to send its complete 'hello' (a hard deadline, default 10)",
     )
+
+
+def add_process_arguments(parser: argparse.ArgumentParser) -> None:
+    """How the engine process runs: torch device and threads, and whose lifetime it follows."""
+    parser.add_argument("--device", default=None, help="torch device: cpu, cuda, cuda:N (default: auto)")
     parser.add_argument(
         "--threads",
         type=int,
@@ -114,74 +125,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="stop when process PID ends (the add-on passes Blender's pid, so that closing or crashing Blender "
         "does not leave an orphan engine; running jobs keep their finished frames and resume on the next start)",
     )
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from dlatrack_engine.server.certificate import CertificateError, ensure_certificate
+    from dlatrack_engine.server.certificate import CertificateError
     from dlatrack_engine.server.connection_file import ConnectionFileError
-    from dlatrack_engine.server.server import EngineServer
-    from dlatrack_engine.server.uploads import UploadLimits
 
+    error = check_arguments(args)
+    if error:
+        print(error, file=sys.stderr)
+        return 2
     if args.host not in LOOPBACK:
-        if not args.allow_remote:
-            print(
-                f"refusing to bind {args.host}: only loopback is allowed without --allow-remote "
-                "(the token travels unencrypted; use an SSH tunnel instead)",
-                file=sys.stderr,
-            )
-            return 2
         log.warning(
             "binding %s: the engine is reachable from the network (TLS; clients pin its certificate through the "
             "connection file, which holds the token: copy it only over a trusted channel, e.g. scp)",
             args.host,
         )
     if args.threads is not None:
-        if args.threads < 1:
-            print(f"--threads must be >= 1, got {args.threads}", file=sys.stderr)
-            return 2
         # torch is imported lazily (first avatar/job), so the OpenMP/MKL pools pick these up.
         os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
         if "torch" in sys.modules:  # `dlatrack serve` after another sub-command imported torch
             sys.modules["torch"].set_num_threads(args.threads)
-    if not 0 < args.auth_timeout <= 3600 or args.max_frame_mb < 1:
-        print("--auth-timeout must be in (0, 3600] s and --max-frame-mb >= 1", file=sys.stderr)
+    try:
+        server = build_server(args)
+    except CertificateError as exc:
+        print(str(exc), file=sys.stderr)
         return 2
-    buffered_mb = args.max_buffered_mb if args.max_buffered_mb is not None else max(1024, args.max_frame_mb)
-    if buffered_mb < 1:
-        print(f"--max-buffered-mb must be >= 1, got {buffered_mb}", file=sys.stderr)
-        return 2
-    if min(args.max_upload_gb, args.upload_store_gb, args.upload_idle_s) <= 0:
-        print("--max-upload-gb, --upload-store-gb and --upload-idle-s must be > 0", file=sys.stderr)
-        return 2
-    state_dir = (args.state_dir or cache_dir() / "server").resolve()
-    connection_file = (args.connection_file or state_dir / "connection.json").resolve()
-    certificate = None
-    if args.remote or args.host not in LOOPBACK:  # plain TCP is for loopback only
-        try:
-            certificate = ensure_certificate(state_dir / "tls")
-        except CertificateError as exc:
-            print(str(exc), file=sys.stderr)
-            return 2
-        keep_library_caches_in(state_dir / "cache")
-    limits = UploadLimits(
-        max_file_bytes=int(args.max_upload_gb * (1 << 30)),
-        max_store_bytes=int(args.upload_store_gb * (1 << 30)),
-        idle_s=args.upload_idle_s,
-    )
-    server = EngineServer(
-        args.host,
-        args.port,
-        secrets.token_urlsafe(32),
-        state_dir,
-        connection_file,
-        device=args.device,
-        max_frame_bytes=args.max_frame_mb << 20,
-        auth_timeout_s=args.auth_timeout,
-        max_buffered_bytes=buffered_mb << 20,
-        certificate=certificate,
-        upload_limits=limits,
-    )
 
     def stop(signum: int, _frame: Any) -> None:
         log.info("signal %d: stopping", signum)
@@ -203,6 +172,60 @@ def run(args: argparse.Namespace) -> int:
         print(f"cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 4
     return 0
+
+
+def buffered_mb(args: argparse.Namespace) -> int:
+    return args.max_buffered_mb if args.max_buffered_mb is not None else max(1024, args.max_frame_mb)
+
+
+def check_arguments(args: argparse.Namespace) -> str | None:
+    """The first bad argument's message, or None: checked before anything binds or writes."""
+    if args.host not in LOOPBACK and not args.allow_remote:
+        return (
+            f"refusing to bind {args.host}: only loopback is allowed without --allow-remote "
+            "(the token travels unencrypted; use an SSH tunnel instead)"
+        )
+    if args.threads is not None and args.threads < 1:
+        return f"--threads must be >= 1, got {args.threads}"
+    if not 0 < args.auth_timeout <= 3600 or args.max_frame_mb < 1:
+        return "--auth-timeout must be in (0, 3600] s and --max-frame-mb >= 1"
+    if buffered_mb(args) < 1:
+        return f"--max-buffered-mb must be >= 1, got {buffered_mb(args)}"
+    if min(args.max_upload_gb, args.upload_store_gb, args.upload_idle_s) <= 0:
+        return "--max-upload-gb, --upload-store-gb and --upload-idle-s must be > 0"
+    return None
+
+
+def build_server(args: argparse.Namespace) -> Any:
+    """The EngineServer for checked arguments; a remote one gets its TLS certificate (CertificateError)."""
+    from dlatrack_engine.server.certificate import ensure_certificate
+    from dlatrack_engine.server.server import EngineServer
+    from dlatrack_engine.server.uploads import UploadLimits
+
+    state_dir = (args.state_dir or cache_dir() / "server").resolve()
+    connection_file = (args.connection_file or state_dir / "connection.json").resolve()
+    certificate = None
+    if args.remote or args.host not in LOOPBACK:  # plain TCP is for loopback only
+        certificate = ensure_certificate(state_dir / "tls")
+        keep_library_caches_in(state_dir / "cache")
+    limits = UploadLimits(
+        max_file_bytes=int(args.max_upload_gb * (1 << 30)),
+        max_store_bytes=int(args.upload_store_gb * (1 << 30)),
+        idle_s=args.upload_idle_s,
+    )
+    return EngineServer(
+        args.host,
+        args.port,
+        secrets.token_urlsafe(32),
+        state_dir,
+        connection_file,
+        device=args.device,
+        max_frame_bytes=args.max_frame_mb << 20,
+        auth_timeout_s=args.auth_timeout,
+        max_buffered_bytes=buffered_mb(args) << 20,
+        certificate=certificate,
+        upload_limits=limits,
+    )
 
 
 def keep_library_caches_in(folder: Path) -> None:

@@ -11,9 +11,10 @@ import json
 import logging
 import os
 import socket
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from dlatrack_engine.wire.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -26,17 +27,7 @@ class ConnectionFileError(RuntimeError):
 
 def write_connection_file(path: Path, info: dict[str, Any]) -> None:
     """Atomically write `info` with mode 0600 (created with that mode: never briefly world-readable)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # mkstemp: 0600
-    try:
-        if hasattr(os, "fchmod"):  # POSIX; on Windows the file inherits the user profile's ACL
-            os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(info, handle, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, json.dumps(info, indent=1).encode("utf-8"), mode=0o600)
 
 
 def read_connection_file(path: Path) -> dict[str, Any]:

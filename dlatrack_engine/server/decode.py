@@ -83,62 +83,78 @@ def gather_inputs(
 ) -> dict[str, Any]:
     """Collect z [N,Z], r [N,3], view [N,3], light_code [150] | None from the job folder or the request, and
     the job's stored lighting (`stored`, for its adapted G)."""
-    frames = params.get("frames")
     if folder is not None:
-        if not isinstance(frames, list) or not frames or not all(_is_index(f) for f in frames):
-            raise JobError("bad_argument", "'frames' must be a non-empty list of frame indices")
-        if len(frames) > MAX_FRAMES:
-            raise JobError("bad_argument", f"'frames' lists {len(frames)} frames (max {MAX_FRAMES} per request)")
-        missing = [f for f in frames if not folder.has_frame(f)]
-        if missing:
-            raise JobError(
-                "frame_not_found",
-                f"{folder.frame_path(missing[0])}: frame {missing[0]} has not been "
-                f"written ({len(missing)} of the requested frames are missing)",
-            )
-        try:
-            track = folder.read_track(frames)
-        except JobFolderError as exc:
-            raise JobError("bad_job_folder", str(exc)) from exc
-        z, r, head_R, head_t = track["z"], track["r"], track["head_R"], track["head_t"]
-        stored = _job_lighting(folder)
-        # An SH/none baseline job has no G lighting: relighting through G would not be its lighting.
-        light_code = stored.light_code if stored is not None and stored.info.model == "G" else None
+        frames, z, r, head_R, head_t, light_code, stored = _job_inputs(params, folder)
     else:
-        if "z" not in blobs:
-            raise JobError("bad_argument", "decode_view needs 'job_id' + 'frames', or a 'z' blob [N,Z]")
-        raw = blobs["z"]
-        if not isinstance(raw, np.ndarray) or raw.ndim not in (1, 2) or raw.size == 0:
-            raise JobError("bad_argument", "blob 'z' must be a float32 array [Z] or [N, Z]")
-        z = _as_array(raw, "z", (raw.shape[-1],)).reshape(-1, raw.shape[-1])
-        if len(z) > MAX_FRAMES:
-            raise JobError("bad_argument", f"blob 'z' has {len(z)} rows (max {MAX_FRAMES} per request)")
-        r = _as_array(blobs["r"], "r", (3,)).reshape(-1, 3) if "r" in blobs else np.zeros((len(z), 3), np.float32)
-        head_R = np.repeat(np.eye(3, dtype=np.float32)[None], len(z), 0)
-        head_t = np.zeros((len(z), 3), np.float32)
-        light_code = _as_array(blobs["light_code"], "light_code", (150,)) if "light_code" in blobs else None
-        frames = list(range(len(z)))
+        frames, z, r, head_R, head_t, light_code = _blob_inputs(blobs)
         stored = None
+    view = _view_vectors(params, blobs, head_R, head_t, len(z))
+    if len(r) != len(z) or len(view) != len(z):
+        raise JobError("bad_argument", f"'z' has {len(z)} rows but 'r' has {len(r)} and 'view' {len(view)}")
+    return {"frames": np.asarray(frames), "z": z, "r": r, "view": view, "light_code": light_code, "stored": stored}
+
+
+def _job_inputs(params: Mapping[str, Any], folder: JobFolder) -> tuple[Any, ...]:
+    """frames, z, r, head_R, head_t, light_code, stored lighting: the requested frames of a tracked job."""
+    frames = params.get("frames")
+    if not isinstance(frames, list) or not frames or not all(_is_index(f) for f in frames):
+        raise JobError("bad_argument", "'frames' must be a non-empty list of frame indices")
+    if len(frames) > MAX_FRAMES:
+        raise JobError("bad_argument", f"'frames' lists {len(frames)} frames (max {MAX_FRAMES} per request)")
+    missing = [f for f in frames if not folder.has_frame(f)]
+    if missing:
+        raise JobError(
+            "frame_not_found",
+            f"{folder.frame_path(missing[0])}: frame {missing[0]} has not been "
+            f"written ({len(missing)} of the requested frames are missing)",
+        )
+    try:
+        track = folder.read_track(frames)
+    except JobFolderError as exc:
+        raise JobError("bad_job_folder", str(exc)) from exc
+    stored = _job_lighting(folder)
+    # An SH/none baseline job has no G lighting: relighting through G would not be its lighting.
+    light_code = stored.light_code if stored is not None and stored.info.model == "G" else None
+    return frames, track["z"], track["r"], track["head_R"], track["head_t"], light_code, stored
+
+
+def _blob_inputs(blobs: Mapping[str, Any]) -> tuple[Any, ...]:
+    """frames, z, r, head_R, head_t, light_code: codes sent in the request, the head at the origin."""
+    if "z" not in blobs:
+        raise JobError("bad_argument", "decode_view needs 'job_id' + 'frames', or a 'z' blob [N,Z]")
+    raw = blobs["z"]
+    if not isinstance(raw, np.ndarray) or raw.ndim not in (1, 2) or raw.size == 0:
+        raise JobError("bad_argument", "blob 'z' must be a float32 array [Z] or [N, Z]")
+    z = _as_array(raw, "z", (raw.shape[-1],)).reshape(-1, raw.shape[-1])
+    if len(z) > MAX_FRAMES:
+        raise JobError("bad_argument", f"blob 'z' has {len(z)} rows (max {MAX_FRAMES} per request)")
+    r = _as_array(blobs["r"], "r", (3,)).reshape(-1, 3) if "r" in blobs else np.zeros((len(z), 3), np.float32)
+    head_R = np.repeat(np.eye(3, dtype=np.float32)[None], len(z), 0)
+    head_t = np.zeros((len(z), 3), np.float32)
+    light_code = _as_array(blobs["light_code"], "light_code", (150,)) if "light_code" in blobs else None
+    return list(range(len(z))), z, r, head_R, head_t, light_code
+
+
+def _view_vectors(
+    params: Mapping[str, Any], blobs: Mapping[str, Any], head_R: np.ndarray, head_t: np.ndarray, n: int
+) -> np.ndarray:
+    """The unit head-frame view vector per frame [n, 3], from a camera {R, t} or given directly."""
     if "camera" in params:
         camera = params["camera"]
         if not isinstance(camera, dict):
             raise JobError("bad_argument", "'camera' must be an object {R: 3x3, t: 3} (OpenCV world->camera)")
-        view = view_vectors_from_camera(
+        return view_vectors_from_camera(
             _as_array(camera.get("R"), "camera.R", (3, 3)), _as_array(camera.get("t"), "camera.t", (3,)), head_R, head_t
         )
-    elif "view" in params or "view" in blobs:
+    if "view" in params or "view" in blobs:
         view = _as_array(params.get("view", blobs.get("view")), "view", (3,)).reshape(-1, 3)
         norm = np.linalg.norm(view, axis=1, keepdims=True)
         if np.any(norm < 1e-9):
             raise JobError("bad_argument", "'view' must be non-zero (a direction from the head to the camera)")
-        if len(view) not in (1, len(z)):
-            raise JobError("bad_argument", f"'view' has {len(view)} rows; expected 1 or one per frame ({len(z)})")
-        view = np.broadcast_to(view / norm, (len(z), 3)).astype(np.float32)
-    else:
-        raise JobError("bad_argument", "decode_view needs 'view' [3] (head frame) or 'camera' {R, t}")
-    if len(r) != len(z) or len(view) != len(z):
-        raise JobError("bad_argument", f"'z' has {len(z)} rows but 'r' has {len(r)} and 'view' {len(view)}")
-    return {"frames": np.asarray(frames), "z": z, "r": r, "view": view, "light_code": light_code, "stored": stored}
+        if len(view) not in (1, n):
+            raise JobError("bad_argument", f"'view' has {len(view)} rows; expected 1 or one per frame ({n})")
+        return np.broadcast_to(view / norm, (n, 3)).astype(np.float32)
+    raise JobError("bad_argument", "decode_view needs 'view' [3] (head frame) or 'camera' {R, t}")
 
 
 def decode_view(

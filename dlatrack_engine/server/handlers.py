@@ -28,7 +28,8 @@ from dlatrack_engine.server.remote_inputs import (
 )
 from dlatrack_engine.server.uploads import check_upload_id
 from dlatrack_engine.server.work import check_selftest_params, load_pipeline, make_track_options
-from dlatrack_engine.wire.jobfolder import JobFolderError, atomic_write_bytes
+from dlatrack_engine.wire.atomic import atomic_write_bytes
+from dlatrack_engine.wire.jobfolder import JobFolderError
 from dlatrack_engine.wire.jobs import new_job_id
 
 if TYPE_CHECKING:
@@ -287,7 +288,7 @@ def op_job_frames(server: EngineServer, conn: Connection, args: dict, blobs: dic
             out["preview"] = record.folder.read_file(preview)
     except (JobFolderError, OSError) as exc:
         raise JobError("bad_job_folder", str(exc)) from exc
-    return {"job_id": record.job.job_id, "frames": frames, "manifest": record.folder.read_manifest()}, out
+    return {"job_id": record.job.job_id, "frames": frames, "manifest": record.folder.read_manifest().to_dict()}, out
 
 
 def op_decode_view(server: EngineServer, conn: Connection, args: dict, blobs: dict) -> Result:

@@ -22,7 +22,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from dlatrack_engine.wire.jobfolder import JobFolder, JobFolderError, atomic_write_bytes
+from dlatrack_engine.wire.atomic import atomic_write_bytes
+from dlatrack_engine.wire.jobfolder import JobFolder, JobFolderError
 from dlatrack_engine.wire.jobs import Job, JobState
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,8 @@ class JobManager:
         job = Job(kind=kind, params=params) if job_id is None else Job(kind=kind, params=params, job_id=job_id)
         root = folder if folder is not None else self.default_root / job.job_id
         try:
-            job_folder = JobFolder.create(root, job.job_id, kind, options=params, engine_version=self.engine_version)
+            # The request stays in the registry (`params`); the manifest's `options` are the pipeline's own.
+            job_folder = JobFolder.create(root, job.job_id, kind, engine_version=self.engine_version)
         except (OSError, JobFolderError) as exc:
             raise JobError("bad_output_folder", f"output folder {root}: {exc}") from exc
         job.folder = str(root)
@@ -357,7 +359,7 @@ class JobManager:
                 log.warning("ignoring job registry entry %s: %s", path, exc)
                 continue
             job.folder = entry["folder"]
-            state = JobState(manifest["state"]) if manifest["state"] in JobState._value2member_map_ else None
+            state = JobState(manifest.state) if manifest.state in JobState._value2member_map_ else None
             record = JobRecord(job, folder, entry["params"], resumed=True)
             if state in (JobState.QUEUED, JobState.RUNNING) and job.kind in self.runners:
                 with self._lock:
@@ -375,8 +377,8 @@ class JobManager:
                 )
             else:
                 job.state = JobState.CANCELLED if state in (JobState.CANCELLING, None) else state
-                job.summary = manifest.get("summary") or {}
-                job.error = manifest.get("error")
+                job.summary = manifest.summary or {}
+                job.error = manifest.error
                 with self._lock:
                     self._records[job.job_id] = record
                 finished.append((path, job.job_id))

@@ -1,6 +1,6 @@
 """The compute job kinds the engine runs: `track`, `adapt` (the registration pipeline) and `selftest`.
 
-`track`/`adapt` call `dlatrack_engine.fit.pipeline.track_video` / `adapt_lighting` through `run_pipeline`,
+`track`/`adapt` call `dlatrack_engine.fit.pipeline.track_video` / `adapt_video_lighting` through `run_pipeline`,
 the one small adapter between the server and the pipeline: it turns request options into `TrackOptions`,
 pipeline progress into events, and pipeline exceptions into structured job errors.
 
@@ -94,9 +94,8 @@ def run_selftest(ctx: JobContext) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------------
-CLIENT_FORBIDDEN_OPTIONS = {
+RUNTIME_SETTINGS = {  # the pipeline's Runtime, not request options: named here only for a clearer error
     "device": "the engine's device is chosen when it starts (`dlatrack serve --device`)",
-    "landmark_detector": "a detector instance cannot be sent over the wire; use 'detector'",
 }
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,),
@@ -123,13 +122,10 @@ def make_track_options(pipeline: Any, options: Mapping[str, Any]) -> Any:
     cls = pipeline.TrackOptions
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key, value in options.items():
-        if key in CLIENT_FORBIDDEN_OPTIONS:
-            raise JobError(
-                "bad_argument", f"track option '{key}' cannot be set by a client: {CLIENT_FORBIDDEN_OPTIONS[key]}"
-            )
+        if key in RUNTIME_SETTINGS:
+            raise JobError("bad_argument", f"track option '{key}' cannot be set by a client: {RUNTIME_SETTINGS[key]}")
         if key not in fields:
-            known = sorted(set(fields) - set(CLIENT_FORBIDDEN_OPTIONS))
-            raise JobError("bad_argument", f"unknown track option '{key}'; known: {known}")
+            raise JobError("bad_argument", f"unknown track option '{key}'; known: {sorted(fields)}")
         annotation = (
             fields[key].type if isinstance(fields[key].type, str) else getattr(fields[key].type, "__name__", "")
         )
@@ -162,12 +158,12 @@ def _summary_dict(summary: Any) -> dict[str, Any]:
 
 
 def run_pipeline(ctx: JobContext, get_avatar: Callable[[str], Any], adapt_only: bool) -> dict[str, Any]:
-    """The adapter: call track_video/adapt_lighting with this job's folder; the pipeline skips done frames."""
+    """The adapter: call track_video/adapt_video_lighting with this job's folder; the pipeline skips done frames."""
     pipeline = load_pipeline()
     options = make_track_options(pipeline, ctx.params.get("options", {}))
     avatar = get_avatar(ctx.params["avatar_path"]).avatar
     video = Path(ctx.params["video"])
-    function = pipeline.adapt_lighting if adapt_only else pipeline.track_video
+    function = pipeline.adapt_video_lighting if adapt_only else pipeline.track_video
 
     def on_progress(event: Any) -> None:
         ctx.progress(str(event.stage), int(event.frame), int(event.total), event.loss, str(event.message or ""))

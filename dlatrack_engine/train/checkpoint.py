@@ -9,11 +9,12 @@ refused (its stored config must match), so a resume never silently mixes two run
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from dlatrack_engine.wire.atomic import atomic_write_with
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +26,9 @@ def checkpoint_path(directory: str | Path, stage: str) -> Path:
 def save_checkpoint(directory: str | Path, stage: str, state: dict[str, Any]) -> Path:
     """Write `state` (tensors, state dicts, numbers, strings) for `stage`, atomically."""
     path = checkpoint_path(directory, stage)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = dict(state)
     state["rng_state"] = torch.get_rng_state()
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    atomic_write_with(path, lambda handle: torch.save(state, handle))
     log.debug("checkpoint %s at epoch %s", path, state.get("epoch"))
     return path
 

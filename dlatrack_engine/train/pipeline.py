@@ -27,8 +27,8 @@ from dlatrack_engine.paths import REPO_ROOT, cache_dir
 from dlatrack_engine.render.mesh_renderer import MeshRenderer
 from dlatrack_engine.train.dam_trainer import DAMTrainConfig, train_dam
 from dlatrack_engine.train.data import LightStageData, Split, load_lightstage, make_split
-from dlatrack_engine.train.evaluate import evaluate_avatar
 from dlatrack_engine.train.experiments.registry import Experiments
+from dlatrack_engine.train.heldout_eval import evaluate_avatar
 from dlatrack_engine.train.landmark_calibration import LandmarkEmbedding, calibrate_landmarks
 from dlatrack_engine.train.lighting_trainer import LightingTrainConfig, train_lighting
 from dlatrack_engine.train.unwrap import unwrap_full_frames

@@ -2,7 +2,7 @@
 
 Registration (fit/step2.py) adapts l and φ on K video frames in image space. On the light stage the mesh
 is tracked and the cameras are calibrated, so the same alternation can run against the frame's unwrapped
-camera images, texel by texel. The evaluation (train/evaluate.py) uses it to score G on a lighting pattern
+camera images, texel by texel. The evaluation (train/heldout_eval.py) uses it to score G on a lighting pattern
 it never saw the way the method meets any new lighting: l fitted (step a), then φ adapted as well
 (step b), on the fitting cameras only, and judged on cameras that took no part.
 

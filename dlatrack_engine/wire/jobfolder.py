@@ -1,6 +1,7 @@
 """The job folder (docs/conventions.md "Job folder"): atomic per-frame writer, manifest, reader.
 
-Every file is written to a temporary name in the same directory and renamed into place, so a reader (the
+The manifest's fields are `manifest.py`'s, a frame file's arrays `track_frame.py`'s. Every file is written
+through `atomic.py` (a temporary name in the same directory, renamed into place), so a reader (the
 add-on, a resumed engine) sees either nothing or a complete file, never half a frame; it is then recorded
 with its size and checksum in the folder's ledger (`ledger.py`). Frame i is done when `frames/<i:06d>.npz`
 is a regular file matching its record. That is what lets a job killed with SIGKILL resume without losing
@@ -18,66 +19,44 @@ import logging
 import os
 import re
 import stat
-import tempfile
 import threading
 import time
-import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_write_bytes
 from .ledger import LEDGER_FILE, digest, ledger_for
 from .lighting_folder import CODE_FILE, LIGHTING_DIR, WEIGHTS_FILE
+from .manifest import MANIFEST, JobFolderError, Manifest, ManifestError
 from .partial_writes import remove_partial_writes
 from .png import decode_png, encode_png
 from .seeds import SEED_FILES, SeedError
+from .track_frame import TRACK_FRAME_FIELDS, check_track_frame, decode_frame, encode_frame
 
 log = logging.getLogger(__name__)
 
-JOB_FORMAT = "dlatrack-job"
-JOB_FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-TRACK_FRAME_FIELDS = {"vertices": 2, "head_R": 2, "head_t": 1, "r": 1, "z": 1}  # field -> ndim
+__all__ = [
+    "TEXTURE_KINDS",
+    "TRACK_FRAME_FIELDS",
+    "JobFolder",
+    "JobFolderError",
+    "Manifest",
+    "ManifestError",
+    "frame_name",
+]
+
 TEXTURE_KINDS = ("full", "relit")
 FRAME_FILE = re.compile(r"^frames/(\d{6})\.npz$")
 _PER_FRAME_FILE = re.compile(r"^(?:textures/(?:view_[A-Za-z0-9_-]+/)?(?:full|relit)|overlay)/(\d{6})\.png$")
-
-
-class JobFolderError(ValueError):
-    """A job folder file is missing or malformed; the message names the file and the field."""
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temp file + rename in the same directory (atomic on POSIX and Windows)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def frame_name(index: int) -> str:
     if not isinstance(index, (int, np.integer)) or index < 0:
         raise JobFolderError(f"frame index {index!r} must be a non-negative integer")
     return f"{int(index):06d}"
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
 _LOCKS: dict[str, threading.Lock] = {}
@@ -131,35 +110,14 @@ class JobFolder:
         folder = cls(root)
         if folder.exists():
             manifest = folder.read_manifest()
-            if manifest.get("job_id") != job_id:
+            if manifest.job_id != job_id:
                 raise JobFolderError(
-                    f"{folder.manifest_path}: belongs to job {manifest.get('job_id')!r}, not {job_id!r} "
+                    f"{folder.manifest_path}: belongs to job {manifest.job_id!r}, not {job_id!r} "
                     "(choose an empty output folder)"
                 )
             return folder
         seeds = folder._seeds()
-        now = time.time()
-        manifest = {
-            "format": JOB_FORMAT,
-            "format_version": JOB_FORMAT_VERSION,
-            "job_id": job_id,
-            "kind": kind,
-            "state": "queued",
-            "options": {},
-            "avatar": None,
-            "video": None,
-            "frames": [],
-            "fps": None,
-            "size": None,
-            "K": None,
-            "stages_done": [],
-            "metrics": {},
-            "engine_version": None,
-            "created": now,
-            "updated": now,
-            "files": LEDGER_FILE,
-        }
-        manifest.update(fields)
+        manifest = Manifest.new(job_id, kind, LEDGER_FILE, str(folder.manifest_path), **fields)
         folder.write_manifest(manifest)
         for name, data in seeds.items():
             folder.ledger.record(name, data)
@@ -191,45 +149,40 @@ class JobFolder:
             seeds[name] = data
         return seeds
 
-    def read_manifest(self) -> dict[str, Any]:
+    def read_manifest(self) -> Manifest:
         path = self.manifest_path
         try:
-            manifest = json.loads(_read_regular(path)[0].decode("utf-8"))
+            data = json.loads(_read_regular(path)[0].decode("utf-8"))
         except FileNotFoundError as exc:
             raise JobFolderError(f"{path}: missing (not a job folder?)") from exc
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise JobFolderError(f"{path}: unreadable JSON ({exc})") from exc
-        if not isinstance(manifest, dict) or manifest.get("format") != JOB_FORMAT:
-            raise JobFolderError(f"{path}: field 'format' must be {JOB_FORMAT!r}")
-        version = manifest.get("format_version")
-        if version != JOB_FORMAT_VERSION:
-            raise JobFolderError(f"{path}: field 'format_version' is {version!r}, expected {JOB_FORMAT_VERSION}")
-        for key in ("job_id", "kind", "state"):
-            if not isinstance(manifest.get(key), str):
-                raise JobFolderError(f"{path}: field '{key}' must be a string")
+        return Manifest.from_dict(data, str(path))  # ManifestError (a JobFolderError) names the field
+
+    def write_manifest(self, manifest: Manifest | Mapping[str, Any]) -> Manifest:
+        """Validate and write atomically (a mirror passes the engine's JSON object); returns what a reader
+        will see."""
+        if not isinstance(manifest, Manifest):
+            manifest = Manifest.from_dict(manifest, str(self.manifest_path))
+        try:
+            data = json.dumps(manifest.to_dict(), indent=1, allow_nan=False)
+        except (TypeError, ValueError) as exc:  # NaN in metrics, an object JSON cannot hold
+            raise JobFolderError(f"{self.manifest_path}: {exc}") from exc
+        atomic_write_bytes(self.manifest_path, data.encode("utf-8"))
         return manifest
 
-    def write_manifest(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
-        """Write atomically; returns the manifest as a reader will see it (numpy values as lists)."""
-        data = json.dumps(dict(manifest), indent=1, default=_json_default, allow_nan=False)
-        atomic_write_bytes(self.manifest_path, data.encode("utf-8"))
-        return json.loads(data)
-
-    def update_manifest(self, **fields: Any) -> dict[str, Any]:
+    def update_manifest(self, **fields: Any) -> Manifest:
         """Read-modify-write the manifest atomically; returns the new manifest."""
         with self._lock:
             manifest = self.read_manifest()
-            manifest.update(fields)
-            manifest["updated"] = time.time()
+            manifest = manifest.replace(str(self.manifest_path), **fields, updated=time.time())
             return self.write_manifest(manifest)
 
     def mark_stage_done(self, stage: str) -> None:
         with self._lock:
             manifest = self.read_manifest()
-            if stage not in manifest["stages_done"]:
-                manifest["stages_done"].append(stage)
-                manifest["updated"] = time.time()
-                self.write_manifest(manifest)
+            if stage not in manifest.stages_done:
+                self.write_manifest(manifest.replace(stages_done=[*manifest.stages_done, stage], updated=time.time()))
 
     def remove_partial_writes(self) -> int:
         """Delete temp files of writes a killed process never finished (resume calls this); returns the count.
@@ -248,7 +201,7 @@ class JobFolder:
         if self._legacy is None:
             if not self.exists():
                 return False  # not decided until a manifest exists (a mirror writes it later)
-            self._legacy = "files" not in self.read_manifest()
+            self._legacy = self.read_manifest().files is None
         return self._legacy
 
     def write_file(self, path: Path, data: bytes) -> Path:
@@ -326,9 +279,8 @@ class JobFolder:
         if any(p.startswith(f"{LIGHTING_DIR}/") for p in damaged):
             with self._lock:
                 manifest = self.read_manifest()
-                if "adapt" in manifest.get("stages_done", []):
-                    manifest["stages_done"].remove("adapt")
-                    self.write_manifest(manifest)
+                if "adapt" in manifest.stages_done:
+                    self.write_manifest(manifest.replace(stages_done=[s for s in manifest.stages_done if s != "adapt"]))
         if damaged:
             log.warning(
                 "%s: %d file(s) differ from what the job wrote and will be recomputed: %s",
@@ -365,41 +317,17 @@ class JobFolder:
         data = {key: np.asarray(value) for key, value in arrays.items()}
         path = self.frame_path(index)
         if track:
-            self._check_track_frame(data, str(path))
-        for key, value in data.items():
-            if value.dtype.kind == "f":
-                data[key] = value.astype(np.float32)
-        buffer = io.BytesIO()
-        np.savez(buffer, **data)
-        return self.write_file(path, buffer.getvalue())
-
-    @staticmethod
-    def _check_track_frame(data: Mapping[str, np.ndarray], where: str) -> None:
-        for key, ndim in TRACK_FRAME_FIELDS.items():
-            if key not in data:
-                raise JobFolderError(
-                    f"{where}: field '{key}' missing (a track frame needs {sorted(TRACK_FRAME_FIELDS)})"
-                )
-            if data[key].ndim != ndim or not np.issubdtype(data[key].dtype, np.number):
-                raise JobFolderError(f"{where}: field '{key}' has shape {data[key].shape}, expected {ndim} dimensions")
-        expected = {"head_R": (3, 3), "head_t": (3,), "r": (3,)}
-        for key, shape in expected.items():
-            if data[key].shape != shape:
-                raise JobFolderError(f"{where}: field '{key}' has shape {data[key].shape}, expected {shape}")
-        if data["vertices"].shape[1] != 3:
-            raise JobFolderError(f"{where}: field 'vertices' has shape {data['vertices'].shape}, expected [V, 3]")
+            check_track_frame(data, str(path))
+        return self.write_file(path, encode_frame(data))
 
     def read_frame(self, index: int, track: bool = True) -> dict[str, np.ndarray]:
         path = self.frame_path(index)
         try:
-            with np.load(io.BytesIO(self.read_file(path)), allow_pickle=False) as npz:
-                data = {key: npz[key] for key in npz.files}
+            data = decode_frame(self.read_file(path), str(path))
         except FileNotFoundError as exc:
             raise JobFolderError(f"{path}: frame {index} has not been written") from exc
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise JobFolderError(f"{path}: unreadable npz ({type(exc).__name__}: {exc})") from exc
         if track:
-            self._check_track_frame(data, str(path))
+            check_track_frame(data, str(path))
         return data
 
     def read_track(self, indices: Iterable[int] | None = None) -> dict[str, np.ndarray]:

@@ -22,7 +22,7 @@ ENGINE_FILES = {
     "textures/relit": re.compile(r"^\d{6}\.png$"),
 }
 _VIEW_TEXTURES = re.compile(r"^textures/view_[A-Za-z0-9_-]+/(?:full|relit)$")
-TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]+\.tmp$")  # tempfile.mkstemp in atomic_write_bytes
+TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]+\.tmp$")  # tempfile.mkstemp in atomic.atomic_writer
 
 
 def _engine_dirs(root: Path) -> list[tuple[Path, re.Pattern[str]]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 import zipfile
 from pathlib import Path
@@ -102,9 +103,12 @@ def test_track_result_errors_name_the_field(tmp_path: Path) -> None:
         TrackResult(tmp_path)
     synthetic.write_track_job(tmp_path / "job", synthetic.grid_topology(3), frames=1, textures=False)
     result = TrackResult(tmp_path / "job")
-    result.folder.update_manifest(size=[48])
     with pytest.raises(JobFolderError, match="field 'size'"):
-        result.refresh() and result.camera()
+        result.folder.update_manifest(size=[48])  # refused before it is written
+    data = json.loads(result.folder.manifest_path.read_text())
+    result.folder.manifest_path.write_text(json.dumps({**data, "size": [48]}))  # a damaged file
+    with pytest.raises(JobFolderError, match=r"manifest\.json: field 'size' is \[48\], expected \[width, height\]"):
+        result.refresh()
 
 
 def test_frame_numbering_and_image_user() -> None:

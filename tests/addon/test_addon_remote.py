@@ -14,6 +14,7 @@ import pytest
 from blender_addon.io.calibration import find_calibration
 from blender_addon.io.mirror import RemoteMirror
 from blender_addon.io.upload import UploadCancelled, package_archive, sha256_file, upload_file
+from blender_addon.io.wire.manifest import Manifest
 
 K = [[725.9, 0.0, 128.0], [0.0, 725.9, 120.0], [0.0, 0.0, 1.0]]
 
@@ -55,11 +56,12 @@ def test_a_package_folder_zips_to_the_same_bytes_every_time(tmp_path: Path) -> N
 
 
 def test_the_mirrored_manifest_names_the_laptop_video(tmp_path: Path) -> None:
-    engine_manifest = {"video": "/srv/state/uploads/ab12/video.mp4", "summary": {"out_dir": "/srv/state/jobs/ab12"}}
+    engine_manifest = Manifest("ab12", "track", video="/srv/state/uploads/ab12/video.mp4",
+                               summary={"out_dir": "/srv/state/jobs/ab12"})  # fmt: skip
     mirror = RemoteMirror(None, "ab12", tmp_path / "mirror", local_video="/home/me/take.mp4")
     laptop = mirror._laptop_manifest(engine_manifest)
-    assert laptop["video"] == "/home/me/take.mp4" and laptop["summary"]["out_dir"] == str(mirror.root)
-    assert laptop["engine_paths"] == {"video": engine_manifest["video"], "out_dir": "/srv/state/jobs/ab12"}
+    assert laptop.video == "/home/me/take.mp4" and laptop.summary["out_dir"] == str(mirror.root)
+    assert laptop.engine_paths == {"video": engine_manifest.video, "out_dir": "/srv/state/jobs/ab12"}
 
 
 class FakeEngine:

@@ -150,7 +150,7 @@ def test_remote_mirror_copies_the_job_folder_over_the_socket(shared_engine, tmp_
     assert mirror.sync(everything=True) == 2  # the rest, e.g. after a reconnect
     engine_side, blender_side = JobFolder(tmp_path / "engine_side"), JobFolder(tmp_path / "blender_side")
     assert blender_side.frames_done() == engine_side.frames_done() == list(range(5))
-    assert blender_side.read_manifest()["job_id"] == job_id
+    assert blender_side.read_manifest().job_id == job_id
     for index in range(5):
         ours, theirs = blender_side.read_frame(index, track=False), engine_side.read_frame(index, track=False)
         assert ours.keys() == theirs.keys()

@@ -18,7 +18,7 @@ from fit_fixtures import TINY, ReplayDetector
 
 from dlatrack_engine.batch.table import ClipResult
 from dlatrack_engine.batch.task import ClipJob, Report, track_clip
-from dlatrack_engine.fit.pipeline import TrackOptions
+from dlatrack_engine.fit.pipeline import Runtime, TrackOptions
 
 KILLED_MARK = ".killed"  # in the job folder: the worker was killed once
 
@@ -31,14 +31,16 @@ class TinyOptions(TrackOptions):
 
 def _tiny_job(job: ClipJob) -> ClipJob:
     fields = {f.name: getattr(job.options, f.name) for f in dataclasses.fields(TrackOptions)}
-    marks_file = Path(job.clip) / "marks.npy"
-    if marks_file.exists():
-        fields["landmark_detector"] = ReplayDetector(np.load(marks_file))
     return dataclasses.replace(job, options=TinyOptions(**fields))
 
 
+def _replay(job: ClipJob) -> Runtime | None:
+    marks_file = Path(job.clip) / "marks.npy"
+    return Runtime(landmark_detector=ReplayDetector(np.load(marks_file))) if marks_file.exists() else None
+
+
 def tiny_track(job: ClipJob, report: Report) -> ClipResult:
-    return track_clip(_tiny_job(job), report)
+    return track_clip(_tiny_job(job), report, _replay(job))
 
 
 def kill_once_track(job: ClipJob, report: Report) -> ClipResult:
@@ -50,4 +52,4 @@ def kill_once_track(job: ClipJob, report: Report) -> ClipResult:
             mark.touch()
             os.kill(os.getpid(), signal.SIGKILL)
 
-    return track_clip(_tiny_job(job), report_or_die)
+    return track_clip(_tiny_job(job), report_or_die, _replay(job))

@@ -6,7 +6,7 @@ import pytest
 import torch
 from fit_fixtures import TINY, ReplayDetector, gt_params, make_avatar
 
-from dlatrack_engine.fit.pipeline import TrackOptions, track_video
+from dlatrack_engine.fit.pipeline import Runtime, TrackOptions, track_video
 from dlatrack_engine.wire.jobfolder import JobFolder
 
 
@@ -23,8 +23,8 @@ def test_pipeline_on_cuda_matches_cpu(tmp_path, clip_dir, monkeypatch):
     for device in ("cpu", "cuda"):
         avatar = make_avatar()
         avatar = type(avatar)(avatar.dam, avatar.lighting, avatar.topology_arrays, avatar.config, device)
-        options = TrackOptions(key_frames=3, device=device, landmark_detector=ReplayDetector(marks))
-        track_video(root, avatar, tmp_path / device, options)
+        runtime = Runtime(device=device, landmark_detector=ReplayDetector(marks))
+        track_video(root, avatar, tmp_path / device, TrackOptions(key_frames=3), runtime=runtime)
         results[device] = _read_all(JobFolder(tmp_path / device))
     assert results["cpu"].keys() == results["cuda"].keys() and len(results["cpu"]) == len(gt_params(6).r)
     for index, arrays in results["cpu"].items():

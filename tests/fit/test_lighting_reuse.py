@@ -12,7 +12,7 @@ import torch
 from fit_fixtures import FRAMES, TINY, ReplayDetector, gt_params, make_avatar, write_clip
 
 from dlatrack_engine.fit import lighting_store
-from dlatrack_engine.fit.pipeline import TrackOptions, adapt_lighting, track_video
+from dlatrack_engine.fit.pipeline import Runtime, TrackOptions, adapt_video_lighting, track_video
 from dlatrack_engine.metrics.evaluate import evaluate, evaluate_job
 from dlatrack_engine.report.write import write_report
 from dlatrack_engine.wire.jobfolder import JobFolder
@@ -31,12 +31,16 @@ def takes(tmp_path_factory, avatar):
     marks = {name: write_clip(root / name, avatar, gt_params(FRAMES, seed)) for name, seed in (("a", 1), ("b", 2))}
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(TrackOptions, "schedule", lambda self: TINY)
-        summary = adapt_lighting(root / "a", avatar, root / "adapt_a", _options(marks["a"]))
+        summary = adapt_video_lighting(root / "a", avatar, root / "adapt_a", _options(), runtime=_replay(marks["a"]))
     return root, marks, summary
 
 
-def _options(marks, **extra) -> TrackOptions:
-    return TrackOptions(key_frames=3, landmark_detector=ReplayDetector(marks), **extra)
+def _options(**extra) -> TrackOptions:
+    return TrackOptions(key_frames=3, **extra)
+
+
+def _replay(marks) -> Runtime:
+    return Runtime(landmark_detector=ReplayDetector(marks))
 
 
 def test_adapt_writes_a_lighting_folder_with_identities_and_preview(takes, avatar):
@@ -51,15 +55,15 @@ def test_adapt_writes_a_lighting_folder_with_identities_and_preview(takes, avata
 
 def test_reused_lighting_matches_own_adaptation_and_skips_step_2(takes, avatar, tmp_path):
     root, marks, _ = takes
-    own = track_video(root / "b", avatar, tmp_path / "own", _options(marks["b"]))
+    own = track_video(root / "b", avatar, tmp_path / "own", _options(), runtime=_replay(marks["b"]))
     reused = track_video(root / "b", avatar, tmp_path / "reused",
-                         _options(marks["b"], lighting_from=str(root / "adapt_a")))  # fmt: skip
+                         _options(lighting_from=str(root / "adapt_a")), runtime=_replay(marks["b"]))  # fmt: skip
     assert own.key_frames and reused.key_frames == [] and "adapt" in reused.stages_done
     assert reused.seconds["adapt"] < 0.5 * own.seconds["adapt"], (reused.seconds, own.seconds)
     folder = JobFolder(tmp_path / "reused")
     copied = lighting_store.read_job(folder)
     assert copied.info.reused_from == str(lighting_root(root / "adapt_a").resolve())
-    assert folder.read_manifest()["lighting_source"]["path"] == copied.info.reused_from
+    assert folder.read_manifest().lighting_source["path"] == copied.info.reused_from
     m_own = evaluate_job(tmp_path / "own", avatar, csim=False)
     evaluation = evaluate(tmp_path / "reused", avatar, csim=False)
     m_reused = evaluation.means
@@ -113,7 +117,7 @@ def test_track_refuses_a_foreign_lighting_before_any_work(takes, tmp_path):
     root, marks, _ = takes
     with pytest.raises(LightingFolderError, match="field 'avatar'"):
         track_video(root / "b", make_avatar(seed=1), tmp_path / "job",
-                    _options(marks["b"], lighting_from=str(root / "adapt_a")))  # fmt: skip
+                    _options(lighting_from=str(root / "adapt_a")), runtime=_replay(marks["b"]))  # fmt: skip
     assert not (tmp_path / "job").exists()
     with pytest.raises(LightingFolderError, match="neither a lighting folder"):
         lighting_root(tmp_path)

@@ -14,7 +14,7 @@ import pytest
 import torch
 from fit_fixtures import HEIGHT, TINY, WIDTH, ReplayDetector, gt_params, intrinsics, make_avatar, truth_lighting
 
-from dlatrack_engine.fit.pipeline import TrackOptions, track_video
+from dlatrack_engine.fit.pipeline import Runtime, TrackOptions, track_video
 from dlatrack_engine.fit.scene import FaceScene
 from dlatrack_engine.metrics import cli
 from dlatrack_engine.metrics.evaluate import evaluate, score_renders
@@ -42,8 +42,9 @@ def tracked_job(tmp_path_factory, avatar, clip_dir):
     job = base / "job"
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(TrackOptions, "schedule", lambda self: TINY)
-        track_video(root, avatar, job, TrackOptions(key_frames=3, landmark_detector=ReplayDetector(marks),
-                                                   write_textures=False, write_overlays=False, write_preview=False))
+        track_video(root, avatar, job, TrackOptions(key_frames=3, write_textures=False, write_overlays=False,
+                                                   write_preview=False),
+                    runtime=Runtime(landmark_detector=ReplayDetector(marks)))
     return job
 
 

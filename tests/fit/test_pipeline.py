@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from fit_fixtures import FRAMES, TINY, ReplayDetector, intrinsics
 
-from dlatrack_engine.fit.pipeline import ProgressEvent, TrackOptions, track_video
+from dlatrack_engine.fit.pipeline import ProgressEvent, Runtime, TrackOptions, track_video
 from dlatrack_engine.metrics.evaluate import evaluate_job
 from dlatrack_engine.wire.jobfolder import JobFolder, JobFolderError
 
@@ -18,8 +18,12 @@ def tiny_schedule(monkeypatch):
     monkeypatch.setattr(TrackOptions, "schedule", lambda self: TINY)
 
 
-def _options(marks: np.ndarray) -> TrackOptions:
-    return TrackOptions(key_frames=3, landmark_detector=ReplayDetector(marks))
+def _options() -> TrackOptions:
+    return TrackOptions(key_frames=3)
+
+
+def _replay(marks: np.ndarray) -> Runtime:
+    return Runtime(landmark_detector=ReplayDetector(marks))
 
 
 def _read_all(folder: JobFolder) -> dict[int, dict[str, np.ndarray]]:
@@ -29,13 +33,13 @@ def _read_all(folder: JobFolder) -> dict[int, dict[str, np.ndarray]]:
 def test_track_video_writes_the_job_folder(tmp_path, avatar, clip_dir):
     root, marks = clip_dir
     events: list[ProgressEvent] = []
-    summary = track_video(root, avatar, tmp_path / "job", _options(marks), progress=events.append)
+    summary = track_video(root, avatar, tmp_path / "job", _options(), progress=events.append, runtime=_replay(marks))
     folder = JobFolder(tmp_path / "job")
     manifest = folder.read_manifest()
-    assert manifest["state"] == "completed" and manifest["frames"] == list(range(FRAMES))
-    assert set(manifest["stages_done"]) >= {"landmarks", "init", "adapt", "track"}
-    assert manifest["landmark_failed_frames"] == [3]
-    assert np.allclose(manifest["K"], intrinsics().numpy())
+    assert manifest.state == "completed" and manifest.frames == list(range(FRAMES))
+    assert set(manifest.stages_done) >= {"landmarks", "init", "adapt", "track"}
+    assert manifest.landmark_failed_frames == [3]
+    assert np.allclose(manifest.K, intrinsics().numpy())
     assert folder.frames_done() == list(range(FRAMES))
     frame = folder.read_frame(2)
     assert frame["vertices"].shape == (avatar.topology.neutral.shape[0], 3) and frame["vertices"].dtype == np.float32
@@ -52,7 +56,7 @@ def test_track_video_writes_the_job_folder(tmp_path, avatar, clip_dir):
     # Measured 2026-12-06: PSNR 29.2 dB, SSIM 0.971, 2.03 mm, 1.20°; step 1 alone reaches about 3 mm.
     assert 0.95 < metrics["ssim"] <= 1 and metrics["psnr"] > 27.0, metrics
     assert metrics["vertex_mm"] < 2.6 and metrics["rotation_deg"] < 1.6, metrics
-    assert folder.read_manifest()["metrics"]["eval"]["l2"] == metrics["l2"]
+    assert folder.read_manifest().metrics["eval"]["l2"] == metrics["l2"]
 
 
 def test_eval_cli_writes_the_error_split_as_json(tmp_path, avatar, clip_dir):
@@ -64,7 +68,7 @@ def test_eval_cli_writes_the_error_split_as_json(tmp_path, avatar, clip_dir):
 
     root, marks = clip_dir
     job = tmp_path / "job"
-    track_video(root, avatar, job, _options(marks))
+    track_video(root, avatar, job, _options(), runtime=_replay(marks))
     package = avatar.to_package(tmp_path / "avatar")
     assert Avatar.load(package).dam.cfg == avatar.dam.cfg
     args = argparse.Namespace(jobs=[str(job)], avatar=str(package), device="cpu", no_csim=True, results=None,
@@ -87,12 +91,12 @@ def test_resume_after_interruption_reproduces_the_same_outputs(tmp_path, avatar,
         if event.stage == "write":
             cancel.set()
 
-    first = track_video(root, avatar, tmp_path / "job", _options(marks), stop_after_first_batch, cancel)
+    first = track_video(root, avatar, tmp_path / "job", _options(), stop_after_first_batch, cancel, _replay(marks))
     assert first.cancelled and first.computed_frames == 2
-    assert JobFolder(tmp_path / "job").read_manifest()["state"] == "cancelled"
-    second = track_video(root, avatar, tmp_path / "job", _options(marks))
+    assert JobFolder(tmp_path / "job").read_manifest().state == "cancelled"
+    second = track_video(root, avatar, tmp_path / "job", _options(), runtime=_replay(marks))
     assert second.skipped_frames == 2 and second.computed_frames == FRAMES - 2
-    assert JobFolder(tmp_path / "job").read_manifest()["state"] == "completed"  # the resume finished the job
+    assert JobFolder(tmp_path / "job").read_manifest().state == "completed"  # the resume finished the job
     resumed = _read_all(JobFolder(tmp_path / "job"))
     assert resumed.keys() == reference.keys()
     for index, arrays in reference.items():
@@ -101,17 +105,17 @@ def test_resume_after_interruption_reproduces_the_same_outputs(tmp_path, avatar,
 
 
 def _run_full(out, avatar, root, marks):
-    track_video(root, avatar, out, _options(marks))
+    track_video(root, avatar, out, _options(), runtime=_replay(marks))
     return out
 
 
 def test_a_different_request_into_a_used_folder_is_refused(tmp_path, avatar, clip_dir):
     root, marks = clip_dir
-    options = _options(marks)
+    options = _options()
     options.steps = "landmarks"
-    track_video(root, avatar, tmp_path / "job", options)
+    track_video(root, avatar, tmp_path / "job", options, runtime=_replay(marks))
     with pytest.raises(JobFolderError, match="another request"):
-        track_video(root, avatar, tmp_path / "job", _options(marks))
+        track_video(root, avatar, tmp_path / "job", _options(), runtime=_replay(marks))
 
 
 @pytest.mark.parametrize("calibrated", [True, False])
@@ -125,7 +129,7 @@ def test_step_1_uses_the_landmarks_calibrated_for_the_detector(tmp_path, avatar,
     config = {**avatar.config, "landmarks": {"scheme": "ibug68", "count": 68,
                                              "detector_embeddings": {detector.name: embedding}}}  # fmt: skip
     calibrated_avatar = Avatar(avatar.dam, avatar.lighting, topo, config)
-    options = TrackOptions(steps="landmarks", landmark_detector=detector, calibrated_landmarks=calibrated)
-    track_video(root, calibrated_avatar, tmp_path / "job", options)
+    options = TrackOptions(steps="landmarks", calibrated_landmarks=calibrated)
+    track_video(root, calibrated_avatar, tmp_path / "job", options, runtime=Runtime(landmark_detector=detector))
     expected = f"calibrated for {detector.name}" if calibrated else "default"
-    assert JobFolder(tmp_path / "job").read_manifest()["landmark_embedding"] == expected
+    assert JobFolder(tmp_path / "job").read_manifest().landmark_embedding == expected

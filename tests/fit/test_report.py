@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from fit_fixtures import FRAMES, HEIGHT, TINY, WIDTH, ReplayDetector
 
-from dlatrack_engine.fit.pipeline import TrackOptions, track_video
+from dlatrack_engine.fit.pipeline import Runtime, TrackOptions, track_video
 from dlatrack_engine.metrics import cli
 from dlatrack_engine.wire.jobfolder import JobFolder
 
@@ -26,8 +26,8 @@ def job(tmp_path_factory, avatar, clip_dir):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(TrackOptions, "schedule", lambda self: TINY)
         events = []
-        track_video(root, avatar, base / "job", TrackOptions(key_frames=3, landmark_detector=ReplayDetector(marks)),
-                    progress=events.append)
+        track_video(root, avatar, base / "job", TrackOptions(key_frames=3), progress=events.append,
+                    runtime=Runtime(landmark_detector=ReplayDetector(marks)))
     preview_events = [(e.frame, e.total) for e in events if e.stage == "preview"]
     package = avatar.to_package(base / "avatar")
     args = argparse.Namespace(jobs=[str(base / "job")], avatar=str(package), device="cpu", no_csim=True,
@@ -58,7 +58,7 @@ def test_preview_decodes_at_the_clips_size_rate_and_length_with_distinct_panels(
     assert np.abs(tiles[2][body] - tiles[0][body]).mean() < np.abs(tiles[3][body] - tiles[0][body]).mean()
     # The preview reports its progress (the add-on shows 'preview k/N' while it renders).
     assert job.preview_events[-1] == (FRAMES, FRAMES)
-    preview = JobFolder(job.root / "job").read_manifest()["metrics"]["preview"]
+    preview = JobFolder(job.root / "job").read_manifest().metrics["preview"]
     assert preview["frames"] == FRAMES and preview["lost_frames"] == [3] and preview["psnr"] > 20
 
 
@@ -75,7 +75,7 @@ def test_report_is_self_contained_and_matches_eval(job):
     assert document["metrics"] == from_json_flag
     assert document["lost_frames"] == [3] and document["frames"] == list(range(FRAMES))
     # The sidebar's PSNR (written with the preview) is the evaluation's: same renders, same face masks.
-    preview_psnr = JobFolder(job.root / "job").read_manifest()["metrics"]["preview"]["psnr"]
+    preview_psnr = JobFolder(job.root / "job").read_manifest().metrics["preview"]["psnr"]
     assert preview_psnr == pytest.approx(document["metrics"]["psnr"], abs=1e-6)
     per_frame = document["per_frame"]
     assert np.mean(per_frame["psnr"]) == pytest.approx(document["metrics"]["psnr"])

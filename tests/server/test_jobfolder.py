@@ -67,11 +67,11 @@ def test_manifest_update_and_validation(tmp_path: Path) -> None:
     folder.mark_stage_done("init")
     folder.mark_stage_done("init")
     manifest = folder.update_manifest(state="running", K=np.eye(3))
-    assert manifest["stages_done"] == ["init"] and manifest["K"] == np.eye(3).tolist()
-    assert JobFolder(folder.root).read_manifest()["video"] == "a.mp4"
+    assert manifest.stages_done == ["init"] and isinstance(manifest.K, list) and np.array_equal(manifest.K, np.eye(3))
+    assert JobFolder(folder.root).read_manifest().video == "a.mp4"
     with pytest.raises(JobFolderError, match="belongs to job 'j1', not 'j2'"):
         JobFolder.create(folder.root, "j2", "track")
-    assert JobFolder.create(folder.root, "j1", "track").read_manifest()["state"] == "running"  # resume reopens
+    assert JobFolder.create(folder.root, "j1", "track").read_manifest().state == "running"  # resume reopens
     data = json.loads(folder.manifest_path.read_text())
     data["format_version"] = 99
     folder.manifest_path.write_text(json.dumps(data))
@@ -136,7 +136,7 @@ def test_verify_forgets_damaged_files_and_what_depends_on_them(tmp_path: Path) -
     damaged = folder.verify_files()
     assert sorted(damaged) == ["lighting/light_code.npy", "textures/full/000001.png"]
     assert folder.frames_done() == [0]  # the frame of the damaged texture is recomputed
-    assert "adapt" not in folder.read_manifest()["stages_done"]
+    assert "adapt" not in folder.read_manifest().stages_done
 
 
 def test_partial_writes_are_only_the_engines_own(tmp_path: Path) -> None:
@@ -179,7 +179,7 @@ def test_a_new_folder_may_hold_only_checked_seed_inputs(tmp_path: Path) -> None:
 def test_folders_from_before_the_ledger_are_read_as_before(tmp_path: Path) -> None:
     folder = JobFolder.create(tmp_path / "job", "j1", "track")
     folder.write_frame(0, _frame(0))
-    manifest = folder.read_manifest()
+    manifest = folder.read_manifest().to_dict()
     del manifest["files"]
     folder.write_manifest(manifest)
     (folder.root / "files.jsonl").unlink()
@@ -188,3 +188,28 @@ def test_folders_from_before_the_ledger_are_read_as_before(tmp_path: Path) -> No
     link = folder.root / "frames" / "000001.npz"
     link.symlink_to(folder.root / "frames" / "000000.npz")
     assert old.frames_done() == [0]  # never through a link
+
+
+def test_manifest_fields_are_typed_and_unknown_keys_kept(tmp_path: Path) -> None:
+    folder = JobFolder.create(tmp_path / "job", "j1", "track", video="a.mp4")
+    with pytest.raises(JobFolderError, match=r"manifest\.json: field 'frames' is \[0, -1\], expected a list of frame"):
+        folder.update_manifest(frames=[0, -1])
+    with pytest.raises(JobFolderError, match=r"field 'K' is .*, expected a 3x3 matrix"):
+        folder.update_manifest(K=np.eye(2))
+    with pytest.raises(TypeError, match="unknown manifest field"):
+        folder.update_manifest(framez=[1])
+    assert folder.read_manifest().frames == []  # nothing bad was written
+    # A newer engine's key survives a read-modify-write; an old manifest (no created/updated/files) reads.
+    data = json.loads(folder.manifest_path.read_text())
+    for key in ("created", "updated", "files"):
+        del data[key]
+    folder.manifest_path.write_text(json.dumps({**data, "from_the_future": {"x": 1}}))
+    old = JobFolder(folder.root)
+    assert old.legacy() and old.read_manifest().created is None
+    old.update_manifest(state="running")
+    written = json.loads(folder.manifest_path.read_text())
+    assert written["from_the_future"] == {"x": 1} and written["state"] == "running" and "files" not in written
+    data["state"] = 3
+    folder.manifest_path.write_text(json.dumps(data))
+    with pytest.raises(JobFolderError, match="field 'state' must be a string"):
+        JobFolder(folder.root).read_manifest()

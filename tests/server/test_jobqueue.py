@@ -45,3 +45,13 @@ def test_restart_keeps_only_the_newest_finished_jobs_but_never_deletes_their_fol
     again = JobManager(tmp_path, runners={}, engine_version="test", max_finished=2)
     again.resume_interrupted()
     assert sorted(job["job_id"] for job in again.jobs()) == ["job3", "job4"]
+
+
+def test_a_queued_job_records_its_request_once(tmp_path: Path) -> None:
+    """The request goes to the registry; the manifest's `options` are left to the pipeline (TrackOptions)."""
+    manager = JobManager(tmp_path, runners={"track": lambda ctx: None}, engine_version="test")
+    params = {"avatar_id": "av_1", "video": "/clips/a.mp4", "options": {"key_frames": 2}}
+    job = manager.submit("track", params, folder=tmp_path / "out")
+    assert JobFolder(job.folder).read_manifest().options == {}
+    entry = json.loads((tmp_path / "jobs" / f"{job.job_id}.json").read_text())
+    assert entry["params"] == params

@@ -175,16 +175,19 @@ def test_calibration_travels_with_the_video_and_its_absence_is_logged(
     engine = start_engine(extra=REMOTE)
     with engine.client(client_mod) as client:
         avatar_id = remote.ensure_avatar(client, tiny_avatar)
-        job_id, calibration = remote.submit_track(client, video, avatar_id, options)
-        assert calibration.assumed
+        record, calibration = remote.submit_track(client, video, avatar_id, options)
+        job_id = record["job_id"]
+        assert calibration.assumed and record["kind"] == "track"
+        assert record["folder"] == client.job_status(job_id)["folder"]  # the reply names the folder: no round trip
         logged = [e for e in _events_until_done(client, job_id) if e["kind"] == "log" and e["level"] == "warning"]
         assert any("no camera calibration" in e["message"] for e in logged), logged  # the job log says it
         assert client.job_frames(job_id, [])["manifest"]["K_source"] == "default"
 
         K = [[40.0, 0.0, 16.0], [0.0, 40.0, 15.0], [0.0, 0.0, 1.0]]
         (video.parent / "clip.json").write_text(json.dumps({"name": "take", "K": K}))
-        job_id, calibration = remote.submit_track(client, video, avatar_id, options)
+        record, calibration = remote.submit_track(client, video, avatar_id, options)
         assert calibration.K == K and not calibration.assumed
+        job_id = record["job_id"]
         _events_until_done(client, job_id)
         manifest = client.job_frames(job_id, [])["manifest"]
     assert manifest["K"] == K and manifest["K_source"].endswith("clip.json")  # the copy beside the job's video

@@ -39,9 +39,9 @@ class SlowEngine:
     def load_avatar(self, path: str | None = None, upload: str | None = None) -> str:
         return "av_1"
 
-    def track(self, video_path, avatar_id, options=None, video_upload=None, calibration=None, **_) -> str:
+    def track_job(self, video_path, avatar_id, options=None, video_upload=None, calibration=None, **_) -> dict:
         self.tracked = {"video_path": video_path, "video_upload": video_upload, "calibration": calibration}
-        return "job_1"
+        return {"job_id": "job_1", "kind": "track", "state": "queued", "folder": "/gpu-box/state/jobs/job_1"}
 
     def job_status(self, job_id: str) -> dict:
         return {"job_id": job_id, "kind": "track", "state": "queued", "folder": "/gpu-box/state/jobs/job_1"}

@@ -1,4 +1,4 @@
-"""Held-out evaluation helpers (train/evaluate.py, train/data.py): the same-pose fully-lit reference and
+"""Held-out evaluation helpers (train/heldout_eval.py, train/data.py): the same-pose fully-lit reference and
 the oracle shading built on it."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import torch
 from shared_pose_toy import shared_pose_toy
 
 from dlatrack_engine.train.data import same_pose_full_frames
-from dlatrack_engine.train.evaluate import oracle_shading, results_markdown
+from dlatrack_engine.train.heldout_eval import oracle_shading, results_markdown
 
 
 @pytest.fixture()
