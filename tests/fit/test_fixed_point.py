@@ -80,11 +80,12 @@ def test_step2_undoes_a_detector_like_pose_bias(truth_state):
     torch.manual_seed(0)
     refined, _ = adapt_lighting(scene, frames, start, VideoLighting("G", scene.avatar, scene.renderer), schedule)
     after = _errors(scene, refined, gt)
-    # Measured 2026-12-07 (`fast`): 16.3 mm / 3.00° / depth bias +15.8 mm before, 7.5 mm / 1.43° / +7.3 mm
-    # after. Kept at the biased poses (`pose_lr_scale = 0`, the previous `fast`), p_k would not move at all.
-    assert after["vertex_mm"] < 0.6 * before["vertex_mm"], (before, after)
+    # Measured 2026-12-07 (`fast`): 16.3 mm / 3.00° / depth bias +15.8 mm before, 4.2 mm / 1.38° / −1.9 mm
+    # after (7.5 mm / 1.43° / +7.3 mm without the log-depth leaf of p_k, `Step2Schedule.depth_unit`). Kept at
+    # the biased poses (`pose_lr_scale = 0`, the first `fast`), p_k would not move at all.
+    assert after["vertex_mm"] < 0.4 * before["vertex_mm"], (before, after)
     assert after["rotation_deg"] < 0.6 * before["rotation_deg"], (before, after)
-    assert abs(after["depth_bias_mm"]) < 0.6 * abs(before["depth_bias_mm"]), (before, after)
+    assert abs(after["depth_bias_mm"]) < 0.3 * abs(before["depth_bias_mm"]), (before, after)
 
 
 def test_lighting_pose_input_is_continuous_across_the_axis_angle_branches(truth_state):

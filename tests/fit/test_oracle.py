@@ -66,7 +66,7 @@ def test_the_ceiling_is_above_the_tracked_result(first_eval, tracked_job):
     per_frame = evaluation.per_frame["oracle_psnr"]
     assert per_frame.shape == (len(evaluation.frames),) and np.isfinite(per_frame).all()
     assert oracle.key_frames and set(oracle.key_frames) <= set(evaluation.frames)
-    assert JobFolder(tracked_job).read_manifest()["metrics"]["eval"]["oracle_psnr"] == means["oracle_psnr"]
+    assert JobFolder(tracked_job).read_manifest().metrics["eval"]["oracle_psnr"] == means["oracle_psnr"]
 
 
 def test_the_ceiling_is_the_avatar_at_the_truth(first_eval, tracked_job, avatar):
