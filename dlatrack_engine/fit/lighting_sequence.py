@@ -1,0 +1,124 @@
+"""Step 2 for lighting that changes during the video (issue 18; docs/method.md, "Lighting that changes during
+the video"): Algorithm 1 once, with one light code per key frame.
+
+    1. cuts where the face's colour jumps (fit/lighting_segments.py), key frames chosen per segment;
+    2. Algorithm 1 (fit/step2.py) on the K key frames with l_k = l + δ_k: half-round a fits l and every δ_k,
+       half-round b fits φ and p_k against each key frame's own lighting, and the loss carries the offsets'
+       temporal prior (random walk inside a segment, a ridge towards the shared l);
+    3. every frame's offset by linear interpolation between the key frames of its segment;
+    4. if there is one segment and no key frame's lighting departs from the shared one by more than
+       `STATIC_LEVELS` (mean |Δ relit texture|, 8-bit levels), the lighting is stored static: one l, as the
+       paper's, so it can be reused on any take (issue 27).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from dlatrack_engine.fit.keyframes import select_key_frames
+from dlatrack_engine.fit.lighting import VideoLighting
+from dlatrack_engine.fit.lighting_segments import (
+    detect_cuts,
+    face_colour_stats,
+    interpolation_weights,
+    keys_per_segment,
+    offset_prior,
+    segments_of,
+)
+from dlatrack_engine.fit.params import FrameParams
+from dlatrack_engine.fit.scene import FaceScene, lighting_rotation
+from dlatrack_engine.fit.step2 import adapt_lighting as run_step2
+from dlatrack_engine.models.lighting import relight
+
+log = logging.getLogger(__name__)
+
+# Weights of the offsets' prior against Algorithm 1's loss (a sum over the K key frames of mean 8-bit residual
+# levels). WALK_WEIGHT per squared code unit per frame of separation; RIDGE_WEIGHT per squared code unit.
+WALK_WEIGHT = 20.0
+RIDGE_WEIGHT = 1.0
+STATIC_LEVELS = 1.0  # below this the per-frame lighting is not worth a sequence: stored static
+
+
+@dataclass
+class SequencePlan:
+    """The lighting segments of a take and the key frames chosen in them (rows of the selected frames)."""
+
+    segments: list[tuple[int, int]]
+    keys: list[int]
+    colour_stats: np.ndarray  # [N, 3] log mean face colour per frame
+
+
+def plan(scene: FaceScene, frames: torch.Tensor, init: FrameParams, count: int) -> SequencePlan:
+    """Segments from the face region (the landmark hull of the step-1 mesh) and K key frames spread over them."""
+    with torch.no_grad():
+        points = scene.landmarks_2d(init).cpu().numpy()
+    stats = face_colour_stats(frames.cpu().numpy(), points)
+    segments = segments_of(len(frames), detect_cuts(stats))
+    rotations = lighting_rotation(init.rotation()).cpu().numpy()
+    return SequencePlan(segments, keys_per_segment(rotations, segments, count), stats)
+
+
+def adapt(scene: FaceScene, frames: torch.Tensor, init: FrameParams, lighting: VideoLighting, plan_: SequencePlan,
+          schedule, adapt_network: bool = True, cancel=None,
+          on_iteration: Callable[[str, int, float], None] | None = None) -> tuple[FrameParams, list[float]]:
+    """Algorithm 1 on the plan's key frames with per-key codes; `lighting` must have one offset per key
+    frame. Returns the refined p_k and the loss history, and leaves `lighting` a lighting of every frame."""
+    keys = plan_.keys
+    if lighting.offsets is None or len(lighting.offsets) != len(keys):
+        raise ValueError(f"time-varying step 2: the lighting needs {len(keys)} offsets, one per key frame")
+
+    def prior() -> torch.Tensor:
+        return offset_prior(lighting.offsets, keys, plan_.segments, WALK_WEIGHT, RIDGE_WEIGHT)
+
+    refined, history = run_step2(scene, frames[keys], init.select(keys), lighting, schedule,
+                                 adapt_network=adapt_network, cancel=cancel, on_iteration=on_iteration, prior=prior)
+    levels = departure_levels(scene, refined, lighting)
+    log.info("time-varying lighting: %d segment(s) %s, per-key departure from the shared l %.2f-%.2f levels",
+             len(plan_.segments), plan_.segments, float(levels.min()), float(levels.max()))
+    if len(plan_.segments) == 1 and float(levels.max()) < STATIC_LEVELS:
+        lighting.offsets = None
+    else:
+        weights = torch.as_tensor(interpolation_weights(keys, plan_.segments, len(frames)),
+                                  dtype=lighting.code.dtype, device=lighting.code.device)
+        lighting.set_frame_codes(lighting.code.detach() + weights @ lighting.offsets.detach())
+    return refined, history
+
+
+@torch.no_grad()
+def departure_levels(scene: FaceScene, params: FrameParams, lighting: VideoLighting) -> torch.Tensor:
+    """[K] mean |relit(l + δ_k) − relit(l)| over the texture, in 8-bit levels, at the key frames' poses."""
+    out = scene.render(params, None)
+    head_view = scene.head_view(params)
+    faces = scene.avatar.topology.faces
+    own = relight(out.texture, *lighting.at(list(range(len(params)))).gain_bias(
+        head_view, out.texture, out.vertices_world, faces))
+    shared = relight(out.texture, *lighting.gain_bias(head_view, out.texture, out.vertices_world, faces))
+    return (own - shared).abs().mean(dim=(1, 2, 3)) * 255.0
+
+
+def adapt_take(scene: FaceScene, frames: torch.Tensor, init: FrameParams, avatar, options, schedule, cancel=None,
+               tick: Callable[[str, int, float], None] | None = None,
+               ) -> tuple[VideoLighting, list[int], FrameParams, list[float], dict]:
+    """The pipeline's step 2 (`options`: its TrackOptions): the paper's one l on key frames over the rotation
+    range (`time_varying_lighting` off), or the above; -> lighting, key rows, refined p_k, losses and the
+    lighting.json fields it adds (segments; variation and frame_count of a sequence)."""
+    kind, count = options.lighting, schedule.step2.key_frames
+    if not options.time_varying_lighting:
+        lighting = VideoLighting(kind, avatar, scene.renderer, pretrained=options.pretrained_lighting)
+        keys = select_key_frames(lighting_rotation(init.rotation()).cpu().numpy(), count)
+        refined, history = run_step2(scene, frames[keys], init.select(keys), lighting, schedule,
+                                     adapt_network=options.adapt, cancel=cancel, on_iteration=tick)
+        return lighting, keys, refined, history, {}
+    plan_ = plan(scene, frames, init, count)
+    lighting = VideoLighting(kind, avatar, scene.renderer, pretrained=options.pretrained_lighting,
+                             frames=len(plan_.keys))
+    refined, history = adapt(scene, frames, init, lighting, plan_, schedule, options.adapt, cancel, tick)
+    meta: dict = {"segments": [list(s) for s in plan_.segments]}
+    if lighting.is_sequence:
+        meta.update(variation="sequence", frame_count=len(frames))
+    return lighting, plan_.keys, refined, history, meta
