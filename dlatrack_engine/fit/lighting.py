@@ -60,6 +60,7 @@ class VideoLighting(nn.Module):
         else:
             self.code = nn.Parameter(torch.zeros(1, 0, device=device), requires_grad=False)
         self.offsets: nn.Parameter | None = None
+        self.row_map: torch.Tensor | None = None  # rows -> offset rows (frames sharing one offset), None: identity
         if frames > 0 and self.code.shape[1] > 0:
             self.offsets = nn.Parameter(torch.zeros(frames, self.code.shape[1], device=device))
 
@@ -82,6 +83,7 @@ class VideoLighting(nn.Module):
         with torch.no_grad():
             self.code.copy_(codes.mean(0, keepdim=True))
         self.offsets = nn.Parameter(codes - self.code.detach(), requires_grad=False)
+        self.row_map = None
 
     def at(self, rows) -> VideoLighting:
         """The lighting of frames `rows` (indices into the offsets) as a view with code [B, C] that keeps the
@@ -91,9 +93,12 @@ class VideoLighting(nn.Module):
         view = VideoLighting.__new__(VideoLighting)
         nn.Module.__init__(view)
         view.kind, view.renderer, view.network, view.offsets = self.kind, self.renderer, self.network, None
+        view.row_map = None
         if self.kind == "SH":
             view.sh = self.sh
         index = torch.as_tensor(rows, dtype=torch.long, device=self.offsets.device)
+        if self.row_map is not None:
+            index = self.row_map[index]
         view.code = self.code + self.offsets[index]  # a tensor, not a parameter: the view owns nothing
         return view
 

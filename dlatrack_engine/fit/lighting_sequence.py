@@ -28,6 +28,7 @@ from dlatrack_engine.fit.lighting_segments import (
     interpolation_weights,
     keys_per_segment,
     offset_prior,
+    segment_of,
     segments_of,
 )
 from dlatrack_engine.fit.params import FrameParams
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 WALK_WEIGHT = 20.0
 RIDGE_WEIGHT = 1.0
 STATIC_LEVELS = 1.0  # below this the per-frame lighting is not worth a sequence: stored static
+PER_SEGMENT = True  # one offset per lighting segment (piecewise-constant l_t) instead of one per key frame
 
 
 @dataclass
@@ -69,10 +71,17 @@ def adapt(scene: FaceScene, frames: torch.Tensor, init: FrameParams, lighting: V
     """Algorithm 1 on the plan's key frames with per-key codes; `lighting` must have one offset per key
     frame. Returns the refined p_k and the loss history, and leaves `lighting` a lighting of every frame."""
     keys = plan_.keys
-    if lighting.offsets is None or len(lighting.offsets) != len(keys):
-        raise ValueError(f"time-varying step 2: the lighting needs {len(keys)} offsets, one per key frame")
+    per_segment = PER_SEGMENT
+    rows = len(plan_.segments) if per_segment else len(keys)
+    if lighting.offsets is None or len(lighting.offsets) != rows:
+        raise ValueError(f"time-varying step 2: the lighting needs {rows} offsets")
+    key_segment = torch.as_tensor(segment_of(np.asarray(keys), plan_.segments), device=lighting.code.device)
+    if per_segment:
+        lighting.row_map = key_segment
 
     def prior() -> torch.Tensor:
+        if per_segment:
+            return RIDGE_WEIGHT * lighting.offsets.pow(2).sum()
         return offset_prior(lighting.offsets, keys, plan_.segments, WALK_WEIGHT, RIDGE_WEIGHT)
 
     refined, history = run_step2(scene, frames[keys], init.select(keys), lighting, schedule,
@@ -83,9 +92,14 @@ def adapt(scene: FaceScene, frames: torch.Tensor, init: FrameParams, lighting: V
     if len(plan_.segments) == 1 and float(levels.max()) < STATIC_LEVELS:
         lighting.offsets = None
     else:
-        weights = torch.as_tensor(interpolation_weights(keys, plan_.segments, len(frames)),
-                                  dtype=lighting.code.dtype, device=lighting.code.device)
-        lighting.set_frame_codes(lighting.code.detach() + weights @ lighting.offsets.detach())
+        if per_segment:
+            every = torch.as_tensor(segment_of(np.arange(len(frames)), plan_.segments), device=lighting.code.device)
+            offsets = lighting.offsets.detach()[every]
+        else:
+            weights = torch.as_tensor(interpolation_weights(keys, plan_.segments, len(frames)),
+                                      dtype=lighting.code.dtype, device=lighting.code.device)
+            offsets = weights @ lighting.offsets.detach()
+        lighting.set_frame_codes(lighting.code.detach() + offsets)
     return refined, history
 
 
@@ -108,15 +122,15 @@ def adapt_take(scene: FaceScene, frames: torch.Tensor, init: FrameParams, avatar
     range (`time_varying_lighting` off), or the above; -> lighting, key rows, refined p_k, losses and the
     lighting.json fields it adds (segments; variation and frame_count of a sequence)."""
     kind, count = options.lighting, schedule.step2.key_frames
-    if not options.time_varying_lighting:
+    plan_ = plan(scene, frames, init, count) if options.time_varying_lighting else None
+    if plan_ is None or (PER_SEGMENT and len(plan_.segments) == 1):  # the paper's model (no cut: the same keys)
         lighting = VideoLighting(kind, avatar, scene.renderer, pretrained=options.pretrained_lighting)
         keys = select_key_frames(lighting_rotation(init.rotation()).cpu().numpy(), count)
         refined, history = run_step2(scene, frames[keys], init.select(keys), lighting, schedule,
                                      adapt_network=options.adapt, cancel=cancel, on_iteration=tick)
-        return lighting, keys, refined, history, {}
-    plan_ = plan(scene, frames, init, count)
+        return lighting, keys, refined, history, {} if plan_ is None else {"segments": [list(plan_.segments[0])]}
     lighting = VideoLighting(kind, avatar, scene.renderer, pretrained=options.pretrained_lighting,
-                             frames=len(plan_.keys))
+                             frames=len(plan_.segments) if PER_SEGMENT else len(plan_.keys))
     refined, history = adapt(scene, frames, init, lighting, plan_, schedule, options.adapt, cancel, tick)
     meta: dict = {"segments": [list(s) for s in plan_.segments]}
     if lighting.is_sequence:

@@ -389,5 +389,7 @@ def track_video(video: str | Path, avatar, out_dir: Path, options: TrackOptions,
 def adapt_lighting(video: str | Path, avatar, out_dir: Path, options: TrackOptions,
                    progress: Callable[[ProgressEvent], None] | None = None,
                    cancel: threading.Event | None = None) -> JobSummary:
-    """Steps 1 and 2 only: landmarks, initialisation and the video's adapted lighting (l, G)."""
+    """Steps 1 and 2 only: landmarks, initialisation and the video's adapted lighting (l, G). A lighting adapted
+    to be reused on other takes is the paper's static one: per-frame codes would tie it to this take's length."""
+    options = dataclasses.replace(options, time_varying_lighting=False)
     return _run(video, avatar, out_dir, options, progress, cancel, adapt_only=True)

@@ -1,0 +1,93 @@
+"""A light switched off halfway through a tiny clip (issue 18): the default track finds the cut, lights each
+frame with its own l_t, stores a 'sequence' lighting, writes relit textures that darken where the light does
+(what Blender's relit image sequence shows), serves per-frame codes to decode_view (Relight for Camera), and
+refuses to reuse that lighting on a take of another length."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+from fit_fixtures import TINY, ReplayDetector, gt_params, write_clip
+
+from dlatrack_engine.colour import linear_to_srgb8, srgb8_to_linear
+from dlatrack_engine.fit import lighting_store
+from dlatrack_engine.fit.pipeline import TrackOptions, track_video
+from dlatrack_engine.metrics.evaluate import evaluate_job
+from dlatrack_engine.server.decode import frame_light_codes
+from dlatrack_engine.wire.jobfolder import JobFolder
+from dlatrack_engine.wire.lighting_folder import LightingFolderError
+
+N, SWITCH, DIM = 8, 4, 0.3
+SCHEDULE = dataclasses.replace(TINY, step2=dataclasses.replace(TINY.step2, light_iterations=30))
+
+
+@pytest.fixture(autouse=True)
+def schedule(monkeypatch):
+    monkeypatch.setattr(TrackOptions, "schedule", lambda self: SCHEDULE)
+
+
+def _options(marks, **extra) -> TrackOptions:
+    return TrackOptions(key_frames=4, landmark_detector=ReplayDetector(marks), write_preview=False,
+                        write_overlays=False, **extra)
+
+
+@pytest.fixture(scope="module")
+def jobs(tmp_path_factory, avatar):
+    root = tmp_path_factory.mktemp("switch")
+    marks = write_clip(root / "clip", avatar, gt_params(N, 3))
+    for i in range(SWITCH, N):  # the light drops to 30 % at frame 4
+        path = str(root / "clip" / "frames" / f"{i:06d}.png")
+        linear = srgb8_to_linear(cv2.imread(path)[..., ::-1]) * DIM
+        cv2.imwrite(path, cv2.cvtColor(linear_to_srgb8(linear), cv2.COLOR_RGB2BGR))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TrackOptions, "schedule", lambda self: SCHEDULE)
+        track_video(root / "clip", avatar, root / "static", _options(marks, time_varying_lighting=False))
+        track_video(root / "clip", avatar, root / "varying", _options(marks))
+    return root, marks
+
+
+def _relit_mean(job, index: int) -> float:
+    return float(srgb8_to_linear(cv2.imread(str(JobFolder(job).texture_path("relit", index)))).mean())
+
+
+def test_the_cut_is_found_and_the_lighting_stored_per_frame(jobs):
+    root, _ = jobs
+    stored = lighting_store.read_job(JobFolder(root / "varying"))
+    info = stored.info
+    assert info.variation == "sequence" and info.frame_count == N and info.source_frames == list(range(N))
+    assert info.segments == [[0, SWITCH], [SWITCH, N]]
+    assert any(k < SWITCH for k in info.key_frames) and any(k >= SWITCH for k in info.key_frames)
+    assert stored.light_code.shape == (N, 150)
+    assert lighting_store.read_job(JobFolder(root / "static")).info.variation == "static"
+
+
+def test_per_frame_lighting_matches_the_video_better(jobs, avatar):
+    root, _ = jobs
+    static = evaluate_job(root / "static", avatar, csim=False)
+    varying = evaluate_job(root / "varying", avatar, csim=False)
+    assert varying["psnr"] > static["psnr"] + 1.0, (static, varying)
+
+
+def test_relit_textures_darken_where_the_light_does(jobs):
+    root, _ = jobs
+    varying = _relit_mean(root / "varying", 6) / _relit_mean(root / "varying", 1)
+    static = _relit_mean(root / "static", 6) / _relit_mean(root / "static", 1)
+    assert varying < 0.7 and abs(static - 1.0) < 0.2, (varying, static)
+
+
+def test_decode_view_gets_each_frames_code(jobs):
+    root, _ = jobs
+    stored = lighting_store.read_job(JobFolder(root / "varying"))
+    codes = frame_light_codes(stored, [6, 1])
+    assert np.array_equal(codes, stored.light_code[[6, 1]]) and not np.allclose(codes[0], codes[1])
+
+
+def test_a_sequence_lighting_is_refused_on_a_take_of_another_length(jobs, avatar, tmp_path):
+    root, marks = jobs
+    with pytest.raises(LightingFolderError, match=r"field 'frame_count' is 8.*this take has 5 frames"):
+        track_video(root / "clip", avatar, tmp_path / "reuse",
+                    _options(marks, stop=5, lighting_from=str(root / "varying")))
+    assert not (tmp_path / "reuse").exists()  # refused before any work
