@@ -1,14 +1,15 @@
 """Step 2 for lighting that changes during the video (issue 18; docs/method.md, "Lighting that changes during
-the video"): Algorithm 1 once, with one light code per key frame.
+the video"): Algorithm 1 once, with a light code per lighting segment.
 
     1. cuts where the face's colour jumps (fit/lighting_segments.py), key frames chosen per segment;
-    2. Algorithm 1 (fit/step2.py) on the K key frames with l_k = l + δ_k: half-round a fits l and every δ_k,
-       half-round b fits φ and p_k against each key frame's own lighting, and the loss carries the offsets'
-       temporal prior (random walk inside a segment, a ridge towards the shared l);
-    3. every frame's offset by linear interpolation between the key frames of its segment;
-    4. if there is one segment and no key frame's lighting departs from the shared one by more than
-       `STATIC_LEVELS` (mean |Δ relit texture|, 8-bit levels), the lighting is stored static: one l, as the
-       paper's, so it can be reused on any take (issue 27).
+    2. no cut: the paper's step 2 unchanged (one l). Otherwise Algorithm 1 (fit/step2.py) on the K key frames
+       with l_k = l + δ_s(k): half-round a fits l and every segment's δ_s, half-round b fits φ and p_k against
+       each key frame's own lighting; the loss carries a ridge pulling δ_s towards the shared l;
+    3. every frame gets its segment's code: a "sequence" lighting, l_t [N, C].
+
+`PER_SEGMENT = False` gives every key frame its own δ_k, tied by a random walk inside a segment and
+interpolated in time between key frames (a lighting is then stored static when no key frame departs from the
+shared l by `STATIC_LEVELS`); measured worse on static and moving-light clips, so not the default.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from fit_fixtures import make_avatar
 
 from dlatrack_engine.fit import lighting_store
 from dlatrack_engine.fit.lighting import VideoLighting, lighting_at
@@ -21,11 +20,6 @@ from dlatrack_engine.fit.lighting_segments import (
     segments_of,
 )
 from dlatrack_engine.wire.lighting_folder import LightingFolderError
-
-
-@pytest.fixture(scope="module")
-def avatar():
-    return make_avatar()
 
 
 def _smooth_stats(n: int, seed: int = 0) -> np.ndarray:
@@ -141,3 +135,13 @@ def test_a_static_lighting_of_format_version_1_still_reads_and_reuses_anywhere(a
     stored = lighting_store.read_reusable(tmp_path, avatar, "G", frame_count=99)
     assert stored.info.variation == "static" and not stored.video_lighting(avatar, None).is_sequence
     assert torch.allclose(stored.video_lighting(avatar, None).code, lighting.code, atol=1e-6)
+
+
+def test_frames_of_one_segment_share_its_offset(avatar) -> None:
+    lighting = VideoLighting("G", avatar, frames=2)  # two segments
+    with torch.no_grad():
+        lighting.offsets.normal_()
+    lighting.row_map = torch.tensor([0, 0, 1])  # key frames 0 and 1 in segment 0, key frame 2 in segment 1
+    code = lighting.at([2, 1, 0]).code
+    assert torch.equal(code[0], (lighting.code + lighting.offsets[1])[0])
+    assert torch.equal(code[1], code[2]) and not torch.equal(code[0], code[1])
