@@ -61,6 +61,7 @@ class VideoLighting(nn.Module):
             self.code = nn.Parameter(torch.zeros(1, 0, device=device), requires_grad=False)
         self.offsets: nn.Parameter | None = None
         self.row_map: torch.Tensor | None = None  # rows -> offset rows (frames sharing one offset), None: identity
+        self.fit_shared = True  # False: l stays fixed and only the offsets are fitted (independent codes)
         if frames > 0 and self.code.shape[1] > 0:
             self.offsets = nn.Parameter(torch.zeros(frames, self.code.shape[1], device=device))
 
@@ -70,7 +71,9 @@ class VideoLighting(nn.Module):
 
     def code_parameters(self) -> list[nn.Parameter]:
         """l, and the per-frame offsets δ of a time-varying lighting: what half-round a of Algorithm 1 fits."""
-        return [self.code] + ([self.offsets] if self.offsets is not None else [])
+        if self.offsets is None:
+            return [self.code]
+        return [self.code, self.offsets] if self.fit_shared else [self.offsets]
 
     def frame_codes(self) -> torch.Tensor:
         """l_t of every frame [N, C] (a static lighting: its one l, [1, C]), detached."""

@@ -3,13 +3,16 @@ the video"): Algorithm 1 once, with a light code per lighting segment.
 
     1. cuts where the face's colour jumps (fit/lighting_segments.py), key frames chosen per segment;
     2. no cut: the paper's step 2 unchanged (one l). Otherwise Algorithm 1 (fit/step2.py) on the K key frames
-       with l_k = l + δ_s(k): half-round a fits l and every segment's δ_s, half-round b fits φ and p_k against
-       each key frame's own lighting; the loss carries a ridge pulling δ_s towards the shared l;
+       with one code l_s per segment, each from 0 as the paper's l: half-round a fits every l_s, half-round b
+       fits φ (shared) and p_k against each key frame's own segment's lighting;
     3. every frame gets its segment's code: a "sequence" lighting, l_t [N, C].
 
-`PER_SEGMENT = False` gives every key frame its own δ_k, tied by a random walk inside a segment and
-interpolated in time between key frames (a lighting is then stored static when no key frame departs from the
-shared l by `STATIC_LEVELS`); measured worse on static and moving-light clips, so not the default.
+`PER_SEGMENT = False` instead gives every key frame an offset δ_k from a shared l, tied by a random walk
+inside a segment and a ridge, interpolated in time between key frames (a lighting is then stored static when
+no key frame departs from the shared l by `STATIC_LEVELS`); measured worse on the static and moving-light
+clips (bench/RESULTS.md), so not the default. A first per-segment version, l + δ_s with a ridge on δ_s, was
+measured too: no better on the switch clip, 0.6 dB worse on the moving one, and the ridge kept the two
+codes of a tiny test clip's switch 0.08 apart.
 """
 
 from __future__ import annotations
@@ -77,16 +80,16 @@ def adapt(scene: FaceScene, frames: torch.Tensor, init: FrameParams, lighting: V
     if lighting.offsets is None or len(lighting.offsets) != rows:
         raise ValueError(f"time-varying step 2: the lighting needs {rows} offsets")
     key_segment = torch.as_tensor(segment_of(np.asarray(keys), plan_.segments), device=lighting.code.device)
-    if per_segment:
-        lighting.row_map = key_segment
+    if per_segment:  # each segment's code is fitted on its own, from 0 as the paper's l: l = 0, l_s = δ_s
+        lighting.row_map, lighting.fit_shared = key_segment, False
+        lighting.code.requires_grad_(False)
 
     def prior() -> torch.Tensor:
-        if per_segment:
-            return RIDGE_WEIGHT * lighting.offsets.pow(2).sum()
         return offset_prior(lighting.offsets, keys, plan_.segments, WALK_WEIGHT, RIDGE_WEIGHT)
 
     refined, history = run_step2(scene, frames[keys], init.select(keys), lighting, schedule,
-                                 adapt_network=adapt_network, cancel=cancel, on_iteration=on_iteration, prior=prior)
+                                 adapt_network=adapt_network, cancel=cancel, on_iteration=on_iteration,
+                                 prior=None if per_segment else prior)
     levels = departure_levels(scene, refined, lighting)
     log.info("time-varying lighting: %d segment(s) %s, per-key departure from the shared l %.2f-%.2f levels",
              len(plan_.segments), plan_.segments, float(levels.min()), float(levels.max()))

@@ -145,3 +145,6 @@ def test_frames_of_one_segment_share_its_offset(avatar) -> None:
     code = lighting.at([2, 1, 0]).code
     assert torch.equal(code[0], (lighting.code + lighting.offsets[1])[0])
     assert torch.equal(code[1], code[2]) and not torch.equal(code[0], code[1])
+    assert lighting.code_parameters() == [lighting.code, lighting.offsets]
+    lighting.fit_shared = False  # independent codes per segment: only the offsets are fitted
+    assert len(lighting.code_parameters()) == 1 and lighting.code_parameters()[0] is lighting.offsets
