@@ -52,6 +52,8 @@ def add_request_arguments(p: argparse.ArgumentParser) -> None:
                    help="step 1 ties landmarks to the topology's default ℓ_i even when the avatar has ones "
                         "calibrated for the detector (`dlatrack train landmarks`)")
     p.add_argument("--focal", type=float, default=None, help="focal length in pixels (default: clip calibration)")
+    p.add_argument("--static-lighting", action="store_true",
+                   help="the paper's one lighting for the whole video (default: per-frame lighting where it changes)")
 
 
 def track_options(args: argparse.Namespace):
@@ -69,6 +71,7 @@ def track_options(args: argparse.Namespace):
         write_overlays=not getattr(args, "no_overlays", False),
         write_preview=not getattr(args, "no_preview", False),
         lighting_from=None if lighting_from is None else str(Path(lighting_from).resolve()),
+        time_varying_lighting=not getattr(args, "static_lighting", False),
     )
 
 

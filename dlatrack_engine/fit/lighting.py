@@ -7,6 +7,11 @@ into per-texel gain and bias (Eq. 2-3), in the three variants the pipeline compa
 - "SH":   the "Ours-SH" baseline: 27 second-order SH coefficients (from the identity, ambient = 1), gain
           from per-texel normals in the camera frame, bias 0. No network to adapt.
 - "none": the fully-lit texture as is (gain 1, bias 0).
+
+Time-varying lighting (issue 18, docs/method.md "Lighting that changes during the video"): with `frames` = N
+the lighting also holds per-frame offsets δ [N, C], and frame t is lit by l_t = l + δ_t (φ shared). `at(rows)`
+gives the lighting of some frames as a view whose code is [B, C]: everything that renders a batch of frames
+(steps 2-3, evaluation, preview) takes that view, and a static lighting (no offsets) is its own view.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ LIGHTING_KINDS = ("G", "SH", "none")
 class VideoLighting(nn.Module):
     """`code` is the video-wide lighting parameter (l, or SH coefficients); `network` is φ (G only)."""
 
-    def __init__(self, kind: str, avatar, renderer=None, pretrained: bool = True, seed: int = 0) -> None:
+    def __init__(self, kind: str, avatar, renderer=None, pretrained: bool = True, seed: int = 0,
+                 frames: int = 0) -> None:
         super().__init__()
         if kind not in LIGHTING_KINDS:
             raise ValueError(f"unknown lighting '{kind}': expected one of {LIGHTING_KINDS}")
@@ -53,6 +59,51 @@ class VideoLighting(nn.Module):
             self.code = nn.Parameter(identity_sh_coeffs(1, device))
         else:
             self.code = nn.Parameter(torch.zeros(1, 0, device=device), requires_grad=False)
+        self.offsets: nn.Parameter | None = None
+        self.row_map: torch.Tensor | None = None  # rows -> offset rows (frames sharing one offset), None: identity
+        self.fit_shared = True  # False: l stays fixed and only the offsets are fitted (independent codes)
+        if frames > 0 and self.code.shape[1] > 0:
+            self.offsets = nn.Parameter(torch.zeros(frames, self.code.shape[1], device=device))
+
+    @property
+    def is_sequence(self) -> bool:
+        return self.offsets is not None
+
+    def code_parameters(self) -> list[nn.Parameter]:
+        """l, and the per-frame offsets δ of a time-varying lighting: what half-round a of Algorithm 1 fits."""
+        if self.offsets is None:
+            return [self.code]
+        return [self.code, self.offsets] if self.fit_shared else [self.offsets]
+
+    def frame_codes(self) -> torch.Tensor:
+        """l_t of every frame [N, C] (a static lighting: its one l, [1, C]), detached."""
+        code = self.code.detach()
+        return code + self.offsets.detach() if self.offsets is not None else code
+
+    def set_frame_codes(self, codes: torch.Tensor) -> None:
+        """Make this a lighting of len(codes) frames lit by codes [N, C] (l = their mean, δ_t the rest)."""
+        codes = torch.as_tensor(codes, dtype=self.code.dtype, device=self.code.device).reshape(-1, self.code.shape[1])
+        with torch.no_grad():
+            self.code.copy_(codes.mean(0, keepdim=True))
+        self.offsets = nn.Parameter(codes - self.code.detach(), requires_grad=False)
+        self.row_map = None
+
+    def at(self, rows) -> VideoLighting:
+        """The lighting of frames `rows` (indices into the offsets) as a view with code [B, C] that keeps the
+        gradient to l and δ; a static lighting returns itself."""
+        if self.offsets is None:
+            return self
+        view = VideoLighting.__new__(VideoLighting)
+        nn.Module.__init__(view)
+        view.kind, view.renderer, view.network, view.offsets = self.kind, self.renderer, self.network, None
+        view.row_map = None
+        if self.kind == "SH":
+            view.sh = self.sh
+        index = torch.as_tensor(rows, dtype=torch.long, device=self.offsets.device)
+        if self.row_map is not None:
+            index = self.row_map[index]
+        view.code = self.code + self.offsets[index]  # a tensor, not a parameter: the view owns nothing
+        return view
 
     def network_parameters(self) -> list[nn.Parameter]:
         """φ (empty for SH / none)."""
@@ -74,3 +125,8 @@ class VideoLighting(nn.Module):
 
     def light_code(self) -> torch.Tensor:
         return self.code.detach()[0]
+
+
+def lighting_at(lighting: VideoLighting | None, rows) -> VideoLighting | None:
+    """`lighting.at(rows)`, passing None (fully lit) through."""
+    return None if lighting is None else lighting.at(rows)

@@ -3,7 +3,8 @@ folder reused on another take (`wire/lighting_folder.py` is the format; this sid
 
 A lighting is tied to the avatar it was adapted for and to the lighting model G it started from: both are
 stored as content hashes (sha256 of the weights), and reuse with another avatar, another G or another
-lighting kind is refused naming the field, because l and φ mean nothing outside that pair.
+lighting kind is refused naming the field, because l and φ mean nothing outside that pair. A time-varying
+("sequence") lighting holds one l_t per frame of its take, and is refused on a take of another length.
 """
 
 from __future__ import annotations
@@ -69,15 +70,20 @@ class StoredLighting:
         return module.eval()
 
     def video_lighting(self, avatar, renderer) -> VideoLighting:
-        """The lighting as registration uses it (step 3, evaluation)."""
+        """The lighting as registration uses it (step 3, evaluation); a sequence's frames by `at(rows)`."""
         lighting = VideoLighting(self.info.model, avatar, renderer)
         with torch.no_grad():
             if self.light_code is not None:
-                code = torch.as_tensor(self.light_code, device=avatar.device).reshape(1, -1)
-                if code.shape != lighting.code.shape:
-                    raise LightingFolderError(f"{self.root / fmt.CODE_FILE}: has {code.shape[1]} values, the "
-                                              f"{self.info.model!r} model needs {lighting.code.shape[1]}")  # fmt: skip
-                lighting.code.copy_(code)
+                size = lighting.code.shape[1]
+                code = torch.as_tensor(self.light_code, device=avatar.device)
+                need = [self.info.frame_count, size] if self.info.variation == "sequence" else [size]
+                if list(code.shape) != need and not (len(need) == 1 and list(code.shape) == [1, size]):
+                    raise LightingFolderError(f"{self.root / fmt.CODE_FILE}: has shape {list(code.shape)}, the "
+                                              f"{self.info.variation} {self.info.model!r} lighting needs {need}")
+                if self.info.variation == "sequence":
+                    lighting.set_frame_codes(code)
+                else:
+                    lighting.code.copy_(code.reshape(1, -1))
             if lighting.network is not None:
                 lighting.network = self.network(avatar) or lighting.network
         return lighting
@@ -125,12 +131,22 @@ def check_reusable(root: Path, info: LightingInfo, avatar, model: str) -> None:
                                   f"lighting model (sha256 {ours['sha256'][:12]}): G was retrained since")
 
 
-def read_reusable(path: str | Path, avatar, model: str) -> StoredLighting:
-    """A lighting folder (or a job folder's) to reuse on another take, checked for this avatar and model
-    before its files are read."""
+def check_frame_count(root: Path, info: LightingInfo, frame_count: int | None) -> None:
+    """Refuse a sequence lighting on a take whose selected frame count differs from the one it lights."""
+    if info.variation == "sequence" and frame_count is not None and frame_count != info.frame_count:
+        raise LightingFolderError(f"{root / fmt.INFO_FILE}: field 'frame_count' is {info.frame_count}: this lighting "
+                                  f"changes during its video (variation 'sequence', one light code per frame), but "
+                                  f"this take has {frame_count} frames; reuse it only on a take of "
+                                  f"{info.frame_count} frames, or adapt the lighting on this take")
+
+
+def read_reusable(path: str | Path, avatar, model: str, frame_count: int | None = None) -> StoredLighting:
+    """A lighting folder (or a job folder's) to reuse on another take, checked for this avatar and model (and,
+    for a sequence, the take's `frame_count`) before its files are read."""
     root = fmt.lighting_root(path)
     info = fmt.read_info(root)
     check_reusable(root, info, avatar, model)
+    check_frame_count(root, info, frame_count)
     return _read_files(root, info, lambda file: file.read_bytes())
 
 
@@ -151,9 +167,11 @@ def read_job(folder: JobFolder, partial: bool = False) -> StoredLighting | None:
 
 def write(root: Path, lighting: VideoLighting, avatar, writer: fmt.Writer, meta: dict,
           preview_png: bytes | None = None) -> LightingInfo:  # fmt: skip
-    """Store a freshly adapted lighting; `meta` holds key_frames, key_source_frames, losses, video."""
+    """Store a freshly adapted lighting; `meta` holds key_frames, key_source_frames, losses, video (and for a
+    sequence: variation, frame_count, source_frames; segments)."""
     buffer = io.BytesIO()
-    np.save(buffer, lighting.light_code().cpu().numpy().astype(np.float32), allow_pickle=False)
+    code = lighting.frame_codes() if lighting.is_sequence else lighting.light_code()  # [N, C] or [C]
+    np.save(buffer, code.cpu().numpy().astype(np.float32), allow_pickle=False)
     files = {fmt.CODE_FILE: buffer.getvalue()}
     if lighting.network is not None:
         tensors = {k: v.detach().cpu().contiguous() for k, v in lighting.network.state_dict().items()}

@@ -24,18 +24,16 @@ import torch
 
 from dlatrack_engine import __version__
 from dlatrack_engine.device import pick_device
-from dlatrack_engine.fit import lighting_store, output
+from dlatrack_engine.fit import lighting_sequence, lighting_store, output
 from dlatrack_engine.fit.camera_setup import resolve_intrinsics
 from dlatrack_engine.fit.key_poses import spread_key_corrections
-from dlatrack_engine.fit.keyframes import select_key_frames
-from dlatrack_engine.fit.lighting import LIGHTING_KINDS, VideoLighting
+from dlatrack_engine.fit.lighting import LIGHTING_KINDS, VideoLighting, lighting_at
 from dlatrack_engine.fit.lighting_preview import preview_png
 from dlatrack_engine.fit.optim import Cancelled
 from dlatrack_engine.fit.params import FrameParams
-from dlatrack_engine.fit.scene import FaceScene, lighting_rotation
+from dlatrack_engine.fit.scene import FaceScene
 from dlatrack_engine.fit.schedule import Schedule
 from dlatrack_engine.fit.step1 import fit_landmarks
-from dlatrack_engine.fit.step2 import adapt_lighting
 from dlatrack_engine.fit.step3 import track_batch
 from dlatrack_engine.landmarks import LandmarkTrack, create_detector, detect_clip
 from dlatrack_engine.video import read_clip
@@ -70,6 +68,7 @@ class TrackOptions:
     write_overlays: bool = True
     write_preview: bool = True  # preview.mp4 (report/preview.py) once every frame is tracked
     lighting_from: str | None = None  # a lighting folder (or job folder) to reuse: step 2 is skipped (issue 27)
+    time_varying_lighting: bool = True  # per-frame l_t where the lighting changes (issue 18); False: one l
 
     def __post_init__(self) -> None:
         if self.quality not in ("fast", "paper"):
@@ -159,7 +158,7 @@ class _Job:
         self.lighting: VideoLighting | None = None
         self.computed = self.skipped = 0
         self.reused = None if options.lighting_from is None else lighting_store.read_reusable(
-            options.lighting_from, avatar, options.lighting)  # refused now, before any work
+            options.lighting_from, avatar, options.lighting, frame_count=len(self.frames))  # refused before any work
         self.folder = self._open_folder(Path(out_dir), video, K, k_source)
 
     def _open_folder(self, out_dir: Path, video: Path, K: np.ndarray, k_source: str) -> JobFolder:
@@ -264,9 +263,6 @@ class _Job:
             self.seconds["adapt"] = time.monotonic() - start
             log.info("step 2 skipped: lighting reused from %s", info.reused_from)
             return self.reused.video_lighting(self.avatar, self.scene.renderer), [], init
-        lighting = VideoLighting(self.options.lighting, self.avatar, self.scene.renderer,
-                                 pretrained=self.options.pretrained_lighting)
-        keys = select_key_frames(lighting_rotation(init.rotation()).cpu().numpy(), self.schedule.step2.key_frames)
         s2 = self.schedule.step2
         total = s2.rounds * (s2.light_iterations + (s2.model_iterations if self.options.adapt else 0))
         curve: list[float] = []  # the loss at every iteration, for the report's plot
@@ -275,12 +271,15 @@ class _Job:
             curve.append(float(value))
             self.emit("adapt", len(curve), total, value, stage)
 
-        refined, history = adapt_lighting(self.scene, self.frames[keys], init.select(keys), lighting, self.schedule,
-                                          adapt_network=self.options.adapt, cancel=self.cancel, on_iteration=tick)
+        lighting, keys, refined, history, meta = lighting_sequence.adapt_take(
+            self.scene, self.frames, init, self.avatar, self.options, self.schedule, self.cancel, tick)
+        if lighting.is_sequence:
+            meta["source_frames"] = list(self.clip.indices)
         output.save_params(self.folder, poses_path, refined, rows=np.asarray(keys))
-        meta = {"key_frames": keys, "key_source_frames": [self.clip.indices[k] for k in keys], "losses": history,
-                "iteration_losses": curve, "video": str(self.clip.path)}
-        preview = preview_png(self.scene, self.frames[keys[0]], refined.select([0]), lighting)  # at its refined pose
+        meta.update({"key_frames": keys, "key_source_frames": [self.clip.indices[k] for k in keys],
+                     "losses": history, "iteration_losses": curve, "video": str(self.clip.path)})
+        preview = preview_png(self.scene, self.frames[keys[0]], refined.select([0]),
+                              lighting_at(lighting, [keys[0]]))  # at its refined pose
         lighting_store.write(root, lighting, self.avatar, self.folder.write_file, meta, preview)
         self.folder.mark_stage_done("adapt")
         self.seconds["adapt"] = time.monotonic() - start
@@ -306,7 +305,8 @@ class _Job:
             if landmark_only:
                 params, terms = sub_init, None
             else:
-                params, terms = track_batch(self.scene, frames, sub_init, lighting, self.schedule, cancel=self.cancel,
+                params, terms = track_batch(self.scene, frames, sub_init, lighting_at(lighting, rows), self.schedule,
+                                            cancel=self.cancel,
                                             on_iteration=lambda i, v, f=first: self.emit(
                                                 "track", f, n, v, f"iteration {i}"))
             self._write(rows, todo, frames, params, terms, init_loss)
@@ -342,7 +342,7 @@ class _Job:
 
     def _write(self, rows, todo, frames, params, terms, init_loss) -> None:
         with torch.no_grad():
-            out = self.scene.render(params, self.lighting, background=frames)
+            out = self.scene.render(params, lighting_at(self.lighting, rows), background=frames)
         for j, row in enumerate(rows):
             if row not in todo:
                 continue
@@ -396,5 +396,7 @@ def track_video(video: str | Path, avatar, out_dir: Path, options: TrackOptions,
 def adapt_video_lighting(video: str | Path, avatar, out_dir: Path, options: TrackOptions,
                          progress: Callable[[ProgressEvent], None] | None = None,
                          cancel: threading.Event | None = None, runtime: Runtime | None = None) -> JobSummary:
-    """Steps 1 and 2 only: landmarks, initialisation and the video's adapted lighting (l, G)."""
+    """Steps 1 and 2 only: landmarks, initialisation and the video's adapted lighting (l, G). A lighting adapted
+    to be reused on other takes is the paper's static one: per-frame codes would tie it to this take's length."""
+    options = dataclasses.replace(options, time_varying_lighting=False)
     return _run(video, avatar, out_dir, options, progress, cancel, adapt_only=True, runtime=runtime)

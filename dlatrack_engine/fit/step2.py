@@ -64,11 +64,14 @@ class _FixedGeometry:
 def adapt_lighting(scene: FaceScene, frames: torch.Tensor, params: FrameParams, lighting: VideoLighting,
                    schedule: Schedule, adapt_network: bool = True, matte: torch.Tensor | None = None,
                    cancel: threading.Event | None = None,
-                   on_iteration: Callable[[str, int, float], None] | None = None) -> tuple[FrameParams, list[float]]:
+                   on_iteration: Callable[[str, int, float], None] | None = None,
+                   prior: Callable[[], torch.Tensor] | None = None) -> tuple[FrameParams, list[float]]:
     """Algorithm 1 on key frames [K, H, W, 3] with initial params p_k (from step 1).
 
     Returns the refined p_k and the loss after each half-round. `adapt_network=False` is the "without
     adaptation" ablation: only l is fitted (φ stays pre-trained, p_k stay at step 1).
+    A time-varying lighting (one offset per key frame, `lighting.at`) lights each key frame with its own l_k;
+    `prior` (issue 18: the offsets' temporal prior) is added to every iteration's loss.
     """
     s2 = schedule.step2
     frames = frames.to(scene.device)
@@ -84,12 +87,14 @@ def adapt_lighting(scene: FaceScene, frames: torch.Tensor, params: FrameParams, 
         index = batches[b]
         cursor["i"] += 1
         sub_matte = matte[index] if matte is not None else None
+        light = lighting.at(index)
         if fixed["geometry"] is not None:
-            per_frame = fixed["geometry"].loss(b, frames[index], lighting, schedule.laplacian_weight, sub_matte)
+            per_frame = fixed["geometry"].loss(b, frames[index], light, schedule.laplacian_weight, sub_matte)
         else:
             sub = leaves.params().select(index)
-            per_frame, _ = image_term(scene, frames[index], sub, lighting, schedule.laplacian_weight, sub_matte)
-        return per_frame.sum() * (k / len(index))  # an unbiased estimate of the sum over all K
+            per_frame, _ = image_term(scene, frames[index], sub, light, schedule.laplacian_weight, sub_matte)
+        total = per_frame.sum() * (k / len(index))  # an unbiased estimate of the sum over all K
+        return total if prior is None else total + prior()
 
     def report(stage: str) -> Callable[[int, float], None] | None:
         return None if on_iteration is None else (lambda it, value: on_iteration(stage, it, value))
@@ -100,13 +105,16 @@ def adapt_lighting(scene: FaceScene, frames: torch.Tensor, params: FrameParams, 
         for p in network:
             p.requires_grad_(False)
         leaves.requires_grad_(False)
-        lighting.code.requires_grad_(lighting.code.numel() > 0)
+        codes = lighting.code_parameters()
+        for code in codes:
+            code.requires_grad_(lighting.code.numel() > 0)
         fixed["geometry"] = _FixedGeometry(scene, leaves.params().detach(), batches)
         if lighting.code.numel() > 0:  # a. fit l
-            loss, _ = run_adam([lighting.code], loss_fn, s2.light_iterations, s2.light_lr, cancel=cancel,
+            loss, _ = run_adam(codes, loss_fn, s2.light_iterations, s2.light_lr, cancel=cancel,
                                on_iteration=report(f"adapt l {round_index + 1}/{s2.rounds}"))
             history.append(loss)
-        lighting.code.requires_grad_(False)
+        for code in codes:
+            code.requires_grad_(False)
         if adapt_network:  # b. fit φ and p_k
             for p in network:
                 p.requires_grad_(True)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from dlatrack_engine.fit.lighting import lighting_at
 from dlatrack_engine.metrics import geometry, image
 from dlatrack_engine.report.job import LoadedJob, load_job
 
@@ -57,7 +58,7 @@ def score_renders(job: LoadedJob, params, lighting, csim: bool = False,
     for first in range(0, len(job.indices), batch):
         sel = list(range(first, min(first + batch, len(job.indices))))
         with torch.no_grad():
-            out = job.scene.render(params.select(sel), lighting)
+            out = job.scene.render(params.select(sel), lighting_at(lighting, sel))  # l_t of these frames
         # What the adapted lighting does to the avatar, frame by frame: relit / fully lit texture, per channel.
         gains.append((out.relit_texture.mean(dim=(2, 3)) / out.texture.mean(dim=(2, 3)).clamp_min(1e-6)).cpu().numpy())
         for j, k in enumerate(sel):

@@ -91,8 +91,11 @@ def lighting(code: np.ndarray | None, frames: list[int], gains: np.ndarray) -> b
     ax.grid(alpha=0.3)
     if code is not None:
         ax = axes[1]
-        ax.bar(np.arange(len(code)), code, width=1.0, color="tab:orange")
-        ax.set_title("light code l of the video", fontsize=10, loc="left")
+        varying = code.ndim == 2  # a time-varying lighting: l_t per frame, shown as its mean and spread
+        ax.bar(np.arange(code.shape[-1]), code.mean(0) if varying else code, width=1.0, color="tab:orange",
+               yerr=code.std(0) if varying else None, ecolor="tab:grey")
+        ax.set_title("light code l_t of the video: mean and spread over frames" if varying
+                     else "light code l of the video", fontsize=10, loc="left")
         ax.set_xlabel("light group")
         ax.grid(alpha=0.3)
     return _png(plt, fig)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from dlatrack_engine.colour import linear_to_srgb8
+from dlatrack_engine.fit.lighting import lighting_at
 from dlatrack_engine.metrics import image
 from dlatrack_engine.metrics.geometry import rotation_angle_deg, to_camera
 from dlatrack_engine.report import panels
@@ -97,7 +98,7 @@ class _Painter:
         params = job.params.select(rows)
         frames = torch.as_tensor(job.frames[rows], device=job.scene.device)
         with torch.no_grad():
-            out = job.scene.render(params, job.lighting)  # on black, as the evaluation scores it
+            out = job.scene.render(params, lighting_at(job.lighting, rows))  # on black, as the evaluation scores it
             moved = (out.vertices_world - self.centre) @ self.turn.T + self.centre
             grey = torch.full_like(frames, 0.18)
             novel = job.scene.renderer.render(moved, job.scene.camera(len(rows)), out.relit_texture, grey).image

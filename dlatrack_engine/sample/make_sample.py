@@ -5,6 +5,8 @@ this side unwraps the DAM textures, encodes the clips' mp4, validates everything
 sheet. Output layout (default `cache/sample/`):
     lightstage/          light-stage dataset (conventions.md), with uv/ (DAM training textures)
     clips/<setup>/       wild clips (frames/, masks/, video.mp4, gt.npz, clip.json, topology.npz)
+    varying/<setup>/     opt-in time-varying lighting clips (`--clips varying_...`, issue 18), the same layout
+                         plus per-frame light ground truth in gt.npz; kept apart from the static Table 1
     contact_sheet.png, validation.json, summary.json, logs/
 """
 
@@ -25,6 +27,13 @@ from .clips import encode_clip_video, export_clip
 log = logging.getLogger(__name__)
 GENERATOR = paths.SAMPLE_SCENES / "generator"
 WILD_SETUPS = ("sun_sky", "warm_key_cool_fill", "coloured", "dim_side_lamp", "screen_dark_room")
+# sample_scenes/generator/varying_setups.py VARYING_NAMES (that module needs the repository on sys.path)
+VARYING_SETUPS = ("varying_moving_key", "varying_switch", "varying_colour", "varying_fade")
+
+
+def clip_folder(out: Path, setup: str) -> Path:
+    """Where a set-up's clip goes: `clips/` (static, Table 1) or `varying/` (time-varying lighting)."""
+    return out / ("varying" if setup in VARYING_SETUPS else "clips") / setup
 
 
 @dataclass(frozen=True)
@@ -87,13 +96,13 @@ def render_lightstage(config: SampleConfig, out: Path) -> float:
 
 def render_clip(config: SampleConfig, setup: str, out: Path) -> float:
     args = [
-        "--out", str(out / "clips" / setup), "--setup", setup, "--frames", str(config.clip_frames),
+        "--out", str(clip_folder(out, setup)), "--setup", setup, "--frames", str(config.clip_frames),
         "--size", str(config.clip_size), "--samples", str(config.clip_samples),
         "--texture-size", str(config.texture_size), "--seed", str(config.seed),
         *(("--performance-seed", str(config.performance_seed)) if config.performance_seed is not None else ()),
     ]  # fmt: skip
     seconds = run_blender("render_wild.py", args, out / "logs" / f"clip_{setup}.log")
-    encode_clip_video(out / "clips" / setup)
+    encode_clip_video(clip_folder(out, setup))
     return seconds
 
 
@@ -188,9 +197,10 @@ def _config_from_args(args: argparse.Namespace) -> SampleConfig:
         if getattr(args, key) is not None
     }  # fmt: skip
     if args.clips is not None:
-        unknown = set(args.clips) - set(WILD_SETUPS)
+        unknown = set(args.clips) - set(WILD_SETUPS) - set(VARYING_SETUPS)
         if unknown:
-            raise SystemExit(f"make-sample: unknown clip setups {sorted(unknown)}; known: {list(WILD_SETUPS)}")
+            raise SystemExit(f"make-sample: unknown clip setups {sorted(unknown)}; known: "
+                             f"{list(WILD_SETUPS + VARYING_SETUPS)}")
         overrides["clips"] = tuple(args.clips)
     if args.groups_per_pattern is not None:
         overrides["groups_per_pattern"] = tuple(args.groups_per_pattern)
@@ -235,7 +245,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, dest=key)
     parser.add_argument("--groups-per-pattern", type=int, nargs=2, metavar=("MIN", "MAX"),
                         help="light groups lit together in one light-stage pattern frame")
-    parser.add_argument("--clips", nargs="*", help=f"wild setups to render (default all: {' '.join(WILD_SETUPS)})")
+    parser.add_argument("--clips", nargs="*", help=f"wild setups to render (default all: {' '.join(WILD_SETUPS)}); "
+                        f"opt-in time-varying lighting, into <out>/varying/: {' '.join(VARYING_SETUPS)}")
     parser.add_argument("--skip-lightstage", action="store_true")
     parser.add_argument("--skip-clips", action="store_true")
     parser.add_argument("--write-subject", action="store_true",

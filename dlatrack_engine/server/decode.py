@@ -114,7 +114,7 @@ def _job_inputs(params: Mapping[str, Any], folder: JobFolder) -> tuple[Any, ...]
         raise JobError("bad_job_folder", str(exc)) from exc
     stored = _job_lighting(folder)
     # An SH/none baseline job has no G lighting: relighting through G would not be its lighting.
-    light_code = stored.light_code if stored is not None and stored.info.model == "G" else None
+    light_code = frame_light_codes(stored, frames) if stored is not None and stored.info.model == "G" else None
     return frames, track["z"], track["r"], track["head_R"], track["head_t"], light_code, stored
 
 
@@ -183,7 +183,8 @@ def decode_view(
             textures = {"full": full}
             if light_code is not None:
                 head_view = torch.cat([torch.as_tensor(inputs["r"][sl], device=device), view], dim=-1)  # h_v, Eq. 3
-                code = torch.as_tensor(light_code, device=device).reshape(1, -1).expand(len(z), -1)
+                code = torch.as_tensor(light_code, device=device)
+                code = code[sl] if code.ndim == 2 else code.reshape(1, -1).expand(len(z), -1)  # l_t or one l
                 gain, bias = lighting(code, head_view, full)
                 textures["relit"] = full * gain + bias  # Eq. 2
             for kind, batch in textures.items():
@@ -198,6 +199,21 @@ def decode_view(
                     elif want == "array":
                         blobs[f"{kind}/{index}"] = np.ascontiguousarray(image, dtype=np.float32)
     return {"blobs": blobs, "written": written, "relit": inputs["light_code"] is not None}
+
+
+def frame_light_codes(stored: StoredLighting, frames: list[int]) -> np.ndarray | None:
+    """The light code of each requested frame: the one l of a static lighting [C], or l_t of a time-varying
+    ("sequence") lighting [F, C], looked up by video frame index (issue 18: relit textures follow the light)."""
+    code = stored.light_code
+    if code is None or stored.info.variation != "sequence":
+        return code
+    rows = {int(f): i for i, f in enumerate(stored.info.source_frames)}
+    missing = [f for f in frames if int(f) not in rows]
+    if missing:
+        raise JobError("frame_not_found", f"{stored.root}: the time-varying lighting has no code for frame "
+                                          f"{missing[0]} (it lights frames {stored.info.source_frames[0]}-"
+                                          f"{stored.info.source_frames[-1]})")
+    return np.ascontiguousarray(code[[rows[int(f)] for f in frames]], dtype=np.float32)
 
 
 def check_view_name(name: Any) -> str | None:

@@ -4,12 +4,14 @@ with what it was adapted for, so one adaptation serves every take shot in the sa
     lighting.json    LightingInfo: format, version, variation, model, avatar and lighting-model identities,
                      key frames, losses, and the sha256 of every other file (written last: its presence
                      marks the folder complete)
-    light_code.npy   l [C] float32 (C = 150 for G, 27 for SH, 0 for none)
+    light_code.npy   l [C] float32 (C = 150 for G, 27 for SH, 0 for none); a "sequence" lighting (format
+                     version 2): l_t [N, C], one row per selected frame of the take it was adapted on
     G.safetensors    φ, the adapted G (model "G" only)
     preview.png      a key frame beside the avatar relit with this lighting (optional)
 
 A job's `lighting/` folder is one; so is a copy of it anywhere. Folders written before this format (no
-`format` field) are read as "legacy": a model kind and key frames, no identities, no checksums.
+`format` field) are read as "legacy": a model kind and key frames, no identities, no checksums. Version 1
+folders (static only, no `frame_count`/`source_frames`/`segments`) are read as they are.
 Torch-free: the add-on lists a scene's lightings with this module.
 """
 
@@ -23,16 +25,17 @@ from pathlib import Path
 from typing import Any
 
 LIGHTING_FORMAT = "dlatrack-lighting"
-LIGHTING_FORMAT_VERSION = 1
+LIGHTING_FORMAT_VERSION = 2  # 2: the "sequence" variation and its fields (issue 18)
+READABLE_VERSIONS = (1, 2)
 LIGHTING_DIR = "lighting"  # inside a job folder
 INFO_FILE = "lighting.json"
 CODE_FILE = "light_code.npy"
 WEIGHTS_FILE = "G.safetensors"
 PREVIEW_FILE = "preview.png"
 MODELS = ("G", "SH", "none")
-# "static": one l and φ for every frame. A time-varying lighting (issue 18) will be "sequence", reusable only
-# on a take of the same length; readers refuse a variation they do not know rather than misuse it.
-VARIATIONS = ("static",)
+# "static": one l and φ for every frame. "sequence" (issue 18): one l_t per frame (φ shared), reusable only
+# on a take of the same frame count; readers refuse a variation they do not know rather than misuse it.
+VARIATIONS = ("static", "sequence")
 
 Reader = Callable[[Path], bytes]
 Writer = Callable[[Path, bytes], Any]
@@ -61,6 +64,9 @@ class LightingInfo:
     iteration_losses: list[float] = field(default_factory=list)  # step 2's loss at every iteration (report plot)
     files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
     reused_from: str | None = None  # the lighting folder this job copied instead of adapting
+    frame_count: int | None = None  # "sequence": the rows of light_code.npy (the take's selected frames)
+    source_frames: list[int] = field(default_factory=list)  # "sequence": the video frame index of each row
+    segments: list[list[int]] = field(default_factory=list)  # [start, stop) rows between detected lighting cuts
     legacy: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,9 +87,9 @@ class LightingInfo:
                        legacy=True)  # fmt: skip
         if data["format"] != LIGHTING_FORMAT:
             raise LightingFolderError(f"{where}: field 'format' is {data['format']!r}, expected {LIGHTING_FORMAT!r}")
-        if data.get("format_version") != LIGHTING_FORMAT_VERSION:
+        if data.get("format_version") not in READABLE_VERSIONS:
             raise LightingFolderError(f"{where}: field 'format_version' is {data.get('format_version')!r}, "
-                                      f"expected {LIGHTING_FORMAT_VERSION} (written by a newer dlatrack?)")  # fmt: skip
+                                      f"expected one of {list(READABLE_VERSIONS)} (written by a newer dlatrack?)")
         if data.get("variation") not in VARIATIONS:
             raise LightingFolderError(f"{where}: field 'variation' is {data.get('variation')!r}; this dlatrack "
                                       f"reuses only {list(VARIATIONS)} lightings")  # fmt: skip
@@ -94,6 +100,14 @@ class LightingInfo:
         for name in ("avatar", "lighting_model"):
             if not isinstance(data[name].get("sha256"), str):
                 raise LightingFolderError(f"{where}: field '{name}.sha256' missing")
+        if data["variation"] == "sequence":
+            count = data.get("frame_count")
+            if not isinstance(count, int) or count < 1:
+                raise LightingFolderError(f"{where}: field 'frame_count' is {count!r}; a 'sequence' lighting needs "
+                                          "the number of frames it lights")
+            if len(data.get("source_frames", [])) != count:
+                raise LightingFolderError(f"{where}: field 'source_frames' has {len(data.get('source_frames', []))} "
+                                          f"entries, expected frame_count = {count}")
         known = {k for k in cls.__dataclass_fields__ if k != "legacy"}
         return cls(**{k: v for k, v in data.items() if k in known and k != "model"}, model=model)
 

@@ -207,6 +207,21 @@ def add_light(name: str, kind: str, position, power: float, colour=(1.0, 1.0, 1.
         data.angle = angle
     obj = bpy.data.objects.new(name, data)
     bpy.context.scene.collection.objects.link(obj)
+    place_light(obj, position, target)
+    if lightgroup:
+        obj.lightgroup = lightgroup
+    return obj
+
+
+def update_light(obj, position, power: float, colour, target=None) -> None:
+    """Move / dim / recolour a light made by `add_light` (time-varying set-ups, issue 18)."""
+    obj.data.energy = power
+    obj.data.color = colour
+    place_light(obj, position, target)
+
+
+def place_light(obj, position, target=None) -> None:
+    """Put a light at `position` (scene frame), aimed at `target` when given."""
     position = np.asarray(position, float)
     rotation = np.eye(3)
     if target is not None:
@@ -217,9 +232,6 @@ def add_light(name: str, kind: str, position, power: float, colour=(1.0, 1.0, 1.
         x /= np.linalg.norm(x)
         rotation = np.stack([x, np.cross(-forward, x), -forward], axis=1)  # lights shine along local -Z
     set_pose(obj, rotation, position, local_is_scene=False)
-    if lightgroup:
-        obj.lightgroup = lightgroup
-    return obj
 
 
 def add_light_groups(names: list[str]) -> None:

@@ -33,7 +33,14 @@ from sample_scenes.generator.expressions import EXPRESSION_NAMES  # noqa: E402
 from sample_scenes.generator.face_model import landmark_points  # noqa: E402
 from sample_scenes.generator.head_parts import ellipsoid  # noqa: E402
 from sample_scenes.generator.subject_bpy import build_subject, pose_subject  # noqa: E402
-from sample_scenes.generator.wild_setups import SETUPS, setup_by_name  # noqa: E402
+from sample_scenes.generator.varying_setups import (  # noqa: E402
+    VARYING_NAMES,
+    base_setup,
+    light_ground_truth,
+    lights_per_frame,
+    varying_by_name,
+)
+from sample_scenes.generator.wild_setups import SETUPS  # noqa: E402
 
 log = logging.getLogger("render_wild")
 CAMERA_DISTANCE = 1.0
@@ -43,7 +50,7 @@ FIELD_OF_VIEW_DEG = 20.0  # a phone's 2x lens: the head fills a good part of the
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--setup", required=True, choices=[s.name for s in SETUPS])
+    parser.add_argument("--setup", required=True, choices=[s.name for s in SETUPS] + list(VARYING_NAMES))
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--samples", type=int, default=16)
@@ -72,27 +79,31 @@ def handheld_cameras(n: int, size: int, seed: int) -> list[rigs.Camera]:
     return cameras
 
 
-def build_room(setup) -> None:
+def build_room(setup, lights) -> list:
+    """The room and its lights as at the first frame; returns the light objects (animated per frame)."""
     bpy_scene.set_world_colour(setup.world_colour, setup.world_strength, backdrop=setup.backdrop_colour)
     torso = ellipsoid("torso", (0.0, -34.0, -3.0), (19.0, 11.0, 11.0), setup.shirt_colour, 0.8)
     bpy_scene.add_part(torso)
-    for n, light in enumerate(setup.lights):
+    return [
         bpy_scene.add_light(
             f"light{n}", light.kind, light.position, light.power, light.colour, radius=light.radius,
             target=(0.0, 0.0, 0.0), size=light.size, angle=light.angle,
-        )  # fmt: skip
+        )
+        for n, light in enumerate(lights)
+    ]
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     start = time.time()
-    setup = setup_by_name(args.setup)
+    setup = base_setup(args.setup)  # a varying set-up renders its base room's take: same motion and camera
+    lights = lights_per_frame(args.setup, args.frames)
     clip_index = [s.name for s in SETUPS].index(setup.name)
     bpy_scene.reset_scene(args.size, args.size, args.samples, denoise=True, seed=args.seed + clip_index)
     textures = tempfile.TemporaryDirectory(prefix="dlatrack_tex_")
     subject = build_subject(Path(textures.name), args.texture_size, args.seed)
-    build_room(setup)
+    light_objects = build_room(setup, lights[0])
     take = args.seed if args.performance_seed is None else args.performance_seed
     perf = rigs.performance(
         args.frames, take * 1000 + 17 * (clip_index + 1), yaw_max=np.radians(args.yaw_max),
@@ -109,6 +120,9 @@ def main(argv: list[str]) -> int:
         for k, cam in enumerate(cameras):
             vertices = pose_subject(subject, perf.expression[k], perf.head_R[k], perf.head_t[k])
             bpy_scene.update_camera(cam_obj, cam)
+            if args.setup in VARYING_NAMES:
+                for obj, light in zip(light_objects, lights[k], strict=True):
+                    bpy_scene.update_light(obj, light.position, light.power, light.colour, target=(0.0, 0.0, 0.0))
             bpy_scene.render_exr(cam_obj, exr)
             channels = read_multilayer_exr(exr)
             image = pass_rgb(channels, "ViewLayer.Combined", str(exr))
@@ -125,19 +139,21 @@ def main(argv: list[str]) -> int:
                 ("camera_R", cam.R), ("camera_t", cam.t), ("landmarks_2d", proj[:, :2] / proj[:, 2:]),
             ):  # fmt: skip
                 gt[key].append(np.asarray(value, np.float32))
-            log.info("%s: frame %d/%d (%.1f s)", setup.name, k + 1, args.frames, time.time() - start)
+            log.info("%s: frame %d/%d (%.1f s)", args.setup, k + 1, args.frames, time.time() - start)
     arrays = {key: np.stack(values) for key, values in gt.items()}
     arrays["K"] = cameras[0].K.astype(np.float32)
     arrays["expression_names"] = np.array(EXPRESSION_NAMES)
+    if args.setup in VARYING_NAMES:  # static clips keep their gt.npz fields as they were
+        arrays.update(light_ground_truth(lights))
     np.savez_compressed(args.out / "gt.npz", **arrays)
     np.savez_compressed(args.out / "topology.npz", **mesh.topology_arrays())
     clip = {
-        "name": setup.name,
+        "name": args.setup,
         "fps": args.fps,
         "width": args.size,
         "height": args.size,
         "frame_count": args.frames,
-        "lighting": setup.description,
+        "lighting": varying_by_name(args.setup).description if args.setup in VARYING_NAMES else setup.description,
         "seed": args.seed,
         "performance_seed": take,
         "samples": args.samples,
@@ -147,7 +163,7 @@ def main(argv: list[str]) -> int:
     }
     (args.out / "clip.json").write_text(json.dumps(clip, indent=1))
     textures.cleanup()
-    log.info("clip %s written to %s in %.1f s", setup.name, args.out, time.time() - start)
+    log.info("clip %s written to %s in %.1f s", args.setup, args.out, time.time() - start)
     return 0
 
 

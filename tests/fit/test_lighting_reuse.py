@@ -100,8 +100,9 @@ def test_a_lighting_is_refused_for_another_avatar_model_or_kind(takes, avatar, c
     ("light_code.npy", lambda b: b[:-4] + b"\0\0\0\1", r"light_code\.npy: its checksum differs"),
     ("G.safetensors", lambda b: b[:100], r"G\.safetensors: its checksum differs"),
     ("lighting.json", lambda b: b[:40], r"lighting\.json: unreadable JSON"),
-    ("lighting.json", lambda b: b.replace(b'"static"', b'"sequence"'), r"lighting\.json: field 'variation'"),
-    ("lighting.json", lambda b: b.replace(b'"format_version": 1', b'"format_version": 9'),
+    ("lighting.json", lambda b: b.replace(b'"static"', b'"flickering"'), r"lighting\.json: field 'variation'"),
+    ("lighting.json", lambda b: b.replace(b'"static"', b'"sequence"'), r"lighting\.json: field 'frame_count'"),
+    ("lighting.json", lambda b: b.replace(b'"format_version": 2', b'"format_version": 9'),
      r"lighting\.json: field 'format_version'"),
 ])  # fmt: skip
 def test_a_corrupt_lighting_is_refused_naming_the_file_and_field(takes, avatar, tmp_path, name, change, message):
