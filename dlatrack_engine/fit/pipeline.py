@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from dlatrack_engine.fit.lighting import LIGHTING_KINDS, VideoLighting, lighting
 from dlatrack_engine.fit.lighting_preview import preview_png
 from dlatrack_engine.fit.optim import Cancelled
 from dlatrack_engine.fit.params import FrameParams
+from dlatrack_engine.fit.runtime import Runtime
 from dlatrack_engine.fit.scene import FaceScene
 from dlatrack_engine.fit.schedule import Schedule
 from dlatrack_engine.fit.step1 import fit_landmarks
@@ -98,15 +99,6 @@ class TrackOptions:
         keys = {k: v for k, v in self.to_dict().items() if k not in switches}
         text = json.dumps({"video": str(Path(video).resolve()), "avatar": avatar_name, **keys}, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:16]
-
-
-@dataclass
-class Runtime:
-    """Where and with what a run computes, apart from the request (TrackOptions): the results do not depend
-    on it, so it is neither in the manifest nor in the fingerprint, and a client cannot send it."""
-
-    device: str | None = None  # must be the avatar's; None: the avatar's device
-    landmark_detector: Any = field(default=None, repr=False)  # a detector instance (tests, tools)
 
 
 @dataclass

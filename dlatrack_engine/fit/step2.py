@@ -76,8 +76,7 @@ def adapt_lighting(scene: FaceScene, frames: torch.Tensor, params: FrameParams, 
     s2 = schedule.step2
     frames = frames.to(scene.device)
     k = frames.shape[0]
-    batch = max(1, min(s2.batch_size, k))
-    batches = [list(range(i, min(i + batch, k))) for i in range(0, k, batch)]
+    batches = _batches(k, s2.batch_size)
     leaves = ScaledParams(params, schedule.rotation_unit, schedule.translation_unit, depth_unit=s2.depth_unit)
     cursor = {"i": 0}
     fixed: dict[str, _FixedGeometry | None] = {"geometry": None}
@@ -101,36 +100,46 @@ def adapt_lighting(scene: FaceScene, frames: torch.Tensor, params: FrameParams, 
 
     history: list[float] = []
     network = lighting.network_parameters()
+    codes = lighting.code_parameters()
     for round_index in range(s2.rounds):
-        for p in network:
-            p.requires_grad_(False)
-        leaves.requires_grad_(False)
-        codes = lighting.code_parameters()
-        for code in codes:
-            code.requires_grad_(lighting.code.numel() > 0)
+        _trainable([*network, *leaves.parameters()], False)
+        _trainable(codes, lighting.code.numel() > 0)
         fixed["geometry"] = _FixedGeometry(scene, leaves.params().detach(), batches)
         if lighting.code.numel() > 0:  # a. fit l
             loss, _ = run_adam(codes, loss_fn, s2.light_iterations, s2.light_lr, cancel=cancel,
                                on_iteration=report(f"adapt l {round_index + 1}/{s2.rounds}"))
             history.append(loss)
-        for code in codes:
-            code.requires_grad_(False)
-        if adapt_network:  # b. fit φ and p_k
-            for p in network:
-                p.requires_grad_(True)
-            groups = []
-            if s2.pose_lr_scale > 0:
-                fixed["geometry"] = None
-                leaves.requires_grad_(True)
-                groups.append({"params": list(leaves.parameters()), "lr": s2.model_lr * s2.pose_lr_scale})
-            if network:
-                groups.append({"params": network, "lr": s2.model_lr})
-            if not groups:
-                continue
+        _trainable(codes, False)
+        groups = _model_groups(leaves, network, schedule) if adapt_network else []
+        if groups:  # b. fit φ and p_k
+            fixed["geometry"] = None if s2.pose_lr_scale > 0 else fixed["geometry"]
             loss, _ = run_adam(groups, loss_fn, s2.model_iterations, s2.model_lr, cancel=cancel,
                                on_iteration=report(f"adapt φ,p {round_index + 1}/{s2.rounds}"))
             history.append(loss)
         log.info("step 2 round %d/%d: loss %.5g", round_index + 1, s2.rounds, history[-1] if history else float("nan"))
-    for p in network:
-        p.requires_grad_(False)
+    _trainable(network, False)
     return leaves.params().detach(), history
+
+
+def _batches(k: int, size: int) -> list[list[int]]:
+    """The fixed mini-batches of K key frames that the iterations cycle through."""
+    size = max(1, min(size, k))
+    return [list(range(i, min(i + size, k))) for i in range(0, k, size)]
+
+
+def _trainable(parameters, flag: bool) -> None:
+    for p in parameters:
+        p.requires_grad_(flag)
+
+
+def _model_groups(leaves: ScaledParams, network: list[torch.nn.Parameter], schedule: Schedule) -> list[dict]:
+    """Half-round b's Adam groups, made trainable: p_k at pose_lr_scale x model_lr (unless 0), φ at model_lr."""
+    s2 = schedule.step2
+    groups = []
+    if s2.pose_lr_scale > 0:
+        _trainable(leaves.parameters(), True)
+        groups.append({"params": list(leaves.parameters()), "lr": s2.model_lr * s2.pose_lr_scale})
+    if network:
+        _trainable(network, True)
+        groups.append({"params": network, "lr": s2.model_lr})
+    return groups
