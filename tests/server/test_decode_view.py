@@ -17,6 +17,16 @@ from dlatrack_engine.wire.jobfolder import JobFolder
 from dlatrack_engine.wire.png import decode_png
 
 FACING_CAMERA = np.diag([-1.0, 1.0, -1.0])  # head +Z (out of the face) along camera -Z: looking at the camera
+HEAD_T = np.array([0.0, 0.0, 0.6])
+
+
+def completed_job(root: Path, frames: list[int], zs) -> JobFolder:
+    """A finished job whose `frames` hold the head facing the camera 0.6 m away, with expression codes zs."""
+    folder = JobFolder.create(root, "finished-job", "track", state="completed")
+    for i, z in zip(frames, zs, strict=True):
+        folder.write_frame(i, {"vertices": np.zeros((36, 3)), "head_R": FACING_CAMERA, "head_t": HEAD_T,
+                               "r": np.array([0.0, np.pi, 0.0]), "z": z})
+    return folder
 
 
 def test_view_vector_points_from_head_to_camera_in_the_head_frame() -> None:
@@ -77,21 +87,9 @@ def test_decode_view_for_a_camera_writes_into_the_job_folder(
     shared_engine: Engine, client_mod: ModuleType, tiny_avatar: Path, tmp_path: Path
 ) -> None:
     avatar = Avatar.load(tiny_avatar)
-    folder = JobFolder.create(tmp_path / "job", "finished-job", "track", state="completed")
     rng = np.random.default_rng(1)
-    head_t = np.array([0.0, 0.0, 0.6])
     zs = rng.standard_normal((3, 4)).astype(np.float32)
-    for i in range(3):
-        folder.write_frame(
-            i,
-            {
-                "vertices": np.zeros((36, 3)),
-                "head_R": FACING_CAMERA,
-                "head_t": head_t,
-                "r": np.array([0.0, np.pi, 0.0]),
-                "z": zs[i],
-            },
-        )
+    folder = completed_job(tmp_path / "job", [0, 1, 2], zs)
     light_code = rng.random(150).astype(np.float32)
     folder.write_light_code(light_code)
     # An adapted G (step 2 writes lighting/G.safetensors): perturb the avatar's weights and save them.
@@ -102,7 +100,7 @@ def test_decode_view_for_a_camera_writes_into_the_job_folder(
     avatar.lighting.load_state_dict(adapted)
 
     camera = {"R": np.eye(3), "t": np.array([-0.3, 0.0, 0.0])}  # camera centre 0.3 m along world +X
-    views = view_vectors_from_camera(camera["R"], camera["t"], np.stack([FACING_CAMERA] * 2), np.stack([head_t] * 2))
+    views = view_vectors_from_camera(camera["R"], camera["t"], np.stack([FACING_CAMERA] * 2), np.stack([HEAD_T] * 2))
     full, relit = _expected(avatar, zs[[0, 2]], np.array([[0.0, np.pi, 0.0]] * 2, np.float32), views, light_code)
     with shared_engine.client(client_mod) as client:
         avatar_id = client.load_avatar(tiny_avatar)

@@ -9,27 +9,22 @@ from types import ModuleType
 import numpy as np
 import torch
 from conftest import Engine
-from test_decode_view import FACING_CAMERA, _expected
+from test_decode_view import FACING_CAMERA, HEAD_T, _expected, completed_job
 
 from dlatrack_engine.avatar.runtime import Avatar
 from dlatrack_engine.colour import linear_to_srgb8
 from dlatrack_engine.fit import lighting_store
 from dlatrack_engine.fit.lighting import VideoLighting
 from dlatrack_engine.server.decode import view_vectors_from_camera
-from dlatrack_engine.wire.jobfolder import JobFolder
 
 
 def test_relight_for_camera_follows_the_per_frame_lighting(
     shared_engine: Engine, client_mod: ModuleType, tiny_avatar: Path, tmp_path: Path
 ) -> None:
     avatar = Avatar.load(tiny_avatar)
-    folder = JobFolder.create(tmp_path / "job", "finished-job", "track", state="completed")
     rng = np.random.default_rng(2)
-    head_t = np.array([0.0, 0.0, 0.6])
     z = rng.standard_normal(4).astype(np.float32)
-    for i in (10, 11, 12):  # the same face in three frames: only the lighting differs
-        folder.write_frame(i, {"vertices": np.zeros((36, 3)), "head_R": FACING_CAMERA, "head_t": head_t,
-                               "r": np.array([0.0, np.pi, 0.0]), "z": z})
+    folder = completed_job(tmp_path / "job", [10, 11, 12], [z] * 3)  # the same face: only the lighting differs
     codes = rng.random((3, 150)).astype(np.float32)
     codes[:2, 75:] = 0.0  # frames 10-11: light from one half of the light-stage groups ...
     codes[2, :75] = 0.0  # ... frame 12: from the other half
@@ -43,7 +38,7 @@ def test_relight_for_camera_follows_the_per_frame_lighting(
                          {"key_frames": [0, 2], "key_source_frames": [10, 12], "variation": "sequence",
                           "frame_count": 3, "source_frames": [10, 11, 12], "segments": [[0, 2], [2, 3]]})
     camera = {"R": np.eye(3), "t": np.array([-0.3, 0.0, 0.0])}
-    views = view_vectors_from_camera(camera["R"], camera["t"], np.stack([FACING_CAMERA] * 2), np.stack([head_t] * 2))
+    views = view_vectors_from_camera(camera["R"], camera["t"], np.stack([FACING_CAMERA] * 2), np.stack([HEAD_T] * 2))
     r = np.array([[0.0, np.pi, 0.0]] * 2, np.float32)
     with shared_engine.client(client_mod) as client:
         avatar_id = client.load_avatar(tiny_avatar)
