@@ -25,12 +25,12 @@ import numpy as np
 import torch
 
 from dlatrack_engine.fit.ground_truth import GT_TRACK_FIELDS, load_ground_truth_clip, track_arrays
-from dlatrack_engine.fit.lighting import VideoLighting
 from dlatrack_engine.fit.params import FrameParams
 from dlatrack_engine.fit.scene import FaceScene
 from dlatrack_engine.fit.schedule import Schedule
 from dlatrack_engine.fit.step2 import adapt_lighting
 from dlatrack_engine.fit.step3 import track_batch
+from dlatrack_engine.fit.video_lighting import VideoLighting
 from dlatrack_engine.metrics.geometry import geometry_errors
 
 log = logging.getLogger("diagnose_registration")

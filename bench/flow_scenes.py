@@ -25,11 +25,11 @@ from fit_fixtures import HEIGHT, TEX, WIDTH, gt_params, intrinsics, make_avatar,
 from test_steps23 import SCHEDULE, _track_dict, moving_light  # noqa: E402
 
 from dlatrack_engine.fit.keyframes import select_key_frames  # noqa: E402
-from dlatrack_engine.fit.lighting import VideoLighting  # noqa: E402
 from dlatrack_engine.fit.scene import FaceScene  # noqa: E402
 from dlatrack_engine.fit.step1 import fit_landmarks  # noqa: E402
 from dlatrack_engine.fit.step2 import adapt_lighting  # noqa: E402
 from dlatrack_engine.fit.step3 import flow_targets, track_batch  # noqa: E402
+from dlatrack_engine.fit.video_lighting import VideoLighting  # noqa: E402
 from dlatrack_engine.metrics.geometry import geometry_errors  # noqa: E402
 
 N = 6

@@ -18,10 +18,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from dlatrack_engine.fit.lighting import VideoLighting
 from dlatrack_engine.fit.losses import pixel_loss
 from dlatrack_engine.fit.params import FrameParams
 from dlatrack_engine.fit.scene import FaceScene, RenderOut
+from dlatrack_engine.fit.video_lighting import VideoLighting
 
 
 def interior_weight(coverage: torch.Tensor) -> torch.Tensor:

@@ -7,9 +7,9 @@ import numpy as np
 import torch
 
 from dlatrack_engine.colour import linear_to_srgb8
-from dlatrack_engine.fit.lighting import VideoLighting
 from dlatrack_engine.fit.params import FrameParams
 from dlatrack_engine.fit.scene import FaceScene
+from dlatrack_engine.fit.video_lighting import VideoLighting
 from dlatrack_engine.wire.png import encode_png
 
 GREY = 0.18  # linear mid-grey behind the render

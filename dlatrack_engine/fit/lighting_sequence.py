@@ -25,7 +25,6 @@ import numpy as np
 import torch
 
 from dlatrack_engine.fit.keyframes import select_key_frames
-from dlatrack_engine.fit.lighting import VideoLighting
 from dlatrack_engine.fit.lighting_segments import (
     detect_cuts,
     face_colour_stats,
@@ -38,6 +37,7 @@ from dlatrack_engine.fit.lighting_segments import (
 from dlatrack_engine.fit.params import FrameParams
 from dlatrack_engine.fit.scene import FaceScene, lighting_rotation
 from dlatrack_engine.fit.step2 import adapt_lighting as run_step2
+from dlatrack_engine.fit.video_lighting import VideoLighting
 from dlatrack_engine.models.lighting import relight
 
 log = logging.getLogger(__name__)

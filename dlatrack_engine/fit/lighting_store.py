@@ -22,7 +22,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from dlatrack_engine.avatar.runtime import load_state_strict
-from dlatrack_engine.fit.lighting import VideoLighting
+from dlatrack_engine.fit.video_lighting import VideoLighting
 from dlatrack_engine.wire import lighting_folder as fmt
 from dlatrack_engine.wire.jobfolder import JobFolder
 from dlatrack_engine.wire.lighting_folder import LightingFolderError, LightingInfo

@@ -27,7 +27,6 @@ from dlatrack_engine.device import pick_device
 from dlatrack_engine.fit import lighting_sequence, lighting_store, output
 from dlatrack_engine.fit.camera_setup import resolve_intrinsics
 from dlatrack_engine.fit.key_poses import spread_key_corrections
-from dlatrack_engine.fit.lighting import LIGHTING_KINDS, VideoLighting, lighting_at
 from dlatrack_engine.fit.lighting_preview import preview_png
 from dlatrack_engine.fit.optim import Cancelled
 from dlatrack_engine.fit.params import FrameParams
@@ -36,6 +35,7 @@ from dlatrack_engine.fit.scene import FaceScene
 from dlatrack_engine.fit.schedule import Schedule
 from dlatrack_engine.fit.step1 import fit_landmarks
 from dlatrack_engine.fit.step3 import track_batch
+from dlatrack_engine.fit.video_lighting import LIGHTING_KINDS, VideoLighting, lighting_at
 from dlatrack_engine.landmarks import LandmarkTrack, create_detector, detect_clip
 from dlatrack_engine.video import read_clip
 from dlatrack_engine.wire.jobfolder import JobFolder, JobFolderError

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from dlatrack_engine.fit.lighting import VideoLighting
 from dlatrack_engine.fit.params import FrameParams
+from dlatrack_engine.fit.video_lighting import VideoLighting
 from dlatrack_engine.geometry import matrix_to_axis_angle, transform_points
 from dlatrack_engine.models.lighting import head_view_vector, relight
 from dlatrack_engine.render.camera import Camera, project

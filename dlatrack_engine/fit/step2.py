@@ -27,11 +27,11 @@ from collections.abc import Callable
 import torch
 
 from dlatrack_engine.fit.image_term import composite_loss, image_term
-from dlatrack_engine.fit.lighting import VideoLighting
 from dlatrack_engine.fit.optim import run_adam
 from dlatrack_engine.fit.params import FrameParams, ScaledParams
 from dlatrack_engine.fit.scene import FaceScene
 from dlatrack_engine.fit.schedule import Schedule
+from dlatrack_engine.fit.video_lighting import VideoLighting
 from dlatrack_engine.models.lighting import relight
 
 log = logging.getLogger(__name__)

@@ -23,12 +23,12 @@ import torch
 
 from dlatrack_engine.fit.flow import vertex_flow
 from dlatrack_engine.fit.image_term import image_term
-from dlatrack_engine.fit.lighting import VideoLighting
 from dlatrack_engine.fit.losses import flow_loss
 from dlatrack_engine.fit.optim import run_adam
 from dlatrack_engine.fit.params import FrameParams, ScaledParams
 from dlatrack_engine.fit.scene import FaceScene
 from dlatrack_engine.fit.schedule import Schedule
+from dlatrack_engine.fit.video_lighting import VideoLighting
 
 log = logging.getLogger(__name__)
 

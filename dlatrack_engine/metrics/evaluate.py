@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from dlatrack_engine.fit.lighting import lighting_at
+from dlatrack_engine.fit.video_lighting import lighting_at
 from dlatrack_engine.metrics import geometry, image
 from dlatrack_engine.report.job import LoadedJob, load_job
 

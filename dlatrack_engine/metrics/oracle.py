@@ -25,11 +25,11 @@ import torch
 
 from dlatrack_engine.fit.ground_truth import GT_TRACK_FIELDS, truth_params
 from dlatrack_engine.fit.keyframes import select_key_frames
-from dlatrack_engine.fit.lighting import VideoLighting
 from dlatrack_engine.fit.lighting_store import avatar_identity, model_identity
 from dlatrack_engine.fit.scene import FaceScene, lighting_rotation
 from dlatrack_engine.fit.schedule import Schedule, Step1Schedule, Step2Schedule, Step3Schedule
 from dlatrack_engine.fit.step2 import adapt_lighting
+from dlatrack_engine.fit.video_lighting import VideoLighting
 from dlatrack_engine.metrics.evaluate import score_renders
 from dlatrack_engine.report.job import LoadedJob
 from dlatrack_engine.video import read_clip

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from dlatrack_engine.fit import lighting_store
-from dlatrack_engine.fit.lighting import VideoLighting
 from dlatrack_engine.fit.params import FrameParams
 from dlatrack_engine.fit.scene import FaceScene
+from dlatrack_engine.fit.video_lighting import VideoLighting
 from dlatrack_engine.landmarks import LandmarkTrack
 from dlatrack_engine.metrics import image
 from dlatrack_engine.video import read_clip

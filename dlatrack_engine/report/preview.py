@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from dlatrack_engine.colour import linear_to_srgb8
-from dlatrack_engine.fit.lighting import lighting_at
+from dlatrack_engine.fit.video_lighting import lighting_at
 from dlatrack_engine.metrics import image
 from dlatrack_engine.metrics.geometry import rotation_angle_deg, to_camera
 from dlatrack_engine.report import panels

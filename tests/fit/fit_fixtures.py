@@ -98,7 +98,7 @@ def truth_lighting(avatar: Avatar, light_seed: int = 7):
     """The lighting `render_clip` renders with: the avatar's G with φ* = φ + 0.05 N(0, 1), then l* ~ U(0, 1)."""
     import copy
 
-    from dlatrack_engine.fit.lighting import VideoLighting
+    from dlatrack_engine.fit.video_lighting import VideoLighting
 
     lighting = VideoLighting("G", avatar)
     generator = torch.Generator().manual_seed(light_seed)

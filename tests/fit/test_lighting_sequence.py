@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from dlatrack_engine.fit import lighting_store
-from dlatrack_engine.fit.lighting import VideoLighting, lighting_at
 from dlatrack_engine.fit.lighting_segments import (
     detect_cuts,
     face_colour_stats,
@@ -19,6 +18,7 @@ from dlatrack_engine.fit.lighting_segments import (
     offset_prior,
     segments_of,
 )
+from dlatrack_engine.fit.video_lighting import VideoLighting, lighting_at
 from dlatrack_engine.wire.lighting_folder import LightingFolderError
 
 

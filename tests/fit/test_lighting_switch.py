@@ -15,8 +15,8 @@ from fit_fixtures import TINY, ReplayDetector, gt_params, write_clip
 
 from dlatrack_engine.colour import linear_to_srgb8, srgb8_to_linear
 from dlatrack_engine.fit import lighting_store
-from dlatrack_engine.fit.lighting import VideoLighting
 from dlatrack_engine.fit.pipeline import Runtime, TrackOptions, track_video
+from dlatrack_engine.fit.video_lighting import VideoLighting
 from dlatrack_engine.metrics.evaluate import evaluate_job
 from dlatrack_engine.server.decode import frame_light_codes
 from dlatrack_engine.wire.jobfolder import JobFolder

@@ -31,12 +31,12 @@ from fit_fixtures import (
 from torch import nn
 
 from dlatrack_engine.fit.image_term import image_term
-from dlatrack_engine.fit.lighting import VideoLighting
 from dlatrack_engine.fit.losses import pixel_loss
 from dlatrack_engine.fit.params import FrameParams
 from dlatrack_engine.fit.scene import FaceScene
 from dlatrack_engine.fit.schedule import Schedule, Step2Schedule
 from dlatrack_engine.fit.step2 import _FixedGeometry, adapt_lighting
+from dlatrack_engine.fit.video_lighting import VideoLighting
 from dlatrack_engine.models.lighting import light_energy
 
 FRAMES = 8

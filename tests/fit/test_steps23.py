@@ -9,13 +9,13 @@ from fit_fixtures import HEIGHT, WIDTH, gt_params, intrinsics, render_clip
 
 from dlatrack_engine.fit.image_term import image_term
 from dlatrack_engine.fit.keyframes import select_key_frames
-from dlatrack_engine.fit.lighting import VideoLighting
 from dlatrack_engine.fit.params import FrameParams
 from dlatrack_engine.fit.scene import FaceScene
 from dlatrack_engine.fit.schedule import Schedule, Step1Schedule, Step2Schedule, Step3Schedule
 from dlatrack_engine.fit.step1 import fit_landmarks
 from dlatrack_engine.fit.step2 import adapt_lighting
 from dlatrack_engine.fit.step3 import flow_targets, track_batch
+from dlatrack_engine.fit.video_lighting import VideoLighting
 from dlatrack_engine.metrics.geometry import geometry_errors
 
 SCHEDULE = Schedule(

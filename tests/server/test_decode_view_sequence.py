@@ -14,7 +14,7 @@ from test_decode_view import FACING_CAMERA, HEAD_T, _expected, completed_job
 from dlatrack_engine.avatar.runtime import Avatar
 from dlatrack_engine.colour import linear_to_srgb8
 from dlatrack_engine.fit import lighting_store
-from dlatrack_engine.fit.lighting import VideoLighting
+from dlatrack_engine.fit.video_lighting import VideoLighting
 from dlatrack_engine.server.decode import view_vectors_from_camera
 
 

@@ -1,5 +1,6 @@
-"""The video's lighting during registration: one code for the whole clip plus the network that turns it
-into per-texel gain and bias (Eq. 2-3), in the three variants the pipeline compares.
+"""The video's lighting during registration: a light code (one for the clip, or one per frame where the
+lighting changes) and the network that turns it into per-texel gain and bias (Eq. 2-3), in the three variants
+the pipeline compares.
 
 - "G":    the paper's model: light code l (150, from zeros) and a copy of the avatar's G (φ, adapted in
           step 2; the avatar itself is never modified). `pretrained=False` re-initialises φ randomly:
