@@ -1,5 +1,5 @@
-"""Where a video's lighting changes (issue 18): cuts, segments, key frames per segment, and the temporal
-prior that holds the per-frame light codes together (docs/method.md, "Lighting that changes during the video").
+"""Where a video's lighting changes (issue 18): cuts, segments and key frames per segment (docs/method.md,
+"Lighting that changes during the video").
 
 A light switched on or off, a cut, a cloud over the sun change the face's colour from one frame to the next
 by far more than head motion does (a head turning at 30 fps changes the face's mean log colour by about
@@ -7,10 +7,7 @@ by far more than head motion does (a head turning at 30 fps changes the face's m
 
     d_t = ‖m_t − m_{t−1}‖,   m_t = log of the mean linear RGB of the face region (the landmark hull)
 
-exceeds both `CUT_LOG_CHANGE` and `CUT_MEDIAN_FACTOR` × the clip's median d starts a new segment. Inside a
-segment the lighting may still drift (a moving light, a fade): the per-frame offsets δ_t are tied by a
-random walk, Σ ‖δ_{t'} − δ_t‖² / (t' − t) over consecutive key frames of one segment, and pulled to 0 by a
-small ridge; across a cut nothing ties them.
+exceeds both `CUT_LOG_CHANGE` and `CUT_MEDIAN_FACTOR` × the clip's median d starts a new segment.
 """
 
 from __future__ import annotations
@@ -18,7 +15,6 @@ from __future__ import annotations
 from itertools import pairwise
 
 import numpy as np
-import torch
 
 from dlatrack_engine.fit.keyframes import select_key_frames
 from dlatrack_engine.metrics.image import landmark_hull_mask
@@ -74,31 +70,3 @@ def segment_of(rows: np.ndarray, segments: list[tuple[int, int]]) -> np.ndarray:
     """The segment number of each row."""
     starts = np.asarray([a for a, _ in segments])
     return np.searchsorted(starts, np.asarray(rows), side="right") - 1
-
-
-def interpolation_weights(keys: list[int], segments: list[tuple[int, int]], n: int) -> np.ndarray:
-    """[n, K] weights spreading the K key frames' offsets to every frame: linear in time between the keys of
-    the frame's own segment, the nearest key's beyond them; never across a cut."""
-    keys_arr = np.asarray(keys)
-    key_segment = segment_of(keys_arr, segments)
-    weights = np.zeros((n, len(keys)))
-    for s, (a, b) in enumerate(segments):
-        mine = np.flatnonzero(key_segment == s)
-        if len(mine) == 0:
-            raise ValueError(f"lighting segments: segment {a}-{b - 1} has no key frame")
-        rows = np.arange(a, b)
-        for column in mine:
-            indicator = (mine == column).astype(float)
-            weights[a:b, column] = np.interp(rows, keys_arr[mine], indicator)
-    return weights
-
-
-def offset_prior(offsets: torch.Tensor, keys: list[int], segments: list[tuple[int, int]], walk_weight: float,
-                 ridge_weight: float) -> torch.Tensor:
-    """The temporal prior on the key frames' offsets δ [K, C]: random walk within segments plus a ridge."""
-    keys_arr = np.asarray(keys)
-    same = segment_of(keys_arr[1:], segments) == segment_of(keys_arr[:-1], segments)
-    gap = torch.as_tensor(np.diff(keys_arr), dtype=offsets.dtype, device=offsets.device).clamp_min(1)
-    steps = (offsets[1:] - offsets[:-1]).pow(2).sum(-1) / gap
-    walk = (steps * torch.as_tensor(same, dtype=offsets.dtype, device=offsets.device)).sum()
-    return walk_weight * walk + ridge_weight * offsets.pow(2).sum()

@@ -7,12 +7,10 @@ the video"): Algorithm 1 once, with a light code per lighting segment.
        fits φ (shared) and p_k against each key frame's own segment's lighting;
     3. every frame gets its segment's code: a "sequence" lighting, l_t [N, C].
 
-`PER_SEGMENT = False` instead gives every key frame an offset δ_k from a shared l, tied by a random walk
-inside a segment and a ridge, interpolated in time between key frames (a lighting is then stored static when
-no key frame departs from the shared l by `STATIC_LEVELS`); measured worse on the static and moving-light
-clips (bench/RESULTS.md), so not the default. A first per-segment version, l + δ_s with a ridge on δ_s, was
-measured too: no better on the switch clip, 0.6 dB worse on the moving one, and the ridge kept the two
-codes of a tiny test clip's switch 0.08 apart.
+Measured and not shipped (bench/RESULTS.md, "Lighting that changes during the video"): an offset δ_k per key
+frame from a shared l, tied by a random walk inside a segment and a ridge, interpolated in time (0.8 dB worse on
+the static shipped clip, 0.3 dB on the moving light), and l + δ_s per segment with a ridge (0.6 dB worse on the
+moving light).
 """
 
 from __future__ import annotations
@@ -28,9 +26,7 @@ from dlatrack_engine.fit.keyframes import select_key_frames
 from dlatrack_engine.fit.lighting_segments import (
     detect_cuts,
     face_colour_stats,
-    interpolation_weights,
     keys_per_segment,
-    offset_prior,
     segment_of,
     segments_of,
 )
@@ -38,17 +34,8 @@ from dlatrack_engine.fit.params import FrameParams
 from dlatrack_engine.fit.scene import FaceScene, lighting_rotation
 from dlatrack_engine.fit.step2 import adapt_lighting as run_step2
 from dlatrack_engine.fit.video_lighting import VideoLighting
-from dlatrack_engine.models.lighting import relight
 
 log = logging.getLogger(__name__)
-
-# Weights of the offsets' prior against Algorithm 1's loss (a sum over the K key frames of mean 8-bit residual
-# levels). WALK_WEIGHT per squared code unit per frame of separation; RIDGE_WEIGHT per squared code unit.
-WALK_WEIGHT = 20.0
-RIDGE_WEIGHT = 1.0
-STATIC_LEVELS = 1.0  # below this the per-frame lighting is not worth a sequence: stored static
-PER_SEGMENT = True  # one offset per lighting segment (piecewise-constant l_t) instead of one per key frame
-
 
 @dataclass
 class SequencePlan:
@@ -72,51 +59,21 @@ def plan(scene: FaceScene, frames: torch.Tensor, init: FrameParams, count: int) 
 def adapt(scene: FaceScene, frames: torch.Tensor, init: FrameParams, lighting: VideoLighting, plan_: SequencePlan,
           schedule, adapt_network: bool = True, cancel=None,
           on_iteration: Callable[[str, int, float], None] | None = None) -> tuple[FrameParams, list[float]]:
-    """Algorithm 1 on the plan's key frames with per-key codes; `lighting` must have one offset per key
-    frame. Returns the refined p_k and the loss history, and leaves `lighting` a lighting of every frame."""
-    keys = plan_.keys
-    per_segment = PER_SEGMENT
-    rows = len(plan_.segments) if per_segment else len(keys)
-    if lighting.offsets is None or len(lighting.offsets) != rows:
-        raise ValueError(f"time-varying step 2: the lighting needs {rows} offsets")
-    key_segment = torch.as_tensor(segment_of(np.asarray(keys), plan_.segments), device=lighting.code.device)
-    if per_segment:  # each segment's code is fitted on its own, from 0 as the paper's l: l = 0, l_s = δ_s
-        lighting.row_map, lighting.fit_shared = key_segment, False
-        lighting.code.requires_grad_(False)
-
-    def prior() -> torch.Tensor:
-        return offset_prior(lighting.offsets, keys, plan_.segments, WALK_WEIGHT, RIDGE_WEIGHT)
-
-    refined, history = run_step2(scene, frames[keys], init.select(keys), lighting, schedule,
-                                 adapt_network=adapt_network, cancel=cancel, on_iteration=on_iteration,
-                                 prior=None if per_segment else prior)
-    levels = departure_levels(scene, refined, lighting)
-    log.info("time-varying lighting: %d segment(s) %s, per-key departure from the shared l %.2f-%.2f levels",
-             len(plan_.segments), plan_.segments, float(levels.min()), float(levels.max()))
-    if len(plan_.segments) == 1 and float(levels.max()) < STATIC_LEVELS:
-        lighting.offsets = None
-    else:
-        if per_segment:
-            every = torch.as_tensor(segment_of(np.arange(len(frames)), plan_.segments), device=lighting.code.device)
-            offsets = lighting.offsets.detach()[every]
-        else:
-            weights = torch.as_tensor(interpolation_weights(keys, plan_.segments, len(frames)),
-                                      dtype=lighting.code.dtype, device=lighting.code.device)
-            offsets = weights @ lighting.offsets.detach()
-        lighting.set_frame_codes(lighting.code.detach() + offsets)
+    """Algorithm 1 on the plan's key frames, each lit by its segment's code; `lighting` must have one offset per
+    segment. Returns the refined p_k and the loss history, and leaves `lighting` a lighting of every frame."""
+    if lighting.offsets is None or len(lighting.offsets) != len(plan_.segments):
+        raise ValueError(f"time-varying step 2: the lighting needs {len(plan_.segments)} offsets")
+    device = lighting.code.device
+    # Each segment's code is fitted on its own, from 0 as the paper's l: l = 0 stays, l_s = δ_s.
+    lighting.row_map = torch.as_tensor(segment_of(np.asarray(plan_.keys), plan_.segments), device=device)
+    lighting.fit_shared = False
+    lighting.code.requires_grad_(False)
+    refined, history = run_step2(scene, frames[plan_.keys], init.select(plan_.keys), lighting, schedule,
+                                 adapt_network=adapt_network, cancel=cancel, on_iteration=on_iteration)
+    log.info("time-varying lighting: %d segments %s", len(plan_.segments), plan_.segments)
+    every = torch.as_tensor(segment_of(np.arange(len(frames)), plan_.segments), device=device)
+    lighting.set_frame_codes(lighting.code.detach() + lighting.offsets.detach()[every])
     return refined, history
-
-
-@torch.no_grad()
-def departure_levels(scene: FaceScene, params: FrameParams, lighting: VideoLighting) -> torch.Tensor:
-    """[K] mean |relit(l + δ_k) − relit(l)| over the texture, in 8-bit levels, at the key frames' poses."""
-    out = scene.render(params, None)
-    head_view = scene.head_view(params)
-    faces = scene.avatar.topology.faces
-    own = relight(out.texture, *lighting.at(list(range(len(params)))).gain_bias(
-        head_view, out.texture, out.vertices_world, faces))
-    shared = relight(out.texture, *lighting.gain_bias(head_view, out.texture, out.vertices_world, faces))
-    return (own - shared).abs().mean(dim=(1, 2, 3)) * 255.0
 
 
 def adapt_take(scene: FaceScene, frames: torch.Tensor, init: FrameParams, avatar, options, schedule, cancel=None,
@@ -127,14 +84,14 @@ def adapt_take(scene: FaceScene, frames: torch.Tensor, init: FrameParams, avatar
     lighting.json fields it adds (segments; variation and frame_count of a sequence)."""
     kind, count = options.lighting, schedule.step2.key_frames
     plan_ = plan(scene, frames, init, count) if options.time_varying_lighting else None
-    if plan_ is None or (PER_SEGMENT and len(plan_.segments) == 1):  # the paper's model (no cut: the same keys)
+    if plan_ is None or len(plan_.segments) == 1:  # the paper's model (no cut: the same keys)
         lighting = VideoLighting(kind, avatar, scene.renderer, pretrained=options.pretrained_lighting)
         keys = select_key_frames(lighting_rotation(init.rotation()).cpu().numpy(), count)
         refined, history = run_step2(scene, frames[keys], init.select(keys), lighting, schedule,
                                      adapt_network=options.adapt, cancel=cancel, on_iteration=tick)
         return lighting, keys, refined, history, {} if plan_ is None else {"segments": [list(plan_.segments[0])]}
     lighting = VideoLighting(kind, avatar, scene.renderer, pretrained=options.pretrained_lighting,
-                             frames=len(plan_.segments) if PER_SEGMENT else len(plan_.keys))
+                             frames=len(plan_.segments))
     refined, history = adapt(scene, frames, init, lighting, plan_, schedule, options.adapt, cancel, tick)
     meta: dict = {"segments": [list(s) for s in plan_.segments]}
     if lighting.is_sequence:

@@ -64,14 +64,12 @@ class _FixedGeometry:
 def adapt_lighting(scene: FaceScene, frames: torch.Tensor, params: FrameParams, lighting: VideoLighting,
                    schedule: Schedule, adapt_network: bool = True, matte: torch.Tensor | None = None,
                    cancel: threading.Event | None = None,
-                   on_iteration: Callable[[str, int, float], None] | None = None,
-                   prior: Callable[[], torch.Tensor] | None = None) -> tuple[FrameParams, list[float]]:
+                   on_iteration: Callable[[str, int, float], None] | None = None) -> tuple[FrameParams, list[float]]:
     """Algorithm 1 on key frames [K, H, W, 3] with initial params p_k (from step 1).
 
     Returns the refined p_k and the loss after each half-round. `adapt_network=False` is the "without
     adaptation" ablation: only l is fitted (φ stays pre-trained, p_k stay at step 1).
-    A time-varying lighting (one offset per key frame, `lighting.at`) lights each key frame with its own l_k;
-    `prior` (issue 18: the offsets' temporal prior) is added to every iteration's loss.
+    A time-varying lighting (`lighting.at`, fit/lighting_sequence.py) lights each key frame with its own l_k.
     """
     s2 = schedule.step2
     frames = frames.to(scene.device)
@@ -92,8 +90,7 @@ def adapt_lighting(scene: FaceScene, frames: torch.Tensor, params: FrameParams, 
         else:
             sub = leaves.params().select(index)
             per_frame, _ = image_term(scene, frames[index], sub, light, schedule.laplacian_weight, sub_matte)
-        total = per_frame.sum() * (k / len(index))  # an unbiased estimate of the sum over all K
-        return total if prior is None else total + prior()
+        return per_frame.sum() * (k / len(index))  # an unbiased estimate of the sum over all K
 
     def report(stage: str) -> Callable[[int, float], None] | None:
         return None if on_iteration is None else (lambda it, value: on_iteration(stage, it, value))

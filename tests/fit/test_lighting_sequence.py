@@ -13,9 +13,7 @@ from dlatrack_engine.fit import lighting_store
 from dlatrack_engine.fit.lighting_segments import (
     detect_cuts,
     face_colour_stats,
-    interpolation_weights,
     keys_per_segment,
-    offset_prior,
     segments_of,
 )
 from dlatrack_engine.fit.video_lighting import VideoLighting, lighting_at
@@ -49,29 +47,12 @@ def test_face_colour_stats_read_the_landmark_hull() -> None:
     assert np.allclose(stats[1], np.log([0.5, 0.25, 0.125]), atol=1e-5)
 
 
-def test_keys_cover_every_segment_and_weights_never_cross_a_cut() -> None:
+def test_keys_cover_every_segment() -> None:
     segments = segments_of(20, [8])
     assert segments == [(0, 8), (8, 20)]
     rotations = np.random.default_rng(1).normal(0, 0.2, (20, 3))
     keys = keys_per_segment(rotations, segments, 6)
     assert sum(k < 8 for k in keys) >= 2 and sum(k >= 8 for k in keys) >= 2 and len(keys) >= 6
-    weights = interpolation_weights(keys, segments, 20)
-    assert np.allclose(weights.sum(1), 1.0)
-    assert np.allclose(weights[keys], np.eye(len(keys)))
-    before = np.asarray(keys) < 8
-    assert np.all(weights[:8][:, ~before] == 0) and np.all(weights[8:][:, before] == 0)
-
-
-def test_offset_prior_gradient_and_no_tie_across_a_cut() -> None:
-    keys, segments = [0, 3, 5, 9], [(0, 6), (6, 10)]
-    offsets = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
-    torch.autograd.gradcheck(lambda d: offset_prior(d, keys, segments, 2.0, 0.3), (offsets,))
-    jump = torch.zeros(4, 5, dtype=torch.float64)
-    jump[3] = 1.0  # only the key after the cut differs: the walk costs nothing, the ridge does
-    assert float(offset_prior(jump, keys, segments, 2.0, 0.0)) == 0.0
-    inside = torch.zeros(4, 5, dtype=torch.float64)
-    inside[2] = 1.0  # key 5 differs from key 3 (gap 2) inside the first segment
-    assert float(offset_prior(inside, keys, segments, 2.0, 0.0)) == pytest.approx(2.0 * 5 / 2)
 
 
 def test_views_light_each_frame_with_its_own_code(avatar) -> None:
