@@ -8,12 +8,12 @@ step 1 alone (the landmark fit, Eq. 6), which takes seconds where the full metho
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from .wire.digest import request_digest
 
 PRESETS: dict[str, dict[str, Any]] = {
     "PREVIEW": {
@@ -36,11 +36,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def track_options(frame_start: int, frame_count: int, key_frames: int, preset: str) -> dict[str, Any]:
-    """The `options` dict of a `track` request (frame_count 0: to the end of the video)."""
+    """The `options` dict of a `track` request (frame_count 0: to the end of the video). The values are the
+    engine's to check, once, at submission (its `bad_argument` names the field); only the preset, which is
+    this module's own name, is checked here."""
     if preset not in PRESETS:
         raise ValueError(f"quality preset {preset!r}: expected one of {sorted(PRESETS)}")
-    if frame_start < 0 or frame_count < 0 or key_frames < 1:
-        raise ValueError(f"frame range {frame_start}+{frame_count} and K={key_frames} must be non-negative (K >= 1)")
     options: dict[str, Any] = {"start": int(frame_start), "key_frames": int(key_frames), **PRESETS[preset]["options"]}
     if frame_count:
         options["stop"] = int(frame_start + frame_count)
@@ -55,6 +55,6 @@ def job_folder_name(video: str, avatar: str, options: Mapping[str, Any]) -> str:
     request resumes it without recomputing finished frames.
     """
     request = {"video": str(Path(video).resolve()), "avatar": str(Path(avatar).resolve()), **options}
-    digest = hashlib.sha1(json.dumps(request, sort_keys=True).encode()).hexdigest()[:10]
+    digest = request_digest(request, 10)
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(video).stem).strip("_") or "video"
     return f"{stem[:40]}-{digest}"

@@ -9,8 +9,6 @@ stages and frames (a different request into a used folder is an error, not a sil
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 import threading
 import time
@@ -38,6 +36,7 @@ from dlatrack_engine.fit.step3 import track_batch
 from dlatrack_engine.fit.video_lighting import LIGHTING_KINDS, VideoLighting, lighting_at
 from dlatrack_engine.landmarks import LandmarkTrack, create_detector, detect_clip
 from dlatrack_engine.video import read_clip
+from dlatrack_engine.wire.digest import request_digest
 from dlatrack_engine.wire.jobfolder import JobFolder, JobFolderError
 
 log = logging.getLogger(__name__)
@@ -97,8 +96,7 @@ class TrackOptions:
         """What the results depend on (not the output switches): a rerun with another is refused."""
         switches = ("write_textures", "write_overlays", "write_preview")
         keys = {k: v for k, v in self.to_dict().items() if k not in switches}
-        text = json.dumps({"video": str(Path(video).resolve()), "avatar": avatar_name, **keys}, sort_keys=True)
-        return hashlib.sha1(text.encode()).hexdigest()[:16]
+        return request_digest({"video": str(Path(video).resolve()), "avatar": avatar_name, **keys})
 
 
 @dataclass

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dlatrack_engine.server.jobqueue import JobError
-from dlatrack_engine.server.option_values import check_frame_range, check_option_values
+from dlatrack_engine.server.option_values import check_start_in_video, check_track_options
 from dlatrack_engine.server.remote_inputs import (
     check_calibration,
     confine,
@@ -27,7 +27,7 @@ from dlatrack_engine.server.remote_inputs import (
     write_calibration,
 )
 from dlatrack_engine.server.uploads import check_upload_id
-from dlatrack_engine.server.work import check_selftest_params, load_pipeline, make_track_options
+from dlatrack_engine.server.work import check_selftest_params, load_pipeline
 from dlatrack_engine.wire.atomic import atomic_write_bytes
 from dlatrack_engine.wire.jobfolder import JobFolderError
 from dlatrack_engine.wire.jobs import new_job_id
@@ -169,19 +169,18 @@ def _submit_pipeline(server: EngineServer, conn: Connection, args: dict, blobs: 
     job_id = new_job_id()
     root = _output_root(server, args, job_id, kind)  # first: a refused client path is refused whatever else
     loaded = server.avatars.get(arg(args, "avatar_id", str, op=kind))
-    options = arg(args, "options", dict, {}, op=kind)
+    requested = arg(args, "options", dict, {}, op=kind)
     try:
-        make_track_options(load_pipeline(), options)  # reject bad options now, not minutes later
-        check_option_values(options)
+        options = check_track_options(load_pipeline(), requested)  # the one check, before anything is staged
         _check_lighting_from(server, loaded, options, kind)
         video, frame_count = _video_for(server, args, blobs, job_id, kind)
-        check_frame_range(options, frame_count, str(video))
+        check_start_in_video(options.start, frame_count, str(video))
         params = {
             "avatar_id": loaded.avatar_id,
             "avatar_path": loaded.path,
             "video": str(video),
             "uploaded": "video" in blobs or args.get("video_upload") is not None,
-            "options": options,
+            "options": options.to_dict(),
             "stream_results": bool(arg(args, "stream_results", bool, True, op=kind)),
             "stream_textures": bool(arg(args, "stream_textures", bool, False, op=kind)),
         }
@@ -192,9 +191,10 @@ def _submit_pipeline(server: EngineServer, conn: Connection, args: dict, blobs: 
     return {"job_id": job.job_id, "folder": job.folder, "state": job.state.value}, {}
 
 
-def _check_lighting_from(server: EngineServer, loaded: Any, options: Mapping[str, Any], kind: str) -> None:
-    """A stored lighting to reuse must be readable and adapted for this avatar and lighting model."""
-    path = options.get("lighting_from")
+def _check_lighting_from(server: EngineServer, loaded: Any, options: Any, kind: str) -> None:
+    """A stored lighting to reuse (TrackOptions `lighting_from`) must be readable and adapted for this avatar
+    and lighting model."""
+    path = options.lighting_from
     if path is None:
         return
     if kind != "track":
@@ -206,7 +206,7 @@ def _check_lighting_from(server: EngineServer, loaded: Any, options: Mapping[str
     from dlatrack_engine.wire.lighting_folder import LightingFolderError
 
     try:
-        read_reusable(path, loaded.avatar, options.get("lighting", "G"))
+        read_reusable(path, loaded.avatar, options.lighting)
     except LightingFolderError as exc:
         raise JobError("bad_lighting", f"{kind}: option 'lighting_from': {exc}") from exc
 
@@ -272,6 +272,7 @@ def op_job_frames(server: EngineServer, conn: Connection, args: dict, blobs: dic
     track = record.job.kind in ("track", "adapt")
     with_textures = arg(args, "textures", bool, False, op="job_frames")
     with_preview = arg(args, "preview", bool, False, op="job_frames")
+    with_code = arg(args, "light_code", bool, True, op="job_frames")  # a mirror that has it asks no more
     try:
         for index in frames:
             for key, value in record.folder.read_frame(index, track=track).items():
@@ -281,14 +282,15 @@ def op_job_frames(server: EngineServer, conn: Connection, args: dict, blobs: dic
                     path = record.folder.texture_path(kind, index)
                     if record.folder.written(path):
                         out[f"texture_{kind}/{index}"] = record.folder.read_file(path)
-        if record.folder.written(record.folder.light_code_path):
+        if with_code and record.folder.written(record.folder.light_code_path):
             out["light_code"] = record.folder.read_light_code()
         preview = record.folder.root / PREVIEW_FILE
         if with_preview and record.folder.written(preview):  # the job's own preview.mp4, never a link
             out["preview"] = record.folder.read_file(preview)
     except (JobFolderError, OSError) as exc:
         raise JobError("bad_job_folder", str(exc)) from exc
-    return {"job_id": record.job.job_id, "frames": frames, "manifest": record.folder.read_manifest().to_dict()}, out
+    manifest = record.folder.read_manifest().to_dict()
+    return {"job_id": record.job.job_id, "frames": frames, "done": done, "manifest": manifest}, out
 
 
 def op_decode_view(server: EngineServer, conn: Connection, args: dict, blobs: dict) -> Result:

@@ -1,8 +1,9 @@
 """The compute job kinds the engine runs: `track`, `adapt` (the registration pipeline) and `selftest`.
 
 `track`/`adapt` call `dlatrack_engine.fit.pipeline.track_video` / `adapt_video_lighting` through `run_pipeline`,
-the one small adapter between the server and the pipeline: it turns request options into `TrackOptions`,
-pipeline progress into events, and pipeline exceptions into structured job errors.
+the one small adapter between the server and the pipeline: it rebuilds the `TrackOptions` checked at
+submission (`option_values.check_track_options`), turns pipeline progress into events, and pipeline
+exceptions into structured job errors.
 
 `selftest` is a real, cheap job that exercises the queue, per-frame atomic writes, streaming, cancel and
 resume without a trained avatar: for frame i it computes the dominant eigenpair of a seeded symmetric
@@ -94,49 +95,6 @@ def run_selftest(ctx: JobContext) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------------
-RUNTIME_SETTINGS = {  # the pipeline's Runtime, not request options: named here only for a clearer error
-    "device": "the engine's device is chosen when it starts (`dlatrack serve --device`)",
-}
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "int": (int,),
-    "float": (int, float),
-    "str": (str,),
-    "bool": (bool,),
-    "None": (type(None),),
-}
-
-
-def _accepts(annotation: str, value: Any) -> bool:
-    kinds = tuple(
-        t for name, types in _JSON_TYPES.items() if name in annotation.replace(" ", "").split("|") for t in types
-    )
-    if not kinds:
-        return True  # an annotation this check does not understand: the dataclass itself validates
-    if isinstance(value, bool) and bool not in kinds:
-        return False
-    return isinstance(value, kinds)
-
-
-def make_track_options(pipeline: Any, options: Mapping[str, Any]) -> Any:
-    """Build the pipeline's TrackOptions from a JSON dict, naming any unknown, forbidden or mistyped field."""
-    cls = pipeline.TrackOptions
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key, value in options.items():
-        if key in RUNTIME_SETTINGS:
-            raise JobError("bad_argument", f"track option '{key}' cannot be set by a client: {RUNTIME_SETTINGS[key]}")
-        if key not in fields:
-            raise JobError("bad_argument", f"unknown track option '{key}'; known: {sorted(fields)}")
-        annotation = (
-            fields[key].type if isinstance(fields[key].type, str) else getattr(fields[key].type, "__name__", "")
-        )
-        if not _accepts(annotation, value):
-            raise JobError("bad_argument", f"track option '{key}' must be {annotation}, got {type(value).__name__}")
-    try:
-        return cls(**options)
-    except (TypeError, ValueError) as exc:
-        raise JobError("bad_argument", f"track options: {exc}") from exc
-
-
 def load_pipeline() -> Any:
     try:
         from dlatrack_engine.fit import pipeline
@@ -160,7 +118,10 @@ def _summary_dict(summary: Any) -> dict[str, Any]:
 def run_pipeline(ctx: JobContext, get_avatar: Callable[[str], Any], adapt_only: bool) -> dict[str, Any]:
     """The adapter: call track_video/adapt_video_lighting with this job's folder; the pipeline skips done frames."""
     pipeline = load_pipeline()
-    options = make_track_options(pipeline, ctx.params.get("options", {}))
+    try:  # checked once, at submission (`option_values.check_track_options`): only rebuilt here
+        options = pipeline.TrackOptions(**ctx.params.get("options", {}))
+    except (TypeError, ValueError) as exc:  # a job queued by an engine whose options had other fields
+        raise JobError("bad_argument", f"the job's stored track options do not fit this engine: {exc}") from exc
     avatar = get_avatar(ctx.params["avatar_path"]).avatar
     video = Path(ctx.params["video"])
     function = pipeline.adapt_video_lighting if adapt_only else pipeline.track_video

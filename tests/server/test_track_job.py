@@ -126,3 +126,36 @@ def test_a_clip_without_a_face_fails_with_a_named_error(
         assert kinds[-2:] == ["error", "done"]
         manifest = json.loads((tmp_path / "job" / "manifest.json").read_text())
         assert manifest["state"] == "failed" and manifest["error"]["code"] == "landmarks_failed"
+
+
+def test_options_are_checked_once_and_the_job_runs_from_the_checked_fields(
+    shared_engine: Engine, client_mod: ModuleType, tiny_avatar: Path, tiny_video: Path, tmp_path: Path
+) -> None:
+    """`check_track_options` runs at submission; the job's record keeps the TrackOptions it returned (the
+    defaults filled in), which the runner only rebuilds. The add-on's client asks for no arrays in frame
+    events: it reads each frame once, from the job folder."""
+    from dlatrack_engine.fit.pipeline import TrackOptions
+
+    with shared_engine.client(client_mod) as client:
+        avatar_id = client.load_avatar(tiny_avatar)
+        job_id = client.track(str(tiny_video), avatar_id, {"key_frames": 2, "stride": 2}, out_dir=str(tmp_path / "j"))
+        entry = json.loads((shared_engine.state_dir / "jobs" / f"{job_id}.json").read_text())
+        client.cancel(job_id)
+        client.wait(job_id, timeout=60, poll_s=0.1)
+    assert entry["params"]["options"] == TrackOptions(key_frames=2, stride=2).to_dict()
+    assert entry["params"]["stream_results"] is False and entry["params"]["stream_textures"] is False
+
+
+def test_stored_options_that_no_longer_fit_fail_the_job_with_a_named_error(tmp_path: Path) -> None:
+    """A job queued by an engine whose TrackOptions had other fields is not re-checked field by field, but
+    its rebuild still fails as `bad_argument` naming the field, not as an internal error."""
+    from dlatrack_engine.server.jobqueue import JobContext, JobError
+    from dlatrack_engine.server.work import run_pipeline
+    from dlatrack_engine.wire.jobfolder import JobFolder
+    from dlatrack_engine.wire.jobs import Job
+
+    folder = JobFolder.create(tmp_path / "job", "job1", "track")
+    context = JobContext(Job(kind="track", params={}), folder, {"options": {"landmark_detector": "x"}}, None)
+    with pytest.raises(JobError) as info:
+        run_pipeline(context, lambda path: None, adapt_only=False)
+    assert info.value.code == "bad_argument" and "landmark_detector" in info.value.message
