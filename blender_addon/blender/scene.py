@@ -92,11 +92,10 @@ class SceneWriter:
 
     # -- frames ------------------------------------------------------------------------------------------
     def write_new(self) -> int:
-        """Write the frames finished since the last call; returns how many were written."""
-        new = [i for i in self.result.frames_done() if i not in self.written]
-        if new:
-            self.write(self.result.read(new))
-        return len(new)
+        """Write the frames finished since the last call (each frame file is read once); returns how many."""
+        frames = self.result.read_new(self.written)
+        self.write(frames)
+        return len(frames)
 
     def write(self, frames: TrackFrames) -> None:
         if len(frames) == 0:

@@ -146,7 +146,7 @@ class EngineClient(EngineChannel):
         options: Mapping[str, Any] | None = None,
         video_bytes: bytes | None = None,
         out_dir: str | None = None,
-        stream_results: bool = True,
+        stream_results: bool = False,
         stream_textures: bool = False,
         video_name: str | None = None,
         video_upload: str | None = None,
@@ -156,7 +156,9 @@ class EngineClient(EngineChannel):
 
         `options` are the pipeline's TrackOptions fields (key_frames, quality, ...). An engine on another
         machine gets the video as a finished upload (`video_upload`, see `io.upload`; or, small ones, as
-        `video_bytes`), with its `calibration` {"K": 3x3} when known; frame events carry results as blobs."""
+        `video_bytes`), with its `calibration` {"K": 3x3} when known. Frame events name finished frames; the
+        add-on reads each frame once, from the job folder or its mirror (`io.mirror`), so they carry the
+        results as blobs only with `stream_results` (the protocol's default, for other clients)."""
         return self._submit(
             "track", video_path, avatar_id, options, video_bytes, out_dir, stream_results, stream_textures,
             video_name, video_upload, calibration,
@@ -176,7 +178,7 @@ class EngineClient(EngineChannel):
         video_name: str | None = None,
     ) -> dict[str, Any]:
         """Queue a lighting-adaptation-only job (steps 1 + 2) -> its record {job_id, kind, folder, state}."""
-        return self._submit("adapt", video_path, avatar_id, options, video_bytes, out_dir, True, False, video_name)
+        return self._submit("adapt", video_path, avatar_id, options, video_bytes, out_dir, False, False, video_name)
 
     def selftest(self, frames: int = 10, size: int = 32, frame_seconds: float = 0.0, out_dir: str | None = None) -> str:
         """Queue the engine's self-test job (real per-frame numeric work, no avatar needed) -> job_id."""
@@ -203,13 +205,16 @@ class EngineClient(EngineChannel):
         return self._request("attach", {"job_id": job_id})[0]
 
     def job_frames(self, job_id: str, frames: Sequence[int] | None = None, textures: bool = False,
-                   preview: bool = False) -> dict[str, Any]:  # fmt: skip
+                   preview: bool = False, light_code: bool = True) -> dict[str, Any]:  # fmt: skip
         """Finished frames' arrays for clients without the engine's filesystem -> {"manifest", "frames",
-        "arrays": {frame: {"vertices", "head_R", "head_t", "r", "z", ...}}, "textures": {frame: {kind: png}},
-        "light_code": array | None, "preview": preview.mp4 bytes | None (asked with `preview`, once written)}."""
+        "done" (every finished frame's index), "arrays": {frame: {"vertices", "head_R", "head_t", "r", "z", ...}},
+        "textures": {frame: {kind: png}}, "light_code": array | None (unless `light_code` is False),
+        "preview": preview.mp4 bytes | None (asked with `preview`, once written)}."""
         args: dict[str, Any] = {"job_id": job_id, "textures": textures}
         if preview:
             args["preview"] = True
+        if not light_code:
+            args["light_code"] = False
         if frames is not None:
             args["frames"] = [int(f) for f in frames]
         header, blobs = self._request("job_frames", args)
@@ -226,6 +231,7 @@ class EngineClient(EngineChannel):
         return {
             "manifest": header.get("manifest"),
             "frames": header.get("frames"),
+            "done": header.get("done"),
             "arrays": arrays,
             "textures": textures_out,
             "light_code": blobs.get("light_code"),

@@ -3,9 +3,11 @@
 The scene writers read job folders from disk. When Blender cannot see the engine's folder, this mirror
 fetches finished frames (arrays + texture PNGs) with the `job_frames` request and writes them, with the
 manifest and the light code, into a local folder in the same layout — atomically, like the engine does —
-so everything downstream is unchanged. Frame events name the frames to fetch; `sync(everything=True)`
-catches up with frames finished before this Blender session attached (resume, reconnect), and brings the
-job's `preview.mp4` once the engine has written it (a few hundred kB: the Result box's Show Comparison).
+so everything downstream is unchanged. Frame events name the frames to fetch (they carry no arrays: this
+mirror is the only transfer); `sync(everything=True)` catches up with frames finished before this Blender
+session attached (resume, reconnect), and brings the job's `preview.mp4` once the engine has written it (a
+few hundred kB: the Result box's Show Comparison). Every frame, the light code and the preview cross the
+link once: a sync asks only for what the local copy lacks.
 
 The mirrored manifest is the laptop's: its `video` is the laptop's own file (the camera background), and
 the engine's paths, meaningless here, are kept apart under `engine_paths`.
@@ -70,21 +72,27 @@ class RemoteMirror:
             self.folder.write_file(self.root / PREVIEW_FILE, reply["preview"])
         return len(reply["arrays"])
 
+    def _fetch(self, frames: list[int], textures: bool = True, preview: bool = False) -> dict[str, Any]:
+        """One `job_frames` request; the light code (written once, by step 2) only while this copy lacks it."""
+        need_code = not self.folder.light_code_path.is_file()
+        return self.client.job_frames(self.job_id, frames, textures=textures, preview=preview, light_code=need_code)
+
     def sync(self, everything: bool = False) -> int:
-        """Fetch queued frames (or all finished ones); returns how many frames were written locally."""
-        if everything:
-            reply = self.client.job_frames(self.job_id, None, textures=True, preview=True)
-            have = set(self.folder.frames_done())
-            reply["arrays"] = {i: a for i, a in reply["arrays"].items() if i not in have}
-            reply["textures"] = {i: t for i, t in reply["textures"].items() if i not in have}
-            self._wanted.clear()
-            return self._store(reply)
+        """Fetch queued frames (or, with `everything`, every finished one this copy lacks) in batches; returns
+        how many frames were written locally. Each frame, the light code and the preview come over once."""
+        if everything:  # the engine's list of finished frames first: only what is missing comes over
+            reply = self._fetch([], textures=False, preview=not (self.root / PREVIEW_FILE).is_file())
+            if reply.get("done") is None:
+                raise RuntimeError(f"job {self.job_id}: the engine's job_frames reply lists no finished frames "
+                                   "('done'): it is older than this add-on; update the engine")  # fmt: skip
+            self._store(reply)
+            self._wanted.update(int(i) for i in reply["done"])
         todo = sorted(self._wanted - set(self.folder.frames_done()))
         written = 0
         for start in range(0, len(todo), self.batch):
             chunk = todo[start : start + self.batch]
-            written += self._store(self.client.job_frames(self.job_id, chunk, textures=True))
+            written += self._store(self._fetch(chunk))
             self._wanted.difference_update(chunk)
         if not todo and not self.folder.exists():  # the manifest alone (camera, fps) before any frame
-            self._store(self.client.job_frames(self.job_id, [], textures=False))
+            self._store(self._fetch([], textures=False))
         return written

@@ -109,6 +109,10 @@ class TrackResult:
     def frames_done(self) -> list[int]:
         return self.folder.frames_done()
 
+    def read_new(self, seen: set[int]) -> TrackFrames:
+        """The finished frames not in `seen` (those already in the scene): each frame file is read once."""
+        return self.read([i for i in self.frames_done() if i not in seen])
+
     def read(self, indices: Iterable[int] | None = None) -> TrackFrames:
         """Finished frames (all of them, or `indices`), converted to Blender conventions."""
         track = self.folder.read_track(indices)

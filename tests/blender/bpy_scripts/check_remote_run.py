@@ -46,8 +46,8 @@ class SlowEngine:
     def job_status(self, job_id: str) -> dict:
         return {"job_id": job_id, "kind": "track", "state": "queued", "folder": "/gpu-box/state/jobs/job_1"}
 
-    def job_frames(self, job_id, frames=None, textures=False, preview=False) -> dict:
-        return {"manifest": None, "frames": [], "arrays": {}, "textures": {}, "light_code": None}
+    def job_frames(self, job_id, frames=None, textures=False, preview=False, light_code=True) -> dict:
+        return {"manifest": None, "frames": [], "done": [], "arrays": {}, "textures": {}, "light_code": None}
 
     def events(self) -> queue.Queue:
         return self._events
