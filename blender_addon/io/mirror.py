@@ -88,6 +88,7 @@ class RemoteMirror:
             self._store(reply)
             self._wanted.update(int(i) for i in reply["done"])
         todo = sorted(self._wanted - set(self.folder.frames_done()))
+        self._wanted.intersection_update(todo)  # what the copy has is wanted no more
         written = 0
         for start in range(0, len(todo), self.batch):
             chunk = todo[start : start + self.batch]
