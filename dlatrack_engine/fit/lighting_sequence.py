@@ -7,6 +7,9 @@ the video"): Algorithm 1 once, with a light code per lighting segment.
        fits φ (shared) and p_k against each key frame's own segment's lighting;
     3. every frame gets its segment's code: a "sequence" lighting, l_t [N, C].
 
+A take tracked with a lighting from another take (issue 27) gets the same key frames and only their poses
+refined with that lighting (`refine_take`).
+
 Measured and not shipped (bench/RESULTS.md, "Lighting that changes during the video"): an offset δ_k per key
 frame from a shared l, tied by a random walk inside a segment and a ridge, interpolated in time (0.8 dB worse on
 the static shipped clip, 0.3 dB on the moving light), and l + δ_s per segment with a ridge (0.6 dB worse on the

@@ -16,6 +16,9 @@ When the key-frame poses are not optimised (`pose_lr_scale = 0`; and always in h
 a, where p_k is frozen) the geometry and the fully-lit texture are constants, so each key frame is decoded
 and rasterised once per half-round and every iteration only re-runs G and the texture lookup: the loss is
 the same function of (l, φ), at a fraction of the cost on a CPU.
+
+`refine_key_poses` is half-round b alone with l and φ frozen: what a take whose lighting was adapted on another
+take (issue 27) still needs, since step 1's pose error is the take's own.
 """
 
 from __future__ import annotations
