@@ -6,7 +6,9 @@ B tracked with its own adaptation, and how much time does skipping step 2 save?
 
 Take B is the same subject under the same set-up with another performance (`dlatrack make-sample
 --performance-seed 1`). Three jobs: `adapt` on A (steps 1-2), `track` B with its own adaptation, `track` B
-`--lighting-from` A; both B jobs are scored with `dlatrack eval` (PSNR on the face masks, vertex error
+`--lighting-from` A (step 2 skipped, B's key poses refined with A's lighting fixed: step2.refine_key_poses);
+`--reuse-iterations 80,40` adds a reused job per count with that many p_k iterations instead of the schedule's
+(rounds x model_iterations). Every B job is scored with `dlatrack eval` (PSNR on the face masks, vertex error
 against gt.npz). `--record` writes the section of bench/RESULTS.md.
 """
 
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench.harness import machine_description, markdown_table, write_section
@@ -22,9 +26,30 @@ log = logging.getLogger("bench_lighting_reuse")
 TITLE = "Lighting adapted once, reused on another take (issue 27)"
 
 
-def run_jobs(take_a: Path, take_b: Path, out: Path, avatar, quality: str) -> dict[str, dict]:
-    """-> {"own": summary+metrics, "reused": summary+metrics, "adapt": summary}. `out` must be new: a
-    resumed job reports only the seconds of what it recomputed."""
+@contextmanager
+def _pose_iterations(count: int | None) -> Iterator[None]:
+    """Jobs started inside run the p_k-only refinement `count` iterations (None: the preset's). A bench-only
+    switch: the iteration count is a schedule field, and TrackOptions builds the schedule from its preset."""
+    from dlatrack_engine.fit.pipeline import TrackOptions
+
+    original = TrackOptions.schedule
+
+    def schedule(self):
+        chosen = original(self)
+        chosen.step2.reuse_pose_iterations = count or chosen.step2.reuse_pose_iterations
+        return chosen
+
+    TrackOptions.schedule = schedule
+    try:
+        yield
+    finally:
+        TrackOptions.schedule = original
+
+
+def run_jobs(take_a: Path, take_b: Path, out: Path, avatar, quality: str,
+             reuse_iterations: tuple[int, ...] = ()) -> dict[str, dict]:
+    """-> {"own": summary+metrics, "reused": summary+metrics, "reused_N": ..., "adapt": summary}. `out` must be
+    new: a resumed job reports only the seconds of what it recomputed."""
     from dlatrack_engine.fit.pipeline import TrackOptions, adapt_video_lighting, track_video
     from dlatrack_engine.metrics.evaluate import evaluate_job
 
@@ -34,28 +59,40 @@ def run_jobs(take_a: Path, take_b: Path, out: Path, avatar, quality: str) -> dic
     base = {"quality": quality, "write_overlays": False, "write_preview": False}  # on the avatar's device
     adapt = adapt_video_lighting(take_a, avatar, out / "adapt_a", TrackOptions(**base))
     results: dict[str, dict] = {"adapt": vars(adapt)}
-    for name, extra in (("own", {}), ("reused", {"lighting_from": str((out / "adapt_a").resolve())})):
-        summary = vars(track_video(take_b, avatar, out / f"track_b_{name}", TrackOptions(**base, **extra)))
+    reuse = {"lighting_from": str((out / "adapt_a").resolve())}
+    jobs = [("own", {}, None), ("reused", reuse, None), *((f"reused_{n}", reuse, n) for n in reuse_iterations)]
+    for name, extra, iterations in jobs:
+        with _pose_iterations(iterations):
+            summary = vars(track_video(take_b, avatar, out / f"track_b_{name}", TrackOptions(**base, **extra)))
         summary["metrics"] = evaluate_job(out / f"track_b_{name}", avatar, csim=False)
+        summary["pose_iterations"] = iterations
         results[name] = summary
     return results
 
 
-def report(results: dict[str, dict]) -> str:
-    own, reused = results["own"], results["reused"]
-    rows = []
-    for name, job in (("own adaptation (steps 1-3)", own), ("lighting reused from take A (steps 1, 3)", reused)):
+def report(results: dict[str, dict], quality: str = "fast") -> str:
+    from dlatrack_engine.fit.schedule import Schedule
+    from dlatrack_engine.fit.step2 import pose_iterations
+
+    own = results["own"]
+    default = pose_iterations(Schedule.preset(quality))
+    rows, gaps = [], []
+    for name, job in results.items():
+        if name == "adapt":
+            continue
         m, s = job["metrics"], job["seconds"]
-        total = sum(s.values())
-        rows.append([name, f"{m['psnr']:.2f}", f"{m['ssim']:.3f}", f"{m['vertex_mm']:.2f}", f"{m['aligned_mm']:.2f}",
-                     f"{s.get('adapt', 0.0):.1f}", f"{total:.0f}"])  # fmt: skip
-    d_psnr = reused["metrics"]["psnr"] - own["metrics"]["psnr"]
-    d_vertex = reused["metrics"]["vertex_mm"] - own["metrics"]["vertex_mm"]
-    saved = own["seconds"].get("adapt", 0.0) - reused["seconds"].get("adapt", 0.0)
+        label = "own adaptation (steps 1-3)" if name == "own" else (
+            f"lighting reused from take A, p_k refined {job['pose_iterations'] or default} it (steps 1, 3)")
+        rows.append([label, f"{m['psnr']:.2f}", f"{m['ssim']:.3f}", f"{m['vertex_mm']:.2f}", f"{m['aligned_mm']:.2f}",
+                     f"{s.get('adapt', 0.0):.1f}", f"{sum(s.values()):.0f}"])  # fmt: skip
+        if name != "own":
+            gaps.append(f"{job['pose_iterations'] or default} it: PSNR {m['psnr'] - own['metrics']['psnr']:+.2f} dB, "
+                        f"vertex error {m['vertex_mm'] - own['metrics']['vertex_mm']:+.2f} mm, adapt stage "
+                        f"{s.get('adapt', 0.0):.0f} s instead of {own['seconds'].get('adapt', 0.0):.0f} s")
+    header = ["take B tracked with", "PSNR dB", "SSIM", "vertex mm", "aligned mm", "adapt s", "job s"]
     return (
-        markdown_table(["take B tracked with", "PSNR dB", "SSIM", "vertex mm", "aligned mm", "step 2 s", "job s"], rows)
-        + f"\n\nReused − own: PSNR {d_psnr:+.2f} dB, vertex error {d_vertex:+.2f} mm; step 2 skipped saves "
-        f"{saved:.0f} s of {sum(own['seconds'].values()):.0f} s. Adapting on take A took "
+        markdown_table(header, rows) + "\n\nReused − own: " + "; ".join(gaps) + ". \"adapt s\" is step 2 for "
+        f"the own row and the p_k-only refinement for the reused ones. Adapting on take A took "
         f"{results['adapt']['seconds'].get('adapt', 0.0):.0f} s (once per room).\n"
     )
 
@@ -68,17 +105,21 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("out/lighting_reuse"))
     parser.add_argument("--quality", default="fast")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--reuse-iterations", default="",
+                        help="comma-separated p_k iteration counts: one more reused job each (cheaper options)")
     parser.add_argument("--record", action="store_true", help="write the section of bench/RESULTS.md")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from dlatrack_engine.avatar.runtime import Avatar
 
     avatar = Avatar.load(args.avatar, args.device)
-    body = report(run_jobs(args.take_a, args.take_b, args.out, avatar, args.quality))
+    counts = tuple(int(n) for n in args.reuse_iterations.split(",") if n.strip())
+    body = report(run_jobs(args.take_a, args.take_b, args.out, avatar, args.quality, counts), args.quality)
     print(body)
     if args.record:
         command = (f"python -m bench.bench_lighting_reuse --take-a {args.take_a} --take-b {args.take_b} "
-                   f"--out {args.out} --quality {args.quality} --record")  # fmt: skip
+                   f"--out {args.out} --quality {args.quality}"
+                   + (f" --reuse-iterations {args.reuse_iterations}" if counts else "") + " --record")  # fmt: skip
         write_section(TITLE, command, body, machine=machine_description(args.device))
     return 0
 

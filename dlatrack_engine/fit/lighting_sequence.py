@@ -7,6 +7,9 @@ the video"): Algorithm 1 once, with a light code per lighting segment.
        fits φ (shared) and p_k against each key frame's own segment's lighting;
     3. every frame gets its segment's code: a "sequence" lighting, l_t [N, C].
 
+A take tracked with a lighting from another take (issue 27) gets the same key frames and only their poses
+refined with that lighting (`refine_take`).
+
 Measured and not shipped (bench/RESULTS.md, "Lighting that changes during the video"): an offset δ_k per key
 frame from a shared l, tied by a random walk inside a segment and a ridge, interpolated in time (0.8 dB worse on
 the static shipped clip, 0.3 dB on the moving light), and l + δ_s per segment with a ridge (0.6 dB worse on the
@@ -33,6 +36,7 @@ from dlatrack_engine.fit.lighting_segments import (
 from dlatrack_engine.fit.params import FrameParams
 from dlatrack_engine.fit.scene import FaceScene, lighting_rotation
 from dlatrack_engine.fit.step2 import adapt_lighting as run_step2
+from dlatrack_engine.fit.step2 import refine_key_poses
 from dlatrack_engine.fit.video_lighting import VideoLighting
 
 log = logging.getLogger(__name__)
@@ -76,17 +80,26 @@ def adapt(scene: FaceScene, frames: torch.Tensor, init: FrameParams, lighting: V
     return refined, history
 
 
+def choose_key_frames(scene: FaceScene, frames: torch.Tensor, init: FrameParams, options,
+                      count: int) -> tuple[SequencePlan | None, list[int]]:
+    """Step 2's key rows: farthest-point over step 1's rotations (the paper's rule), or per lighting segment
+    where `time_varying_lighting` finds cuts; -> the plan (None when not looked for) and the rows."""
+    plan_ = plan(scene, frames, init, count) if options.time_varying_lighting else None
+    if plan_ is None or len(plan_.segments) == 1:  # the paper's model (no cut: the same keys)
+        return plan_, select_key_frames(lighting_rotation(init.rotation()).cpu().numpy(), count)
+    return plan_, plan_.keys
+
+
 def adapt_take(scene: FaceScene, frames: torch.Tensor, init: FrameParams, avatar, options, schedule, cancel=None,
                tick: Callable[[str, int, float], None] | None = None,
                ) -> tuple[VideoLighting, list[int], FrameParams, list[float], dict]:
     """The pipeline's step 2 (`options`: its TrackOptions): the paper's one l on key frames over the rotation
     range (`time_varying_lighting` off), or the above; -> lighting, key rows, refined p_k, losses and the
     lighting.json fields it adds (segments; variation and frame_count of a sequence)."""
-    kind, count = options.lighting, schedule.step2.key_frames
-    plan_ = plan(scene, frames, init, count) if options.time_varying_lighting else None
-    if plan_ is None or len(plan_.segments) == 1:  # the paper's model (no cut: the same keys)
+    kind = options.lighting
+    plan_, keys = choose_key_frames(scene, frames, init, options, schedule.step2.key_frames)
+    if plan_ is None or len(plan_.segments) == 1:
         lighting = VideoLighting(kind, avatar, scene.renderer, pretrained=options.pretrained_lighting)
-        keys = select_key_frames(lighting_rotation(init.rotation()).cpu().numpy(), count)
         refined, history = run_step2(scene, frames[keys], init.select(keys), lighting, schedule,
                                      adapt_network=options.adapt, cancel=cancel, on_iteration=tick)
         return lighting, keys, refined, history, {} if plan_ is None else {"segments": [list(plan_.segments[0])]}
@@ -97,3 +110,16 @@ def adapt_take(scene: FaceScene, frames: torch.Tensor, init: FrameParams, avatar
     if lighting.is_sequence:
         meta.update(variation="sequence", frame_count=len(frames))
     return lighting, plan_.keys, refined, history, meta
+
+
+def refine_take(scene: FaceScene, frames: torch.Tensor, init: FrameParams, lighting: VideoLighting, options,
+                schedule, cancel=None, tick: Callable[[str, int, float], None] | None = None,
+                ) -> tuple[list[int], FrameParams, list[float]]:
+    """Step 2 of a take whose lighting is reused from another take (issue 27): the key frames step 2 would
+    pick, their poses p_k refined with that lighting fixed (step2.refine_key_poses); a sequence lighting
+    (same frame count, checked when it was read) lights each key frame with its own l_t. -> key rows, refined
+    p_k, the loss per iteration."""
+    _, keys = choose_key_frames(scene, frames, init, options, schedule.step2.key_frames)
+    refined, curve = refine_key_poses(scene, frames[keys], init.select(keys), lighting, schedule, rows=keys,
+                                      cancel=cancel, on_iteration=tick)
+    return keys, refined, curve

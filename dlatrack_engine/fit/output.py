@@ -71,3 +71,23 @@ def overlay_image(frame: np.ndarray, render: np.ndarray, mask: np.ndarray, alpha
     """Render over the frame (for people): linear [H, W, 3] images, mask [H, W, 1] -> uint8 sRGB."""
     blend = frame * (1.0 - alpha * mask) + render * (alpha * mask)
     return linear_to_srgb8(blend)
+
+
+def write_batch(folder: JobFolder, scene, lighting, frames: torch.Tensor, params: FrameParams, terms,
+                init_loss: torch.Tensor, rows: list[int], todo: list[int], indices: list[int], overlays: bool = True,
+                textures: bool = True) -> None:
+    """A solved step-3 batch (clip rows `rows`, lit by `lighting`, its view of those rows), rendered once; the
+    frames in `todo` written (`indices`: row -> source frame). `terms`: step 3's loss terms, None for step 1."""
+    with torch.no_grad():
+        out = scene.render(params, lighting, background=frames)
+    for j, row in enumerate(rows):
+        if row not in todo:
+            continue
+        losses = {"landmark": float(init_loss[row])}
+        if terms is not None:
+            losses.update(pixel=float(terms.pixel[j]), flow=float(terms.flow[j]))
+        overlay = None
+        if overlays:
+            overlay = overlay_image(frames[j].cpu().numpy(), out.image[j].cpu().numpy(), out.mask[j].cpu().numpy())
+        maps = (out.texture[j], out.relit_texture[j]) if textures else (None, None)
+        write_frame_results(folder, indices[row], params, j, out.vertices[j], losses, *maps, overlay)

@@ -32,6 +32,7 @@ from dlatrack_engine.fit.runtime import Runtime
 from dlatrack_engine.fit.scene import FaceScene
 from dlatrack_engine.fit.schedule import Schedule
 from dlatrack_engine.fit.step1 import fit_landmarks
+from dlatrack_engine.fit.step2 import pose_iterations
 from dlatrack_engine.fit.step3 import track_batch
 from dlatrack_engine.fit.video_lighting import LIGHTING_KINDS, VideoLighting, lighting_at
 from dlatrack_engine.landmarks import LandmarkTrack, create_detector, detect_clip
@@ -231,36 +232,34 @@ class _Job:
         return params, loss
 
     def adapt(self, init: FrameParams) -> tuple[VideoLighting | None, list[int], FrameParams]:
-        """Step 2 (Algorithm 1) on K key frames, or the reused lighting copied in; -> lighting, key rows, and
-        the poses step 3 starts from (step 1's, corrected by step 2's refined p_k: fit/key_poses.py)."""
+        """Step 2 (Algorithm 1) on K key frames, or the reused lighting copied in and only the key poses refined
+        with it; -> lighting, key rows, and the poses step 3 starts from (step 1's, corrected by the refined
+        p_k: fit/key_poses.py). A resumed job reads them back, so it starts step 3 from the same poses."""
         if self.options.lighting == "none":
             return None, [], init
         stored = lighting_store.read_job(self.folder)
         poses_path = self.folder.root / "key_poses.npz"
         if stored is not None and "adapt" in self.folder.read_manifest().stages_done:
-            keys = [] if stored.info.reused_from else list(stored.info.key_frames)
-            starts = init
-            if keys and self.folder.trusted(poses_path):
-                refined, _ = output.load_params(poses_path, self.device)
-                starts = spread_key_corrections(init, keys, refined)
-            return stored.video_lighting(self.avatar, self.scene.renderer), keys, starts
-        root = lighting_store.job_lighting_root(self.folder)
+            lighting = stored.video_lighting(self.avatar, self.scene.renderer)
+            if not self.folder.trusted(poses_path):  # a job from before p_k were refined (or saved on reuse)
+                return lighting, [] if stored.info.reused_from else list(stored.info.key_frames), init
+            refined, data = output.load_params(poses_path, self.device)
+            keys = [int(k) for k in data["rows"]] if "rows" in data else list(stored.info.key_frames)
+            return lighting, keys, spread_key_corrections(init, keys, refined)
         start = time.monotonic()
-        if self.reused is not None:
-            info = lighting_store.copy_into(self.reused, root, self.folder.write_file)
-            self.folder.update_manifest(lighting_source={"path": info.reused_from, "files": info.files})
-            self.folder.mark_stage_done("adapt")
-            self.seconds["adapt"] = time.monotonic() - start
-            log.info("step 2 skipped: lighting reused from %s", info.reused_from)
-            return self.reused.video_lighting(self.avatar, self.scene.renderer), [], init
         s2 = self.schedule.step2
-        total = s2.rounds * (s2.light_iterations + (s2.model_iterations if self.options.adapt else 0))
+        if self.reused is not None:
+            total = pose_iterations(self.schedule)
+        else:
+            total = s2.rounds * (s2.light_iterations + (s2.model_iterations if self.options.adapt else 0))
         curve: list[float] = []  # the loss at every iteration, for the report's plot
 
         def tick(stage: str, it: int, value: float) -> None:
             curve.append(float(value))
             self.emit("adapt", len(curve), total, value, stage)
 
+        if self.reused is not None:
+            return self._refine_with_reused(init, poses_path, start, tick)
         lighting, keys, refined, history, meta = lighting_sequence.adapt_take(
             self.scene, self.frames, init, self.avatar, self.options, self.schedule, self.cancel, tick)
         if lighting.is_sequence:
@@ -270,9 +269,27 @@ class _Job:
                      "losses": history, "iteration_losses": curve, "video": str(self.clip.path)})
         preview = preview_png(self.scene, self.frames[keys[0]], refined.select([0]),
                               lighting_at(lighting, [keys[0]]))  # at its refined pose
-        lighting_store.write(root, lighting, self.avatar, self.folder.write_file, meta, preview)
+        lighting_store.write(lighting_store.job_lighting_root(self.folder), lighting, self.avatar,
+                             self.folder.write_file, meta, preview)
         self.folder.mark_stage_done("adapt")
         self.seconds["adapt"] = time.monotonic() - start
+        return lighting, keys, spread_key_corrections(init, keys, refined)
+
+    def _refine_with_reused(self, init: FrameParams, poses_path: Path, start: float,
+                            tick: Callable[[str, int, float], None]) -> tuple[VideoLighting, list[int], FrameParams]:
+        """Step 2 skipped (issue 27): the reused lighting is copied in, and only this take's key poses are
+        refined with it (lighting_sequence.refine_take); self.seconds["adapt"] is that refinement's cost."""
+        lighting = self.reused.video_lighting(self.avatar, self.scene.renderer)
+        keys, refined, curve = lighting_sequence.refine_take(self.scene, self.frames, init, lighting, self.options,
+                                                             self.schedule, self.cancel, tick)
+        output.save_params(self.folder, poses_path, refined, rows=np.asarray(keys))
+        info = lighting_store.copy_into(self.reused, lighting_store.job_lighting_root(self.folder),
+                                        self.folder.write_file)
+        self.folder.update_manifest(lighting_source={"path": info.reused_from, "files": info.files})
+        self.folder.mark_stage_done("adapt")
+        self.seconds["adapt"] = time.monotonic() - start
+        log.info("step 2 skipped: lighting reused from %s; %d key poses refined with it (loss %.4g -> %.4g)",
+                 info.reused_from, len(keys), curve[0] if curve else float("nan"), curve[-1] if curve else float("nan"))
         return lighting, keys, spread_key_corrections(init, keys, refined)
 
     def track(self, starts: FrameParams, init_loss: torch.Tensor, lighting: VideoLighting | None) -> dict[str, float]:
@@ -299,7 +316,9 @@ class _Job:
                                             cancel=self.cancel,
                                             on_iteration=lambda i, v, f=first: self.emit(
                                                 "track", f, n, v, f"iteration {i}"))
-            self._write(rows, todo, frames, params, terms, init_loss)
+            output.write_batch(self.folder, self.scene, lighting_at(self.lighting, rows), frames, params, terms,
+                               init_loss, rows, todo, self.clip.indices, self.options.write_overlays,
+                               self.options.write_textures)
             self.computed += len(todo)
             self.emit("write", first + len(rows), n, None, f"frames {self.clip.indices[rows[0]]}-"
                       f"{self.clip.indices[rows[-1]]}")
@@ -329,23 +348,6 @@ class _Job:
             self.folder.update_manifest(preview_error=str(exc))
             return
         self.seconds["preview"] = result.seconds
-
-    def _write(self, rows, todo, frames, params, terms, init_loss) -> None:
-        with torch.no_grad():
-            out = self.scene.render(params, lighting_at(self.lighting, rows), background=frames)
-        for j, row in enumerate(rows):
-            if row not in todo:
-                continue
-            losses = {"landmark": float(init_loss[row])}
-            if terms is not None:
-                losses.update(pixel=float(terms.pixel[j]), flow=float(terms.flow[j]))
-            overlay = None
-            if self.options.write_overlays:
-                overlay = output.overlay_image(frames[j].cpu().numpy(), out.image[j].cpu().numpy(),
-                                               out.mask[j].cpu().numpy())
-            textures = (out.texture[j], out.relit_texture[j]) if self.options.write_textures else (None, None)
-            output.write_frame_results(self.folder, self.clip.indices[row], params, j, out.vertices[j], losses,
-                                       *textures, overlay)
 
 
 def _run(video, avatar, out_dir, options, progress, cancel, adapt_only: bool, runtime: Runtime | None) -> JobSummary:

@@ -16,6 +16,9 @@ When the key-frame poses are not optimised (`pose_lr_scale = 0`; and always in h
 a, where p_k is frozen) the geometry and the fully-lit texture are constants, so each key frame is decoded
 and rasterised once per half-round and every iteration only re-runs G and the texture lookup: the loss is
 the same function of (l, φ), at a fraction of the cost on a CPU.
+
+`refine_key_poses` is half-round b alone with l and φ frozen: what a take whose lighting was adapted on another
+take (issue 27) still needs, since step 1's pose error is the take's own.
 """
 
 from __future__ import annotations
@@ -61,6 +64,41 @@ class _FixedGeometry:
         return composite_loss(frames, image, mask, laplacian_weight, matte)  # Eq. 7
 
 
+class _KeyFrameLoss:
+    """Eq. 7 summed over the K key frames, estimated from one fixed mini-batch per call (cycling through them):
+    the objective of both Algorithm 1 and the p_k-only refinement below. `rows` maps each key frame to its row in
+    the lighting (`lighting.at`: its own l_k of a time-varying lighting)."""
+
+    def __init__(self, scene: FaceScene, frames: torch.Tensor, leaves: ScaledParams, lighting: VideoLighting,
+                 schedule: Schedule, matte: torch.Tensor | None = None, rows: list[int] | None = None) -> None:
+        self.scene, self.frames, self.leaves, self.lighting, self.matte = scene, frames, leaves, lighting, matte
+        self.laplacian_weight = schedule.laplacian_weight
+        self.batches = _batches(frames.shape[0], schedule.step2.batch_size)
+        self.rows = list(range(frames.shape[0])) if rows is None else list(rows)
+        self.calls = 0
+        self.fixed: _FixedGeometry | None = None
+
+    def fix_geometry(self) -> None:
+        """Decode and rasterise every batch at the current p_k once (p_k frozen until `free_geometry`)."""
+        self.fixed = _FixedGeometry(self.scene, self.leaves.params().detach(), self.batches)
+
+    def free_geometry(self) -> None:
+        self.fixed = None
+
+    def __call__(self) -> torch.Tensor:
+        b = self.calls % len(self.batches)
+        index = self.batches[b]
+        self.calls += 1
+        matte = self.matte[index] if self.matte is not None else None
+        light = self.lighting.at([self.rows[i] for i in index])
+        if self.fixed is not None:
+            per_frame = self.fixed.loss(b, self.frames[index], light, self.laplacian_weight, matte)
+        else:
+            sub = self.leaves.params().select(index)
+            per_frame, _ = image_term(self.scene, self.frames[index], sub, light, self.laplacian_weight, matte)
+        return per_frame.sum() * (self.frames.shape[0] / len(index))  # an unbiased estimate of the sum over K
+
+
 def adapt_lighting(scene: FaceScene, frames: torch.Tensor, params: FrameParams, lighting: VideoLighting,
                    schedule: Schedule, adapt_network: bool = True, matte: torch.Tensor | None = None,
                    cancel: threading.Event | None = None,
@@ -72,56 +110,77 @@ def adapt_lighting(scene: FaceScene, frames: torch.Tensor, params: FrameParams, 
     A time-varying lighting (`lighting.at`, fit/lighting_sequence.py) lights each key frame with its own l_k.
     """
     s2 = schedule.step2
-    frames = frames.to(scene.device)
-    k = frames.shape[0]
-    batches = _batches(k, s2.batch_size)
     leaves = ScaledParams(params, schedule.rotation_unit, schedule.translation_unit, depth_unit=s2.depth_unit)
-    cursor = {"i": 0}
-    fixed: dict[str, _FixedGeometry | None] = {"geometry": None}
-
-    def loss_fn() -> torch.Tensor:
-        b = cursor["i"] % len(batches)
-        index = batches[b]
-        cursor["i"] += 1
-        sub_matte = matte[index] if matte is not None else None
-        light = lighting.at(index)
-        if fixed["geometry"] is not None:
-            per_frame = fixed["geometry"].loss(b, frames[index], light, schedule.laplacian_weight, sub_matte)
-        else:
-            sub = leaves.params().select(index)
-            per_frame, _ = image_term(scene, frames[index], sub, light, schedule.laplacian_weight, sub_matte)
-        return per_frame.sum() * (k / len(index))  # an unbiased estimate of the sum over all K
-
-    def report(stage: str) -> Callable[[int, float], None] | None:
-        return None if on_iteration is None else (lambda it, value: on_iteration(stage, it, value))
-
+    loss_fn = _KeyFrameLoss(scene, frames.to(scene.device), leaves, lighting, schedule, matte)
     history: list[float] = []
     network = lighting.network_parameters()
     codes = lighting.code_parameters()
     for round_index in range(s2.rounds):
         _trainable([*network, *leaves.parameters()], False)
         _trainable(codes, lighting.code.numel() > 0)
-        fixed["geometry"] = _FixedGeometry(scene, leaves.params().detach(), batches)
+        loss_fn.fix_geometry()
         if lighting.code.numel() > 0:  # a. fit l
             loss, _ = run_adam(codes, loss_fn, s2.light_iterations, s2.light_lr, cancel=cancel,
-                               on_iteration=report(f"adapt l {round_index + 1}/{s2.rounds}"))
+                               on_iteration=_report(on_iteration, f"adapt l {round_index + 1}/{s2.rounds}"))
             history.append(loss)
         _trainable(codes, False)
         groups = _model_groups(leaves, network, schedule) if adapt_network else []
         if groups:  # b. fit φ and p_k
-            fixed["geometry"] = None if s2.pose_lr_scale > 0 else fixed["geometry"]
+            if s2.pose_lr_scale > 0:
+                loss_fn.free_geometry()
             loss, _ = run_adam(groups, loss_fn, s2.model_iterations, s2.model_lr, cancel=cancel,
-                               on_iteration=report(f"adapt φ,p {round_index + 1}/{s2.rounds}"))
+                               on_iteration=_report(on_iteration, f"adapt φ,p {round_index + 1}/{s2.rounds}"))
             history.append(loss)
         log.info("step 2 round %d/%d: loss %.5g", round_index + 1, s2.rounds, history[-1] if history else float("nan"))
     _trainable(network, False)
     return leaves.params().detach(), history
 
 
+def pose_iterations(schedule: Schedule) -> int:
+    """Iterations of `refine_key_poses`: as many as Algorithm 1's half-rounds b give p_k, unless set."""
+    s2 = schedule.step2
+    return s2.reuse_pose_iterations or s2.rounds * s2.model_iterations
+
+
+def refine_key_poses(scene: FaceScene, frames: torch.Tensor, params: FrameParams, lighting: VideoLighting,
+                     schedule: Schedule, rows: list[int] | None = None, cancel: threading.Event | None = None,
+                     on_iteration: Callable[[str, int, float], None] | None = None) -> tuple[FrameParams, list[float]]:
+    """Algorithm 1's half-round b with l and φ frozen: only the key-frame poses p_k move, on Eq. 7.
+
+    For a take tracked with a lighting adapted on another take (issue 27): step 2 is skipped, but step 1's
+    pose error (mostly the head's depth) belongs to this take, and Algorithm 1 is what corrects it. The same
+    scaled units, log-depth leaf and rate as half-round b (model_lr x pose_lr_scale), `pose_iterations` of
+    them in one run. `rows`: each key frame's row in `lighting` (a sequence lighting's l_t), default 0..K-1.
+    Returns the refined p_k and the loss at every iteration.
+    """
+    s2 = schedule.step2
+    leaves = ScaledParams(params, schedule.rotation_unit, schedule.translation_unit, depth_unit=s2.depth_unit)
+    if s2.pose_lr_scale <= 0:  # Algorithm 1 would keep step 1's poses too
+        return leaves.params().detach(), []
+    _trainable([*lighting.network_parameters(), *lighting.code_parameters()], False)
+    loss_fn = _KeyFrameLoss(scene, frames.to(scene.device), leaves, lighting, schedule, rows=rows)
+    curve: list[float] = []
+
+    def record(it: int, value: float) -> None:
+        curve.append(value)
+        if on_iteration is not None:
+            on_iteration("refine p_k", it, value)
+
+    loss, _ = run_adam(list(leaves.parameters()), loss_fn, pose_iterations(schedule), s2.model_lr * s2.pose_lr_scale,
+                       cancel=cancel, on_iteration=record)
+    log.info("key poses refined with the lighting fixed: loss %.5g -> %.5g", curve[0] if curve else loss, loss)
+    return leaves.params().detach(), curve
+
+
 def _batches(k: int, size: int) -> list[list[int]]:
     """The fixed mini-batches of K key frames that the iterations cycle through."""
     size = max(1, min(size, k))
     return [list(range(i, min(i + size, k))) for i in range(0, k, size)]
+
+
+def _report(on_iteration: Callable[[str, int, float], None] | None,
+            stage: str) -> Callable[[int, float], None] | None:
+    return None if on_iteration is None else (lambda it, value: on_iteration(stage, it, value))
 
 
 def _trainable(parameters, flag: bool) -> None:
