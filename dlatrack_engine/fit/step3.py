@@ -9,7 +9,8 @@ d is OpenCV DIS flow from the render at the step-1 parameters p̃ (composited ov
 background matches) to the frame, sampled at the projected vertices. Frames are independent given G and
 l, so they are optimised in batches of `batch_size`, each batch from its step-1 start: the result of a
 frame does not depend on which other frames were tracked before it, which is what lets an interrupted job
-resume and reproduce the same output.
+resume and reproduce the same output. G's gain and bias maps are evaluated once per batch, at the start poses,
+and held while the poses move (`HeldMaps`, a measured departure: docs/method.md).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dlatrack_engine.fit.optim import run_adam
 from dlatrack_engine.fit.params import FrameParams, ScaledParams
 from dlatrack_engine.fit.scene import FaceScene
 from dlatrack_engine.fit.schedule import Schedule
-from dlatrack_engine.fit.video_lighting import VideoLighting
+from dlatrack_engine.fit.video_lighting import HeldMaps, VideoLighting
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,11 @@ def track_batch(scene: FaceScene, frames: torch.Tensor, init: FrameParams, light
     if lam > 0:
         projected_init, flow, visible = flow_targets(scene, frames, init, lighting, schedule.dis_preset)
     leaves = ScaledParams(init, schedule.rotation_unit, schedule.translation_unit, depth_unit=s3.depth_unit)
+    # G's maps held at the start poses while the poses move (HeldMaps); the reported terms use G itself.
+    held = scene.held_maps(init, lighting) if lighting is not None else None
 
-    def terms(params: FrameParams) -> TrackTerms:
-        pix, out = image_term(scene, frames, params, lighting, schedule.laplacian_weight)  # Eq. 7
+    def terms(params: FrameParams, shading: VideoLighting | HeldMaps | None) -> TrackTerms:
+        pix, out = image_term(scene, frames, params, shading, schedule.laplacian_weight)  # Eq. 7
         if lam > 0:
             flo = flow_loss(scene.project(out.vertices_world), projected_init, flow, visible,
                             image_side=max(frames.shape[1:3]))  # Eq. 8
@@ -74,13 +77,13 @@ def track_batch(scene: FaceScene, frames: torch.Tensor, init: FrameParams, light
 
     def loss_fn() -> torch.Tensor:
         params = leaves.params()
-        t = terms(params)
+        t = terms(params, held)
         return (t.pixel + lam * t.flow + s3.z_prior_weight * params.z.pow(2).sum(-1)).sum()
 
     run_adam(leaves.parameters(), loss_fn, s3.iterations, s3.lr, s3.lr_halving, s3.tolerance, s3.patience,
              cancel, on_iteration)
     result = leaves.params().detach()
     with torch.no_grad():
-        final = terms(result)
+        final = terms(result, lighting)
     return result, TrackTerms(final.pixel.detach(), final.flow.detach())
 

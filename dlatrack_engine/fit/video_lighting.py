@@ -128,6 +128,25 @@ class VideoLighting(nn.Module):
         return self.code.detach()[0]
 
 
+class HeldMaps:
+    """Gain and bias maps [B, 3, T, T] evaluated once and returned for any pose, texture and mesh.
+
+    Step 3 moves each head by millimetres and fractions of a degree from its start, where G's maps barely
+    change, yet re-running G (and back-propagating through it) was 37 % of every step-3 iteration on a CPU.
+    Holding the maps of the start pose leaves Eq. 7's alignment cue (the mesh moving under fixed per-texel
+    shading) and the texture's own dependence on z intact (docs/method.md, step 3's departures).
+    """
+
+    def __init__(self, gain: torch.Tensor, bias: torch.Tensor) -> None:
+        self.gain, self.bias = gain, bias
+
+    def gain_bias(self, head_view: torch.Tensor, texture: torch.Tensor, vertices_world: torch.Tensor,
+                  faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if texture.shape != self.gain.shape:
+            raise ValueError(f"HeldMaps: held for textures {tuple(self.gain.shape)}, got {tuple(texture.shape)}")
+        return self.gain, self.bias
+
+
 def lighting_at(lighting: VideoLighting | None, rows) -> VideoLighting | None:
     """`lighting.at(rows)`, passing None (fully lit) through."""
     return None if lighting is None else lighting.at(rows)

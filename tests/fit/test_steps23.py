@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from fit_fixtures import HEIGHT, WIDTH, gt_params, intrinsics, render_clip
+from fit_fixtures import HEIGHT, WIDTH, gt_params, intrinsics, render_clip, responsive_avatar
 
 from dlatrack_engine.fit.image_term import image_term
 from dlatrack_engine.fit.keyframes import select_key_frames
@@ -185,3 +185,26 @@ def test_sh_lighting_starts_at_identity_and_adapts(avatar, adapted):
     with torch.no_grad():
         after = image_term(scene, frames[keys], init.select(keys), lighting, 0.25)[0].sum()
     assert float(after) < float(before)
+
+
+def test_held_maps_equal_g_at_the_start_and_hold_while_the_pose_moves():
+    """Step 3's HeldMaps: G's maps at the start pose, unchanged when the pose moves, while G's own maps move."""
+    avatar = responsive_avatar()
+    scene = FaceScene(avatar, intrinsics(), WIDTH, HEIGHT)
+    start = gt_params(2)
+    lighting = VideoLighting("G", avatar)
+    with torch.no_grad():
+        lighting.code.uniform_(0.0, 1.0, generator=torch.Generator().manual_seed(3))
+    held = scene.held_maps(start, lighting)
+    moved = FrameParams(start.r + torch.tensor([0.0, 0.2, 0.0]), start.t + 0.01, start.z + 0.3)
+    with torch.no_grad():
+        at_start = scene.render(start, lighting)
+        held_at_start = scene.render(start, held)
+        held_moved = scene.render(moved, held)
+        g_moved = scene.render(moved, lighting)
+    assert torch.allclose(held_at_start.image, at_start.image, atol=1e-6)
+    expected = held_moved.texture * held.gain + held.bias  # Eq. 2 with the start's maps, the moved texture
+    assert torch.allclose(held_moved.relit_texture, expected, atol=1e-6)
+    assert (g_moved.relit_texture - held_moved.relit_texture).abs().mean() > 1e-3  # G itself responds
+    with pytest.raises(ValueError, match="held for textures"):
+        held.gain_bias(None, held.gain[:1], None, None)
