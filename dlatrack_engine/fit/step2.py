@@ -34,7 +34,7 @@ from dlatrack_engine.fit.optim import run_adam
 from dlatrack_engine.fit.params import FrameParams, ScaledParams
 from dlatrack_engine.fit.scene import FaceScene
 from dlatrack_engine.fit.schedule import Schedule
-from dlatrack_engine.fit.video_lighting import HeldMaps, VideoLighting
+from dlatrack_engine.fit.video_lighting import VideoLighting
 from dlatrack_engine.models.lighting import relight
 
 log = logging.getLogger(__name__)
@@ -77,14 +77,6 @@ class _KeyFrameLoss:
         self.rows = list(range(frames.shape[0])) if rows is None else list(rows)
         self.calls = 0
         self.fixed: _FixedGeometry | None = None
-        self.held: list[HeldMaps] | None = None
-
-    def hold_maps(self) -> None:
-        """Evaluate G's maps of every batch once, at the current p_k, and use them from now on: valid only
-        while l and φ are frozen (the p_k-only refinement), as step 3 does (`HeldMaps`)."""
-        params = self.leaves.params().detach()
-        self.held = [self.scene.held_maps(params.select(index), self.lighting.at([self.rows[i] for i in index]))
-                     for index in self.batches]
 
     def fix_geometry(self) -> None:
         """Decode and rasterise every batch at the current p_k once (p_k frozen until `free_geometry`)."""
@@ -98,7 +90,7 @@ class _KeyFrameLoss:
         index = self.batches[b]
         self.calls += 1
         matte = self.matte[index] if self.matte is not None else None
-        light = self.held[b] if self.held is not None else self.lighting.at([self.rows[i] for i in index])
+        light = self.lighting.at([self.rows[i] for i in index])
         if self.fixed is not None:
             per_frame = self.fixed.loss(b, self.frames[index], light, self.laplacian_weight, matte)
         else:
@@ -158,9 +150,7 @@ def refine_key_poses(scene: FaceScene, frames: torch.Tensor, params: FrameParams
     For a take tracked with a lighting adapted on another take (issue 27): step 2 is skipped, but step 1's
     pose error (mostly the head's depth) belongs to this take, and Algorithm 1 is what corrects it. The same
     scaled units, log-depth leaf and rate as half-round b (model_lr x pose_lr_scale), `pose_iterations` of
-    them in one run, under G's maps held at the starting p_k (`_KeyFrameLoss.hold_maps`: l and φ do not move,
-    so G need not run every iteration). `rows`: each key frame's row in `lighting` (a sequence lighting's l_t),
-    default 0..K-1.
+    them in one run. `rows`: each key frame's row in `lighting` (a sequence lighting's l_t), default 0..K-1.
     Returns the refined p_k and the loss at every iteration.
     """
     s2 = schedule.step2
@@ -169,7 +159,6 @@ def refine_key_poses(scene: FaceScene, frames: torch.Tensor, params: FrameParams
         return leaves.params().detach(), []
     _trainable([*lighting.network_parameters(), *lighting.code_parameters()], False)
     loss_fn = _KeyFrameLoss(scene, frames.to(scene.device), leaves, lighting, schedule, rows=rows)
-    loss_fn.hold_maps()
     curve: list[float] = []
 
     def record(it: int, value: float) -> None:
