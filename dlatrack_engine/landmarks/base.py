@@ -2,8 +2,9 @@
 
 A detector maps one 8-bit sRGB frame to 68 iBUG-ordered 2-D points in pixels (conventions.md: u right,
 v down, the image's top-left corner at (0, 0)) or None when it finds no face. `detect_clip` runs it over
-a clip, flags failed frames and fills them by linear interpolation in time (nearest detection at the
-ends), because one missed frame must not stop a track.
+a clip, looks a second time at frames without a face at a normalised exposure (`exposure.py`), flags the
+frames that still fail and fills them by linear interpolation in time (nearest detection at the ends),
+because one missed frame must not stop a track.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from dlatrack_engine.colour import linear_to_srgb8
+from dlatrack_engine.landmarks.exposure import second_looks
 from dlatrack_engine.landmarks.subject import SubjectPicker
 from dlatrack_engine.wire.atomic import atomic_write_bytes
 
@@ -46,6 +48,18 @@ def _candidates(detector: LandmarkDetector, image: np.ndarray) -> list[tuple[np.
         return list(detect_all(image))
     result = detector.detect(image)
     return [] if result is None else [result]
+
+
+def _faces_in(detector: LandmarkDetector, frame_linear: np.ndarray) -> tuple[list, bool]:
+    """(candidates, whether only a second look at a normalised exposure found them)."""
+    found = _candidates(detector, linear_to_srgb8(frame_linear))
+    if found:
+        return found, False
+    for view in second_looks(frame_linear):
+        found = _candidates(detector, view)
+        if found:
+            return found, True
+    return [], False
 
 
 @dataclass
@@ -104,8 +118,12 @@ def detect_clip(detector: LandmarkDetector, frames_linear: Iterable[np.ndarray],
     detected = np.zeros(n, bool)
     seen = 0
     subject = SubjectPicker()
+    relit: list[int] = []
     for i, frame in zip(range(n), frames_linear, strict=False):
-        result = subject.pick(i, _candidates(detector, linear_to_srgb8(frame)))
+        faces, second_look = _faces_in(detector, np.asarray(frame, np.float32))
+        if second_look:
+            relit.append(i)
+        result = subject.pick(i, faces)
         if result is not None:
             points[i], confidence[i] = result
             detected[i] = True
@@ -116,6 +134,8 @@ def detect_clip(detector: LandmarkDetector, frames_linear: Iterable[np.ndarray],
         raise LandmarkError(f"'{source}': only {seen} of {n} frames could be read for landmarks (file changed?)")
     if not detected.any():
         raise LandmarkError(f"'{source}': detector '{detector.name}' found no face in any of its {n} frames")
+    if relit:
+        log.info("'%s': %d frames had a face only at a normalised exposure (second look)", source, len(relit))
     several = subject.warning(source, n)
     if several:
         log.warning("%s", several)

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from dlatrack_engine.colour import linear_to_srgb8
 from dlatrack_engine.landmarks import LandmarkError, LandmarkTrack, create_detector, detect_clip, interpolate_missing
 from dlatrack_engine.landmarks.face_alignment_backend import REQUIRED_PATTERNS, find_weights
 from dlatrack_engine.landmarks.mediapipe_backend import MEDIAPIPE_TO_IBUG68
@@ -57,33 +58,46 @@ def test_mapping_table_is_68_distinct_mesh_points():
 
 
 class Scripted:
+    """Finds a face in frame i unless i is in `fail`. Frame i is recognised by its pixels; any other image
+    (a second look at another exposure) has no face. `looks` lists what each call saw (None: another image)."""
+
     name = "scripted"
 
-    def __init__(self, fail: set[int]) -> None:
-        self.fail, self.calls = fail, 0
+    def __init__(self, frames: np.ndarray, fail: set[int]) -> None:
+        self.index = {linear_to_srgb8(frame).tobytes(): i for i, frame in enumerate(frames)}
+        self.fail, self.looks = fail, []
 
     def detect(self, image):
-        i = self.calls
-        self.calls += 1
-        if i in self.fail:
+        i = self.index.get(image.tobytes())
+        self.looks.append(i)
+        if i is None or i in self.fail:
             return None
         return np.full((68, 2), float(i), np.float32), np.ones(68, np.float32)
 
 
+def distinct_frames(n: int) -> np.ndarray:
+    """n small dim frames, each of its own grey level (linear 0.01-0.06)."""
+    return np.stack([np.full((8, 8, 3), (i + 1) / 100, np.float32) for i in range(n)])
+
+
 def test_failed_frames_are_flagged_and_interpolated(tmp_path):
-    frames = np.zeros((6, 8, 8, 3), np.float32)
-    track = detect_clip(Scripted({0, 2, 3}), frames, "clip.mp4")
+    frames = distinct_frames(6)
+    detector = Scripted(frames, {0, 2, 3})
+    track = detect_clip(detector, frames, "clip.mp4")
     assert track.failed_frames == [0, 2, 3]
     assert track.points[:, 0, 0].tolist() == [1, 1, 2, 3, 4, 5]  # held at the start, linear inside
     assert (track.confidence[[0, 2, 3]] == 0).all()
+    # frames found as they are were looked at once; each failed one got two second looks (other exposures)
+    assert detector.looks == [0, None, None, 1, 2, None, None, 3, None, None, 4, 5]
     track.save(str(tmp_path / "l.npz"))
     again = LandmarkTrack.load(str(tmp_path / "l.npz"))
     assert np.array_equal(again.points, track.points) and again.detector == "scripted"
 
 
 def test_no_face_anywhere_names_the_clip():
+    frames = distinct_frames(3)
     with pytest.raises(LandmarkError, match=r"'clip\.mp4'.*no face.*3 frames"):
-        detect_clip(Scripted({0, 1, 2}), np.zeros((3, 8, 8, 3), np.float32), "clip.mp4")
+        detect_clip(Scripted(frames, {0, 1, 2}), frames, "clip.mp4")
     with pytest.raises(LandmarkError):
         interpolate_missing(np.zeros((2, 68, 2)), np.zeros(2, bool))
 
