@@ -42,7 +42,8 @@ class TrackTerms:
     flow: torch.Tensor
 
 
-def flow_targets(scene: FaceScene, frames: torch.Tensor, init: FrameParams, lighting: VideoLighting | None,
+def flow_targets(scene: FaceScene, frames: torch.Tensor, init: FrameParams,
+                 lighting: VideoLighting | HeldMaps | None,
                  preset: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(Π(r̃ M̃ + t̃) [B, V, 2], d [B, V, 2], visible [B, V]) for Eq. 8, all constants."""
     with torch.no_grad():
@@ -60,11 +61,11 @@ def track_batch(scene: FaceScene, frames: torch.Tensor, init: FrameParams, light
     s3 = schedule.step3
     lam = s3.flow_weight if flow_weight is None else flow_weight
     frames = frames.to(scene.device)
-    if lam > 0:
-        projected_init, flow, visible = flow_targets(scene, frames, init, lighting, schedule.dis_preset)
-    leaves = ScaledParams(init, schedule.rotation_unit, schedule.translation_unit, depth_unit=s3.depth_unit)
     # G's maps held at the start poses while the poses move (HeldMaps); the reported terms use G itself.
     held = scene.held_maps(init, lighting) if lighting is not None else None
+    if lam > 0:  # at p̃ the held maps are G's own: the render DIS sees is the same, without a second G pass
+        projected_init, flow, visible = flow_targets(scene, frames, init, held, schedule.dis_preset)
+    leaves = ScaledParams(init, schedule.rotation_unit, schedule.translation_unit, depth_unit=s3.depth_unit)
 
     def terms(params: FrameParams, shading: VideoLighting | HeldMaps | None) -> TrackTerms:
         pix, out = image_term(scene, frames, params, shading, schedule.laplacian_weight)  # Eq. 7
