@@ -58,6 +58,7 @@ def test_edge_adjacency_matches_brute_force_and_is_cached_by_value(monkeypatch: 
         aa.edge_adjacency(torch.tensor([[0, 1, 2], [2, 1, 3 + n]]))
     assert aa.edge_adjacency(tri) is not adjacency
     assert len(aa._ADJACENCY_CACHE) == aa._CACHE_SIZE
+    assert aa.edge_adjacency(torch.zeros(0, 3, dtype=torch.int32)).shape == (0, 3)  # an empty mesh
 
 
 def test_steep_slanted_edge_blends_by_its_crossing_in_each_row() -> None:
@@ -90,31 +91,37 @@ def test_shallow_edges_blend_vertically(W: int) -> None:
 
 @pytest.mark.parametrize("near_first", [True, False])
 def test_occluding_edge_blends_the_near_colour_over_the_far_one(near_first: bool) -> None:
-    # A far quad (colour 0) fills the image; a near quad (colour 1) covers x > 10.8 (near_first: its faces come
-    # first) or x < 10.3 (its faces come second). The near quad's edge is the silhouette: only the depth test
-    # tells which triangle's edges to look at.
+    # A far quad (colour 0.25) fills the image; a near quad (colour 1) covers x > 10.8 (near_first: its faces
+    # come first, the edge in face 0) or x < 10.3 (its faces come second). The near quad's edge is the
+    # silhouette: only the depth test tells which triangle's edges to look at.
     H, W = 12, 20
     far = _clip([[-5, -5], [W + 5, -5], [W + 5, H + 5], [-5, H + 5]], H, W, z=0.5)
     edge = 10.8 if near_first else 10.3
     xs = [edge, W + 5.0] if near_first else [-5.0, edge]
     near = _clip([[xs[0], -5], [xs[1], -5], [xs[1], H + 5], [xs[0], H + 5]], H, W, z=-0.5)
     pos = torch.cat([near, far] if near_first else [far, near], 1)
-    tri = torch.cat([QUAD, QUAD + 4]).int()
-    colour = torch.tensor([1.0] * 4 + [0.0] * 4 if near_first else [0.0] * 4 + [1.0] * 4, dtype=D)[None, :, None]
+    tri = torch.cat([QUAD.flip(0), QUAD + 4]).int()
+    colour = torch.tensor([1.0] * 4 + [0.25] * 4 if near_first else [0.25] * 4 + [1.0] * 4, dtype=D)[None, :, None]
     rast = BACKEND.rasterize(pos, tri, (H, W))
     got = BACKEND.antialias(BACKEND.interpolate(colour, rast, tri), rast, pos, tri)[0, ..., 0]
     i = torch.arange(W, dtype=D)
-    row = (i + 1 - edge).clamp(0, 1) if near_first else (edge - i).clamp(0, 1)
-    torch.testing.assert_close(got, row.expand(H, W), atol=1e-9, rtol=0)
+    coverage = (i + 1 - edge).clamp(0, 1) if near_first else (edge - i).clamp(0, 1)
+    torch.testing.assert_close(got, (0.25 + 0.75 * coverage).expand(H, W), atol=1e-9, rtol=0)
 
 
-def test_closed_mesh_antialiases_like_its_front_faces_alone() -> None:
-    # The silhouette of a closed sphere is where front faces meet back faces; with the back faces removed it
-    # becomes the open mesh's boundary. Both must blend the same pixels by the same amounts.
-    v, faces, _, _ = uv_sphere(8, 16)
+TETRAHEDRON = (torch.tensor([[0.0, 0.9, 0.3], [-0.8, -0.5, 0.3], [0.8, -0.5, 0.3], [0.0, 0.0, -0.6]]),
+               torch.tensor([[0, 1, 2], [0, 3, 1], [1, 3, 2], [2, 3, 0]], dtype=torch.int32))
+
+
+@pytest.mark.parametrize("mesh", ["sphere", "tetrahedron"])
+def test_closed_mesh_antialiases_like_its_front_faces_alone(mesh: str) -> None:
+    # The silhouette of a closed mesh is where front faces meet back faces; with the back faces removed it
+    # becomes the open mesh's boundary. Both must blend the same pixels by the same amounts. The tetrahedron
+    # is seen face-on: its one front face has only back-facing neighbours.
+    v, faces = uv_sphere(8, 16)[:2] if mesh == "sphere" else TETRAHEDRON
     K = torch.tensor([[40.0, 0.0, 16.3], [0.0, 40.0, 15.7], [0.0, 0.0, 1.0]], dtype=D)
-    R, t = look_at(torch.tensor([0.4, 0.3, 3.0], dtype=D), torch.zeros(3, dtype=D),
-                   torch.tensor([0.0, 1.0, 0.0], dtype=D))
+    eye = [0.4, 0.3, 3.0] if mesh == "sphere" else [0.0, 0.0, 3.0]
+    R, t = look_at(torch.tensor(eye, dtype=D), torch.zeros(3, dtype=D), torch.tensor([0.0, 1.0, 0.0], dtype=D))
     H = W = 32
     pos = clip_from_world(v[None].to(D), Camera(K, R, t, W, H))
     sx, sy = (pos[0, :, 0] / pos[0, :, 3] + 1) * W / 2, (pos[0, :, 1] / pos[0, :, 3] + 1) * H / 2
@@ -137,5 +144,8 @@ def test_closed_mesh_antialiases_like_its_front_faces_alone() -> None:
     mask = images[0][0, ..., 3]
     blended = (mask > 0) & (mask < 1)
     assert blended.sum() > 40  # the rim, all around
+    if mesh == "tetrahedron":
+        assert front.shape[0] == 1
+        return
     disc = math.pi * (40.0 / math.sqrt(3.0**2 + 0.25 - 1.0)) ** 2  # the true sphere's; the 8-ring one is inscribed
     assert 0.9 * disc < float(mask.sum()) < disc

@@ -74,7 +74,8 @@ def test_look_at_is_batched_row_by_row() -> None:
         forward = (target - eyes[b]) / (target - eyes[b]).norm()
         torch.testing.assert_close(R_b[2], forward)  # the optical axis, unit length
         assert float(R_b[1] @ up) < 0  # image y points down, away from `up`
-    with pytest.raises(ValueError, match="parallel"):
+    with pytest.raises(ValueError, match=r"^look_at: `up` is parallel to the viewing direction; pick another up "
+                                         r"vector$"):
         look_at(eyes, eyes + up, up)
 
 
@@ -96,6 +97,9 @@ def test_blender_point_maps_keep_the_array_type_and_batch() -> None:
     assert isinstance(back, torch.Tensor)
     torch.testing.assert_close(back, pts)
     np.testing.assert_array_equal(blender_to_head_points(blender.numpy()), pts.numpy())
+    grid = torch.stack([pts, 2 * pts])  # [..., 3] with two leading dimensions
+    torch.testing.assert_close(head_to_blender_points(grid), torch.stack([blender, 2 * blender]))
+    torch.testing.assert_close(blender_to_head_points(head_to_blender_points(grid)), grid)
 
 
 def test_head_pose_matrix_in_a_y_up_world_with_an_opencv_column_translation() -> None:

@@ -70,6 +70,27 @@ def test_the_nearer_triangle_wins_the_analytic_overlap(z_near: float, z_far: flo
         torch.testing.assert_close(rast[..., 2][overlap], torch.full((int(overlap.sum()),), z_near, dtype=D))
 
 
+def test_intersecting_slanted_triangles_meet_on_their_analytic_line() -> None:
+    # NDC depth z = 0.2 + 0.05 (x - 8) on one triangle and z = 0.2 - 0.05 (x - 8) on the other (pixels): they
+    # cross at x = 8; left of it the first is nearer, right of it the second. Depths vary per vertex.
+    H, W = 8, 16
+    xy = [[0.0, 0.0], [16.0, 0.0], [8.0, 8.0]]
+
+    def plane(slope: float) -> torch.Tensor:
+        pos = _clip(xy, H, W)
+        pos[0, :, 2] = 0.2 + slope * (torch.tensor([p[0] for p in xy], dtype=D) - 8.0)
+        return pos
+
+    tri = torch.tensor([[0, 1, 2], [5, 3, 4]], dtype=torch.int32)  # the second listed from another vertex
+    rast = rasterize(torch.cat([plane(0.05), plane(-0.05)], 1), tri, (H, W))[0]
+    ii, _ = _centres(H, W)
+    covered = rast[..., 3] > 0
+    assert covered.sum() > 40
+    expected = torch.where(ii < 8.0, 1.0, 2.0).to(D)
+    assert torch.equal(rast[..., 3][covered], expected[covered])
+    torch.testing.assert_close(rast[..., 2][covered], (0.2 - 0.05 * (ii - 8.0).abs())[covered], atol=1e-12, rtol=0)
+
+
 def test_depth_and_barycentrics_of_a_slanted_plane_to_float64_precision() -> None:
     # The camera-space plane z = 1 + 0.8 x through a pinhole with 12 x 10 pixels (1/12 is no binary fraction).
     H, W, f, cx, cy = 10, 12, 9.0, 6.1, 4.9

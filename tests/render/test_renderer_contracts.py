@@ -9,6 +9,8 @@ import torch
 from grid_mesh import grid
 
 from dlatrack_engine.render import Camera, MeshRenderer, look_at
+from dlatrack_engine.render.backend import ENV_VAR
+from dlatrack_engine.render.camera import clip_from_world
 
 D = torch.float64
 UP = torch.tensor([0.0, 1.0, 0.0], dtype=D)
@@ -47,6 +49,7 @@ def test_triangle_zero_renders_its_texture() -> None:
                             torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), "cpu", antialias=False)
     v = torch.tensor([[[-1.0, -1.0, 0.0], [1.0, -1.0, 0.0], [-1.0, 1.0, 0.0]]], dtype=D)
     out = renderer.render(v, _camera(2.0), torch.full((1, 3, 4, 4), 0.75, dtype=D))
+    assert out.mask.dtype == D  # a coverage mask, even without antialiasing
     covered = out.rast[0, ..., 3] > 0
     assert covered.sum() > 50 and torch.equal(out.mask[0, ..., 0] > 0, covered)
     torch.testing.assert_close(out.image[0][covered], torch.full((int(covered.sum()), 3), 0.75, dtype=D))
@@ -60,9 +63,18 @@ def test_default_depth_range_and_antialiasing() -> None:
     assert (mask == 1).sum() > 50 and ((mask > 0) & (mask < 1)).any()  # silhouette pixels are blended
     assert renderer.render(v * 5.0, _camera(10.5), texture).mask.sum() == 0  # beyond 10 m: clipped
     short = MeshRenderer(renderer.faces, renderer.uv_faces, renderer.uvs, "cpu", far=2.0)
+    torch.testing.assert_close(short.clip(v, _camera(1.5)), clip_from_world(v, _camera(1.5), far=2.0))
     assert short.render(v, _camera(3.0), texture).mask.sum() == 0
     assert short.depth_map(v, _camera(3.0))[0].abs().sum() == 0
     assert short.depth_map(v, _camera(1.5))[0].max() == pytest.approx(1.5)
+
+
+def test_an_explicit_backend_beats_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_VAR, "no-such-backend")
+    _, f, uv, uf = grid(1, 1)
+    assert MeshRenderer(f, uf, uv, "cpu", backend="torch").backend.name == "torch"
+    with pytest.raises(ValueError, match="no-such-backend"):
+        MeshRenderer(f, uf, uv, "cpu")
 
 
 def test_dtypes_follow_the_vertices_and_topology_is_stored_as_nvdiffrast_wants() -> None:
@@ -119,7 +131,7 @@ def test_view_cosine_of_a_folded_sheet_uses_unit_normals() -> None:
     faces = torch.tensor([[1, 0, 3], [1, 3, 4], [1, 4, 5], [1, 5, 2]])  # crease top in two faces per wing
     uvs = (vertices[:, :2].float() + 0.5) * 0.75 + 0.125  # the layout leaves a border of empty texels
     renderer = MeshRenderer(faces, faces, uvs, "cpu")
-    cam = _camera(2.0)
+    cam = _camera(0.8)  # closer than 1 m: the direction to the camera is shorter than 1 before normalising
     cosine = renderer.texel_view_cosine(vertices[None], cam, 16)[0, 0]
     points, covered = renderer.texel_positions(vertices[None], 16)
     points, covered = points[0], covered[0]
@@ -129,6 +141,6 @@ def test_view_cosine_of_a_folded_sheet_uses_unit_normals() -> None:
     wing = torch.stack([torch.sign(points[..., 0]), torch.zeros_like(s), torch.ones_like(s)], -1) / 2**0.5
     normal = (1 - s)[..., None] * torch.tensor([0.0, 0.0, 1.0], dtype=D) + s[..., None] * wing
     normal = normal / normal.norm(dim=-1, keepdim=True)
-    to_camera = torch.tensor([0.0, 0.0, 2.0], dtype=D) - points
+    to_camera = torch.tensor([0.0, 0.0, 0.8], dtype=D) - points
     expected = (normal * to_camera).sum(-1) / to_camera.norm(dim=-1)
     torch.testing.assert_close(cosine[covered], expected[covered], atol=1e-6, rtol=0)

@@ -52,9 +52,9 @@ def test_texture_matches_the_reference(filter_mode: str, boundary: str) -> None:
 def test_texture_defaults_broadcast_and_dtypes() -> None:
     gen = torch.Generator().manual_seed(22)
     tex = torch.rand(1, 4, 6, 2, dtype=D, generator=gen)
-    uv = torch.rand(3, 2, 5, 2, dtype=D, generator=gen)
-    got = torch_ops.texture(tex, uv)  # defaults: bilinear, clamp; one texture shared by the batch of 3
-    torch.testing.assert_close(got, _reference(tex.expand(3, -1, -1, -1), uv, "linear", "clamp"), atol=1e-12, rtol=0)
+    uv = torch.rand(2, 2, 5, 2, dtype=D, generator=gen)
+    got = torch_ops.texture(tex, uv)  # defaults: bilinear, clamp; one texture shared by the batch of 2
+    torch.testing.assert_close(got, _reference(tex.expand(2, -1, -1, -1), uv, "linear", "clamp"), atol=1e-12, rtol=0)
     # A float32 texture sampled at float64 coordinates: the result has the texture's dtype.
     single = torch_ops.texture(tex.float(), uv)
     assert single.dtype == torch.float32

@@ -69,6 +69,16 @@ def test_a_frame_split_into_single_bytes_arrives_whole(pair: tuple[socket.socket
     np.testing.assert_array_equal(message.blobs["v"], [1.5, -2.0])
 
 
+def test_a_read_never_takes_bytes_of_the_next_frame(pair: tuple[socket.socket, socket.socket]) -> None:
+    a, b = pair
+    first = encode_frame({"op": "first"}, {"raw": bytes(range(40))})
+    second = encode_frame({"op": "second"})
+    a.sendall(first[:-3])  # the blobs arrive in two parts, the second one glued to the next frame
+    _trickle(a, first[-3:] + second, len(first) + len(second), 0.0)
+    assert recv_message(b, deadline=time.monotonic() + 5.0).blobs["raw"] == bytes(range(40))
+    assert recv_message(b, deadline=time.monotonic() + 5.0).header == {"op": "second"}
+
+
 def test_a_prompt_frame_is_read_within_a_short_deadline(pair: tuple[socket.socket, socket.socket]) -> None:
     a, b = pair
     send_message(a, {"op": "quick"})
@@ -122,12 +132,17 @@ def test_a_refusing_reserve_stops_the_read(pair: tuple[socket.socket, socket.soc
         recv_message(b, deadline=time.monotonic() + 5.0, reserve=refuse)
 
 
-def test_the_deadline_bounds_the_whole_frame_not_each_read(pair: tuple[socket.socket, socket.socket]) -> None:
+@pytest.mark.parametrize("stall", ["prefix", "header", "blobs"])
+def test_the_deadline_bounds_the_whole_frame_not_each_read(pair: tuple[socket.socket, socket.socket],
+                                                           stall: str) -> None:
     a, b = pair
-    frame = encode_frame({"op": "drip"}, {"raw": bytes(200)})
-    # One byte every 20 ms: every single read is quick, the frame takes ~5 s. The peer then closes, so a loop
-    # that ignored the deadline would end with ConnectionClosed rather than hang.
-    _trickle(a, frame, 1, 0.02, close=True)
+    header = {"op": "drip", "pad": "x" * 200}
+    frame = encode_frame(header, {"raw": bytes(200)})
+    prompt = {"prefix": 0, "header": protocol.PREFIX_SIZE, "blobs": len(frame) - 200}[stall]
+    a.sendall(frame[:prompt])
+    # From `stall` on, one byte every 20 ms: every single read is quick, the rest takes ~5 s. The peer then
+    # closes, so a loop that ignored the deadline would end with the whole frame or ConnectionClosed.
+    _trickle(a, frame[prompt:], 1, 0.02, close=True)
     start = time.monotonic()
     with pytest.raises(TimeoutError):
         recv_message(b, deadline=start + 0.4)
