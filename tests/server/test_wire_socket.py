@@ -73,10 +73,12 @@ def test_a_read_never_takes_bytes_of_the_next_frame(pair: tuple[socket.socket, s
     a, b = pair
     first = encode_frame({"op": "first"}, {"raw": bytes(range(40))})
     second = encode_frame({"op": "second"})
-    a.sendall(first[:-3])  # the blobs arrive in two parts, the second one glued to the next frame
-    _trickle(a, first[-3:] + second, len(first) + len(second), 0.0)
+    a.sendall(first[:-3])  # the blobs arrive in two parts, the second one (later) glued to the next frame
+    rest = threading.Timer(0.2, a.sendall, args=(first[-3:] + second,))
+    rest.start()
     assert recv_message(b, deadline=time.monotonic() + 5.0).blobs["raw"] == bytes(range(40))
     assert recv_message(b, deadline=time.monotonic() + 5.0).header == {"op": "second"}
+    rest.join()
 
 
 def test_a_prompt_frame_is_read_within_a_short_deadline(pair: tuple[socket.socket, socket.socket]) -> None:
