@@ -43,9 +43,26 @@ def landmark_loss(projected: torch.Tensor, detected: torch.Tensor, weight: torch
     return sq.sum(-1)
 
 
-def acceleration_penalty(rotation: torch.Tensor, translation_mm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def second_difference(x: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
+    """Acceleration per frame² of a sequence x [N, ...] -> [N - 2, ...]: x_{f-1} − 2x_f + x_{f+1} for
+    consecutive frames; at frame times `times` [N] (a strided or uneven selection) the divided difference
+    2 / (h₁ + h₂) · ((x_{f+1} − x_f) / h₂ − (x_f − x_{f-1}) / h₁), so a parabola gives the same value at any
+    spacing."""
+    if times is None:
+        return x[:-2] - 2 * x[1:-1] + x[2:]
+    h = (times[1:] - times[:-1]).to(x)
+    h1, h2 = h[:-1], h[1:]
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    slope_before = (x[1:-1] - x[:-2]) / h1.view(shape)
+    slope_after = (x[2:] - x[1:-1]) / h2.view(shape)
+    return (slope_after - slope_before) * (2.0 / (h1 + h2)).view(shape)
+
+
+def acceleration_penalty(rotation: torch.Tensor, translation_mm: torch.Tensor,
+                         times: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Temporal prior on the head's motion: ‖R_{f-1} − 2R_f + R_{f+1}‖²_F and ‖t_{f-1} − 2t_f + t_{f+1}‖² per
-    frame (0 at the two ends) for consecutive frames, rotation [N, 3, 3], translation [N, 3] in mm.
+    frame (0 at the two ends), rotation [N, 3, 3], translation [N, 3] in mm; for frames at `times` [N] (video
+    frame numbers) the accelerations per frame² of `second_difference`.
 
     Second differences leave constant-velocity motion free and penalise frame-to-frame jitter. They are
     taken of the rotation matrices, not of axis-angle vectors, so they do not jump where axis-angle changes
@@ -55,8 +72,8 @@ def acceleration_penalty(rotation: torch.Tensor, translation_mm: torch.Tensor) -
     zero = rotation.new_zeros(n)
     if n < 3:
         return zero, zero
-    rot = (rotation[:-2] - 2 * rotation[1:-1] + rotation[2:]).pow(2).sum(dim=(-1, -2))
-    trans = (translation_mm[:-2] - 2 * translation_mm[1:-1] + translation_mm[2:]).pow(2).sum(-1)
+    rot = second_difference(rotation, times).pow(2).sum(dim=(-1, -2))
+    trans = second_difference(translation_mm, times).pow(2).sum(-1)
     return F.pad(rot, (1, 1)), F.pad(trans, (1, 1))
 
 

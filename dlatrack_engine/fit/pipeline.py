@@ -312,8 +312,9 @@ class _Job:
             if landmark_only:
                 params, terms = sub_init, None
             else:
+                times = torch.as_tensor([self.clip.indices[r] for r in rows], dtype=torch.float64)
                 params, terms = track_batch(self.scene, frames, sub_init, lighting_at(lighting, rows), self.schedule,
-                                            cancel=self.cancel,
+                                            times=times, cancel=self.cancel,
                                             on_iteration=lambda i, v, f=first: self.emit(
                                                 "track", f, n, v, f"iteration {i}"))
             output.write_batch(self.folder, self.scene, lighting_at(self.lighting, rows), frames, params, terms,

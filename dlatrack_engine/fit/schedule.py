@@ -83,6 +83,13 @@ class Step3Schedule:
     # version had against a pixel *sum* in [0, 1] over a ~4000-pixel face (1e-3 x 255 / 12000).
     z_prior_weight: float = 2e-5
     depth_unit: float = 0.0  # log depth per optimiser unit of each frame's depth leaf (params.py; 0 = none)
+    # Temporal prior on the frames of a batch (losses.acceleration_penalty, accelerations per video frame²),
+    # against Eq. 7's mean 8-bit residual: per mm² of translation acceleration and per unit of ‖ΔR‖²_F; 0 = off.
+    # Not in the paper. At 0.01 / 100 the tracked jitter of three sample clips fell 3.46 / 2.06 / 2.74 ->
+    # 1.62 / 1.42 / 2.24 mm with the vertex error 0.03-0.12 mm lower; 5x more cost depth on one of them
+    # (bench/RESULTS.md, "a temporal prior in step 3").
+    translation_smoothness: float = 0.01
+    rotation_smoothness: float = 100.0
 
 
 @dataclass

@@ -6,10 +6,11 @@
 (both as means, in the units of losses.py, so that λ_flow = 3.0 means the same at any working size)
 
 d is OpenCV DIS flow from the render at the step-1 parameters p̃ (composited over the frame, so the
-background matches) to the frame, sampled at the projected vertices. Frames are independent given G and
-l, so they are optimised in batches of `batch_size`, each batch from its step-1 start: the result of a
-frame does not depend on which other frames were tracked before it, which is what lets an interrupted job
-resume and reproduce the same output. G's gain and bias maps are evaluated once per batch, at the start poses,
+background matches) to the frame, sampled at the projected vertices. Given G and l, frames are optimised
+in fixed batches of `batch_size` consecutive frames, each batch from its step-1 start, with a temporal prior
+on the head's acceleration inside the batch (a departure: docs/method.md): the result of a frame does not
+depend on which batches were tracked before it, which is what lets an interrupted job resume and reproduce
+the same output. G's gain and bias maps are evaluated once per batch, at the start poses,
 and held while the poses move (`HeldMaps`, a measured departure: docs/method.md).
 """
 
@@ -24,7 +25,7 @@ import torch
 
 from dlatrack_engine.fit.flow import vertex_flow
 from dlatrack_engine.fit.image_term import image_term
-from dlatrack_engine.fit.losses import flow_loss
+from dlatrack_engine.fit.losses import acceleration_penalty, flow_loss
 from dlatrack_engine.fit.optim import run_adam
 from dlatrack_engine.fit.params import FrameParams, ScaledParams
 from dlatrack_engine.fit.scene import FaceScene
@@ -55,10 +56,15 @@ def flow_targets(scene: FaceScene, frames: torch.Tensor, init: FrameParams,
 
 
 def track_batch(scene: FaceScene, frames: torch.Tensor, init: FrameParams, lighting: VideoLighting | None,
-                schedule: Schedule, flow_weight: float | None = None, cancel: threading.Event | None = None,
+                schedule: Schedule, flow_weight: float | None = None, times: torch.Tensor | None = None,
+                cancel: threading.Event | None = None,
                 on_iteration: Callable[[int, float], None] | None = None) -> tuple[FrameParams, TrackTerms]:
-    """Eq. 7 + 8 for frames [B, H, W, 3] from their step-1 parameters `init`; returns p and the terms."""
+    """Eq. 7 + 8 for frames [B, H, W, 3] from their step-1 parameters `init`; returns p and the terms.
+
+    `times` [B]: the frames' numbers in the video, for the temporal prior; None = frames of no sequence (no
+    prior), e.g. key frames spread over a clip."""
     s3 = schedule.step3
+    smooth = times is not None and (s3.translation_smoothness > 0 or s3.rotation_smoothness > 0)
     lam = s3.flow_weight if flow_weight is None else flow_weight
     frames = frames.to(scene.device)
     # G's maps held at the start poses while the poses move (HeldMaps); the reported terms use G itself.
@@ -79,7 +85,11 @@ def track_batch(scene: FaceScene, frames: torch.Tensor, init: FrameParams, light
     def loss_fn() -> torch.Tensor:
         params = leaves.params()
         t = terms(params, held)
-        return (t.pixel + lam * t.flow + s3.z_prior_weight * params.z.pow(2).sum(-1)).sum()
+        total = t.pixel + lam * t.flow + s3.z_prior_weight * params.z.pow(2).sum(-1)
+        if smooth:
+            rot_acc, trans_acc = acceleration_penalty(params.rotation(), params.t * 1000.0, times)
+            total = total + s3.rotation_smoothness * rot_acc + s3.translation_smoothness * trans_acc
+        return total.sum()
 
     run_adam(leaves.parameters(), loss_fn, s3.iterations, s3.lr, s3.lr_halving, s3.tolerance, s3.patience,
              cancel, on_iteration)

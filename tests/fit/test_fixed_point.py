@@ -67,6 +67,21 @@ def test_step3_started_at_the_truth_stays_there(truth_state):
     assert errors["reprojection_px"] < 0.35, errors
 
 
+def test_step3_with_its_temporal_prior_stays_at_the_truth_of_consecutive_frames(truth_state):
+    """The prior on the head's acceleration (Step3Schedule.*_smoothness) must not pull a real performance off
+    its truth: six consecutive frames from their true state, with the lighting adapted at the truth above."""
+    scene, _, _, lighting, schedule, _ = truth_state
+    rows = list(range(10, 16))
+    data = load_ground_truth_clip(CLIP, scene.avatar, schedule.work_size, rows)
+    assert schedule.step3.translation_smoothness > 0 and schedule.step3.rotation_smoothness > 0
+    tracked, _ = track_batch(scene, data.frames, data.truth, lighting, schedule,
+                             times=torch.tensor(rows, dtype=torch.float64))
+    errors = _errors(scene, tracked, data.gt)
+    assert errors["vertex_mm"] < 1.0, errors
+    assert errors["rotation_deg"] < 0.25, errors
+    assert abs(errors["depth_bias_mm"]) < 0.5, errors
+
+
 def test_step2_undoes_a_detector_like_pose_bias(truth_state):
     """Algorithm 1 with p_k free, from fresh lighting and key poses that carry the kind of error step 1 leaves
     (every head pitched 3° and 15 mm too far: a detector's constant bias), brings the poses back toward the

@@ -10,7 +10,14 @@ import torch
 
 from dlatrack_engine.fit.flow import dis_flow, sample_at, vertex_flow
 from dlatrack_engine.fit.keyframes import select_key_frames
-from dlatrack_engine.fit.losses import acceleration_penalty, flow_loss, landmark_loss, laplacian, pixel_loss
+from dlatrack_engine.fit.losses import (
+    acceleration_penalty,
+    flow_loss,
+    landmark_loss,
+    laplacian,
+    pixel_loss,
+    second_difference,
+)
 from dlatrack_engine.geometry import axis_angle_to_matrix
 
 
@@ -129,3 +136,21 @@ def test_acceleration_penalty_leaves_constant_velocity_free_and_ignores_the_axis
     _, jittered = acceleration_penalty(rotation, jitter)
     assert jittered.tolist() == pytest.approx([0.0, 0.0, 4.0, 16.0, 4.0, 0.0])  # (1, -2, 1) x 2 mm, squared
     assert acceleration_penalty(rotation[:2], translation[:2])[1].tolist() == [0.0, 0.0]
+
+
+def test_second_difference_is_the_acceleration_at_any_frame_spacing():
+    times = torch.tensor([0.0, 1.0, 3.0, 7.0, 8.0, 20.0], dtype=torch.float64)
+    x = torch.stack([1.5 * times**2 - 4.0 * times + 2.0, -0.25 * times**2], -1)  # accelerations 3 and -0.5
+    acc = second_difference(x, times)
+    assert torch.allclose(acc, torch.tensor([[3.0, -0.5]], dtype=torch.float64).expand(4, 2), atol=1e-12)
+    steps = torch.arange(6, dtype=torch.float64)
+    y = torch.randn(6, 3, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert torch.allclose(second_difference(y, steps), second_difference(y), atol=1e-12)  # unit spacing
+    assert torch.allclose(second_difference(y), y[:-2] - 2 * y[1:-1] + y[2:])
+    # frames kept every 7th: the same 2 mm jump in depth is an acceleration 49x smaller per frame²
+    rotation = torch.eye(3, dtype=torch.float64).expand(6, 3, 3)
+    jump = torch.zeros(6, 3, dtype=torch.float64)
+    jump[3, 2] = 2.0
+    _, consecutive = acceleration_penalty(rotation, jump)
+    _, strided = acceleration_penalty(rotation, jump, 7.0 * steps)
+    assert torch.allclose(strided * 49.0**2, consecutive)
