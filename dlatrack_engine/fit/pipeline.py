@@ -225,7 +225,8 @@ class _Job:
         weights[:, :17] *= self.schedule.step1.jaw_weight
         total = self.schedule.step1.iterations
         params, loss = fit_landmarks(self.scene, points, weights, self.schedule,
-                                     cancel=self.cancel, on_iteration=lambda i, v: self.emit("init", i, total, v))
+                                     cancel=self.cancel, on_iteration=lambda i, v: self.emit("init", i, total, v),
+                                     times=torch.as_tensor(self.clip.indices, dtype=torch.float64))
         output.save_params(self.folder, path, params, loss=loss.cpu().numpy())
         self.folder.mark_stage_done("init")
         self.seconds["init"] = time.monotonic() - start

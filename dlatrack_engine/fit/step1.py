@@ -79,8 +79,10 @@ def _depth_guess(obj: np.ndarray, img: np.ndarray, K: np.ndarray) -> np.ndarray:
 
 def fit_landmarks(scene: FaceScene, detected: torch.Tensor, weights: torch.Tensor, schedule: Schedule,
                   init: FrameParams | None = None, cancel: threading.Event | None = None,
-                  on_iteration: Callable[[int, float], None] | None = None) -> tuple[FrameParams, torch.Tensor]:
+                  on_iteration: Callable[[int, float], None] | None = None,
+                  times: torch.Tensor | None = None) -> tuple[FrameParams, torch.Tensor]:
     """Eq. 6 for all frames at once: detected [N, 68, 2] pixels, weights [N, 68] -> (params, loss [N]).
+    `times` [N]: the frames' numbers in the video for the temporal prior (None: consecutive frames).
 
     Loss per frame is Σ_i w_i ‖Π(r̃ M̃(ℓ_i) + t̃) − L_i‖² + z_prior ‖z̃‖² (the prior keeps the 68 points from
     pulling the expression code into implausible shapes).
@@ -103,7 +105,7 @@ def fit_landmarks(scene: FaceScene, detected: torch.Tensor, weights: torch.Tenso
         per_frame = landmark_loss(scene.landmarks_2d(params), detected, weights)  # Eq. 6
         total = per_frame + s1.z_prior_weight * params.z.pow(2).sum(-1)
         if s1.translation_smoothness > 0 or s1.rotation_smoothness > 0:
-            rot_acc, trans_acc = acceleration_penalty(params.rotation(), params.t * 1000.0)
+            rot_acc, trans_acc = acceleration_penalty(params.rotation(), params.t * 1000.0, times)
             total = total + s1.rotation_smoothness * rot_acc + s1.translation_smoothness * trans_acc
         return total.sum()
 

@@ -92,3 +92,22 @@ def test_the_temporal_prior_removes_landmark_jitter_without_moving_the_head_away
     (accel_off, error_off), (accel_on, error_on) = results["off"], results["default"]
     assert accel_on < 0.5 * accel_off, results
     assert error_on < 1.1 * error_off, results
+
+
+def test_the_temporal_prior_measures_acceleration_in_video_frames(avatar):
+    """Every 6th frame of a turning head moves 6x farther between kept frames: told the frames' numbers, the
+    prior lets that motion be, while the same poses taken as consecutive frames are smoothed off the truth."""
+    scene = FaceScene(avatar, intrinsics(), WIDTH, HEIGHT)
+    frames = 8
+    turning = gt_params(frames)
+    k = torch.arange(frames, dtype=torch.float32)
+    t = turning.t + torch.stack([0.002 * k**2, torch.zeros(frames), 0.003 * k**2], -1)  # 4-6 mm per frame²
+    truth = FrameParams(turning.r, t, turning.z)
+    detected = _detections(scene, truth, 0.0)
+    s1 = Step1Schedule(iterations=200, lr=0.1, lr_halving=100, patience=0)
+    errors = {}
+    for name, times in {"consecutive": None, "every 6th": 6.0 * torch.arange(frames, dtype=torch.float64)}.items():
+        params, _ = fit_landmarks(scene, detected, torch.ones(frames, 68), Schedule(step1=s1), times=times)
+        errors[name] = float((params.t - truth.t).norm(dim=-1).mean() * 1000)  # mm
+    # measured 2026-12-07: 0.10 mm told the frames' numbers, 1.27 mm taken as consecutive
+    assert errors["every 6th"] < 0.5 * errors["consecutive"], errors
