@@ -118,11 +118,10 @@ def detect_clip(detector: LandmarkDetector, frames_linear: Iterable[np.ndarray],
     detected = np.zeros(n, bool)
     seen = 0
     subject = SubjectPicker()
-    relit: list[int] = []
+    second_looked = 0
     for i, frame in zip(range(n), frames_linear, strict=False):
         faces, second_look = _faces_in(detector, np.asarray(frame, np.float32))
-        if second_look:
-            relit.append(i)
+        second_looked += second_look
         result = subject.pick(i, faces)
         if result is not None:
             points[i], confidence[i] = result
@@ -134,8 +133,8 @@ def detect_clip(detector: LandmarkDetector, frames_linear: Iterable[np.ndarray],
         raise LandmarkError(f"'{source}': only {seen} of {n} frames could be read for landmarks (file changed?)")
     if not detected.any():
         raise LandmarkError(f"'{source}': detector '{detector.name}' found no face in any of its {n} frames")
-    if relit:
-        log.info("'%s': %d frames had a face only at a normalised exposure (second look)", source, len(relit))
+    if second_looked:
+        log.info("'%s': %d frames had a face only at a normalised exposure (second look)", source, second_looked)
     several = subject.warning(source, n)
     if several:
         log.warning("%s", several)
