@@ -3,6 +3,8 @@ cancel, non-finite losses and the per-iteration callback."""
 
 from __future__ import annotations
 
+import logging
+import math
 import threading
 
 import pytest
@@ -62,7 +64,7 @@ def test_cancel_non_finite_losses_and_parameter_groups():
     x = torch.nn.Parameter(torch.ones(2))
     cancel = threading.Event()
     cancel.set()
-    with pytest.raises(Cancelled, match="cancelled"):
+    with pytest.raises(Cancelled, match=r"^cancelled$"):
         run_adam([x], lambda: x.sum(), 3, 0.1, cancel=cancel)
     assert torch.equal(x.detach(), torch.ones(2))  # cancelled before the first step
     with pytest.raises(FloatingPointError, match=r"loss became nan at iteration 1"):
@@ -76,3 +78,25 @@ def test_cancel_non_finite_losses_and_parameter_groups():
                          cancel=threading.Event())
     assert its == 1 and loss == 0.0
     assert float(y.detach()) == pytest.approx(-0.1, abs=1e-8) and float(z.detach()) == pytest.approx(-0.5, abs=1e-8)
+
+
+def test_defaults_zero_iterations_and_the_early_stop_log(caplog):
+    assert _scripted([3.0, 2.0, 1.0, 1.0], patience=1)[0][1] == 4  # tolerance 0 by default: no early stop
+    assert _scripted([3.0, 3.0, 3.0, 3.0], tolerance=0.5)[0][1] == 4  # patience 0 by default
+    x = torch.nn.Parameter(torch.zeros(1))
+    loss, its = run_adam([x], lambda: x.sum(), 0, 0.1)
+    assert math.isnan(loss) and its == 0
+    with caplog.at_level(logging.DEBUG, logger="dlatrack_engine.fit.optim"):
+        _scripted([10.0, 9.0, 8.0, 7.99, 7.98, 7.97], patience=2, tolerance=0.01)
+    assert [r.getMessage() for r in caplog.records] == ["early stop at iteration 5 (loss 7.98)"]
+
+
+def test_a_leaf_left_out_of_the_loss_is_not_moved_by_its_old_momentum():
+    """Gradients are reset to None, so Adam skips a leaf the loss did not use this iteration (a frame outside
+    the current mini-batch) instead of stepping it on momentum from earlier iterations."""
+    y = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    z = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    uses_y = iter([True, False, False])
+    run_adam([y, z], lambda: (y if next(uses_y) else z).sum(), 3, 0.1)
+    assert float(y.detach()) == pytest.approx(-0.1, abs=1e-8)  # one step, then left alone
+    assert float(z.detach()) == pytest.approx(-0.2, abs=1e-8)
