@@ -143,6 +143,7 @@ class _Job:
         self.scale = self.clip.scale
         work_w, work_h = self.clip.size
         self.frames = torch.from_numpy(np.ascontiguousarray(self.clip.frames))  # CPU; batches move to the device
+        self.times = torch.as_tensor(self.clip.indices, dtype=torch.float64)  # video frame numbers, for the priors
         work_K = np.diag([self.scale, self.scale, 1.0]) @ K  # pixel corners at 0: u' = s u
         self.scene = FaceScene(avatar, torch.as_tensor(work_K), work_w, work_h)
         self.seconds: dict[str, float] = {}
@@ -226,7 +227,7 @@ class _Job:
         total = self.schedule.step1.iterations
         params, loss = fit_landmarks(self.scene, points, weights, self.schedule,
                                      cancel=self.cancel, on_iteration=lambda i, v: self.emit("init", i, total, v),
-                                     times=torch.as_tensor(self.clip.indices, dtype=torch.float64))
+                                     times=self.times)
         output.save_params(self.folder, path, params, loss=loss.cpu().numpy())
         self.folder.mark_stage_done("init")
         self.seconds["init"] = time.monotonic() - start
@@ -313,9 +314,8 @@ class _Job:
             if landmark_only:
                 params, terms = sub_init, None
             else:
-                times = torch.as_tensor([self.clip.indices[r] for r in rows], dtype=torch.float64)
                 params, terms = track_batch(self.scene, frames, sub_init, lighting_at(lighting, rows), self.schedule,
-                                            times=times, cancel=self.cancel,
+                                            times=self.times[rows], cancel=self.cancel,
                                             on_iteration=lambda i, v, f=first: self.emit(
                                                 "track", f, n, v, f"iteration {i}"))
             output.write_batch(self.folder, self.scene, lighting_at(self.lighting, rows), frames, params, terms,
