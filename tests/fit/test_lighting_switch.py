@@ -5,50 +5,26 @@ refuses to reuse that lighting on a take of another length."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import cv2
 import numpy as np
 import pytest
 import torch
-from fit_fixtures import TINY, ReplayDetector, gt_params, write_clip
+from switch_clip import SWITCH, N, track, write_switch_clip
 
-from dlatrack_engine.colour import linear_to_srgb8, srgb8_to_linear
 from dlatrack_engine.fit import lighting_store
-from dlatrack_engine.fit.pipeline import Runtime, TrackOptions, track_video
 from dlatrack_engine.fit.video_lighting import VideoLighting
 from dlatrack_engine.metrics.evaluate import evaluate_job
 from dlatrack_engine.server.decode import frame_light_codes
 from dlatrack_engine.wire.jobfolder import JobFolder
 from dlatrack_engine.wire.lighting_folder import LightingFolderError
 
-N, SWITCH, DIM = 8, 4, 0.3
-SCHEDULE = dataclasses.replace(TINY, step2=dataclasses.replace(TINY.step2, light_iterations=30))
-
-
-@pytest.fixture(autouse=True)
-def schedule(monkeypatch):
-    monkeypatch.setattr(TrackOptions, "schedule", lambda self: SCHEDULE)
-
-
-def _track(video, avatar, out, marks, **extra) -> None:
-    """Track `video` with replayed landmarks `marks` and the options this file varies (`extra`)."""
-    options = TrackOptions(key_frames=4, write_preview=False, write_overlays=False, **extra)
-    track_video(video, avatar, out, options, runtime=Runtime(landmark_detector=ReplayDetector(marks)))
-
 
 @pytest.fixture(scope="module")
 def jobs(tmp_path_factory, avatar):
     root = tmp_path_factory.mktemp("switch")
-    marks = write_clip(root / "clip", avatar, gt_params(N, 3))
-    for i in range(SWITCH, N):  # the light drops to 30 % at frame 4
-        path = str(root / "clip" / "frames" / f"{i:06d}.png")
-        linear = srgb8_to_linear(cv2.imread(path)[..., ::-1]) * DIM
-        cv2.imwrite(path, cv2.cvtColor(linear_to_srgb8(linear), cv2.COLOR_RGB2BGR))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(TrackOptions, "schedule", lambda self: SCHEDULE)
-        _track(root / "clip", avatar, root / "static", marks, time_varying_lighting=False)
-        _track(root / "clip", avatar, root / "varying", marks)
+    marks = write_switch_clip(root / "clip", avatar)
+    track(root / "clip", avatar, root / "static", marks, time_varying_lighting=False)
+    track(root / "clip", avatar, root / "varying", marks)
     return root, marks
 
 
@@ -102,7 +78,7 @@ def test_relit_textures_change_where_the_light_does(jobs, avatar, tmp_path):
     changes = {}
     for variation in ("static", "sequence"):
         lighting = _crafted(avatar, codes, tmp_path / f"lighting_{variation}", variation)
-        _track(root / "clip", avatar, tmp_path / variation, marks, lighting_from=str(lighting))
+        track(root / "clip", avatar, tmp_path / variation, marks, lighting_from=str(lighting))
         changes[variation] = np.abs(_relit(tmp_path / variation, 6) - _relit(tmp_path / variation, 1)).mean()
     assert changes["sequence"] > 3.0 and changes["sequence"] > 3 * changes["static"], changes
 
@@ -117,5 +93,5 @@ def test_decode_view_gets_each_frames_code(jobs):
 def test_a_sequence_lighting_is_refused_on_a_take_of_another_length(jobs, avatar, tmp_path):
     root, marks = jobs
     with pytest.raises(LightingFolderError, match=r"field 'frame_count' is 8.*this take has 5 frames"):
-        _track(root / "clip", avatar, tmp_path / "reuse", marks, stop=5, lighting_from=str(root / "varying"))
+        track(root / "clip", avatar, tmp_path / "reuse", marks, stop=5, lighting_from=str(root / "varying"))
     assert not (tmp_path / "reuse").exists()  # refused before any work
