@@ -7,8 +7,8 @@ the video"): Algorithm 1 once, with a light code per lighting segment.
        fits φ (shared) and p_k against each key frame's own segment's lighting;
     3. every frame gets its segment's code: a "sequence" lighting, l_t [N, C].
 
-A take tracked with a lighting from another take (issue 27) gets the same key frames and only their poses
-refined with that lighting (`refine_take`).
+A take tracked with a lighting from another take (issue 27) gets the same key frames, its own l and their
+poses refitted with that lighting's φ (`refine_take`).
 
 Measured and not shipped (bench/RESULTS.md, "Lighting that changes during the video"): an offset δ_k per key
 frame from a shared l, tied by a random walk inside a segment and a ridge, interpolated in time (0.8 dB worse on
@@ -116,9 +116,9 @@ def refine_take(scene: FaceScene, frames: torch.Tensor, init: FrameParams, light
                 schedule, cancel=None, tick: Callable[[str, int, float], None] | None = None,
                 ) -> tuple[list[int], FrameParams, list[float]]:
     """Step 2 of a take whose lighting is reused from another take (issue 27): the key frames step 2 would
-    pick, their poses p_k refined with that lighting fixed (step2.refine_key_poses); a sequence lighting
-    (same frame count, checked when it was read) lights each key frame with its own l_t. -> key rows, refined
-    p_k, the loss per iteration."""
+    pick, this take's l and their poses p_k refitted with that lighting's φ fixed (step2.refine_key_poses); a
+    sequence lighting (same frame count, checked when it was read) lights each key frame with its own l_t.
+    -> key rows, refined p_k, the loss per iteration."""
     _, keys = choose_key_frames(scene, frames, init, options, schedule.step2.key_frames)
     refined, curve = refine_key_poses(scene, frames[keys], init.select(keys), lighting, schedule, rows=keys,
                                       cancel=cancel, on_iteration=tick)

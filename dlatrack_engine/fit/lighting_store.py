@@ -169,10 +169,7 @@ def write(root: Path, lighting: VideoLighting, avatar, writer: fmt.Writer, meta:
           preview_png: bytes | None = None) -> LightingInfo:  # fmt: skip
     """Store a freshly adapted lighting; `meta` holds key_frames, key_source_frames, losses, video (and for a
     sequence: variation, frame_count, source_frames; segments)."""
-    buffer = io.BytesIO()
-    code = lighting.frame_codes() if lighting.is_sequence else lighting.light_code()  # [N, C] or [C]
-    np.save(buffer, code.cpu().numpy().astype(np.float32), allow_pickle=False)
-    files = {fmt.CODE_FILE: buffer.getvalue()}
+    files = {fmt.CODE_FILE: _code_bytes(lighting)}
     if lighting.network is not None:
         tensors = {k: v.detach().cpu().contiguous() for k, v in lighting.network.state_dict().items()}
         files[fmt.WEIGHTS_FILE] = save_safetensors(tensors)
@@ -183,9 +180,22 @@ def write(root: Path, lighting: VideoLighting, avatar, writer: fmt.Writer, meta:
     return fmt.write_folder(root, info, files, writer)
 
 
-def copy_into(stored: StoredLighting, root: Path, writer: fmt.Writer) -> LightingInfo:
-    """Copy a reused lighting into a job (so the job folder stands alone), noting where it came from."""
+def copy_into(stored: StoredLighting, root: Path, writer: fmt.Writer,
+              lighting: VideoLighting | None = None) -> LightingInfo:
+    """Copy a reused lighting into a job (so the job folder stands alone), noting where it came from. With
+    `lighting` (φ from `stored`, l refitted on this take: step2.refine_key_poses) its light code replaces the
+    stored one; φ and the rest are copied byte for byte."""
     files = {name: fmt.read_file(stored.root, stored.info, name) for name in stored.info.files}
+    if lighting is not None and fmt.CODE_FILE in files:
+        files[fmt.CODE_FILE] = _code_bytes(lighting)
     info = copy.deepcopy(stored.info)
     info.reused_from = str(stored.root.resolve())
     return fmt.write_folder(root, info, {k: v for k, v in files.items() if v is not None}, writer)
+
+
+def _code_bytes(lighting: VideoLighting) -> bytes:
+    """light_code.npy: l [C], or l_t [N, C] of a sequence."""
+    buffer = io.BytesIO()
+    code = lighting.frame_codes() if lighting.is_sequence else lighting.light_code()
+    np.save(buffer, code.cpu().numpy().astype(np.float32), allow_pickle=False)
+    return buffer.getvalue()

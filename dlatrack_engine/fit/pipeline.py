@@ -32,7 +32,7 @@ from dlatrack_engine.fit.runtime import Runtime
 from dlatrack_engine.fit.scene import FaceScene
 from dlatrack_engine.fit.schedule import Schedule
 from dlatrack_engine.fit.step1 import fit_landmarks
-from dlatrack_engine.fit.step2 import pose_iterations
+from dlatrack_engine.fit.step2 import refine_iterations
 from dlatrack_engine.fit.step3 import track_batch
 from dlatrack_engine.fit.video_lighting import LIGHTING_KINDS, VideoLighting, lighting_at
 from dlatrack_engine.landmarks import LandmarkTrack, create_detector, detect_clip
@@ -234,7 +234,7 @@ class _Job:
         return params, loss
 
     def adapt(self, init: FrameParams) -> tuple[VideoLighting | None, list[int], FrameParams]:
-        """Step 2 (Algorithm 1) on K key frames, or the reused lighting copied in and only the key poses refined
+        """Step 2 (Algorithm 1) on K key frames, or the reused lighting copied in and l and the key poses refitted
         with it; -> lighting, key rows, and the poses step 3 starts from (step 1's, corrected by the refined
         p_k: fit/key_poses.py). A resumed job reads them back, so it starts step 3 from the same poses."""
         if self.options.lighting == "none":
@@ -251,7 +251,7 @@ class _Job:
         start = time.monotonic()
         s2 = self.schedule.step2
         if self.reused is not None:
-            total = pose_iterations(self.schedule)
+            total = refine_iterations(self.schedule)
         else:
             total = s2.rounds * (s2.light_iterations + (s2.model_iterations if self.options.adapt else 0))
         curve: list[float] = []  # the loss at every iteration, for the report's plot
@@ -279,14 +279,14 @@ class _Job:
 
     def _refine_with_reused(self, init: FrameParams, poses_path: Path, start: float,
                             tick: Callable[[str, int, float], None]) -> tuple[VideoLighting, list[int], FrameParams]:
-        """Step 2 skipped (issue 27): the reused lighting is copied in, and only this take's key poses are
-        refined with it (lighting_sequence.refine_take); self.seconds["adapt"] is that refinement's cost."""
+        """Step 2 skipped (issue 27): the reused φ is copied in, this take's l and key poses refitted with it
+        (lighting_sequence.refine_take); self.seconds["adapt"] is that refinement's cost."""
         lighting = self.reused.video_lighting(self.avatar, self.scene.renderer)
         keys, refined, curve = lighting_sequence.refine_take(self.scene, self.frames, init, lighting, self.options,
                                                              self.schedule, self.cancel, tick)
         output.save_params(self.folder, poses_path, refined, rows=np.asarray(keys))
         info = lighting_store.copy_into(self.reused, lighting_store.job_lighting_root(self.folder),
-                                        self.folder.write_file)
+                                        self.folder.write_file, lighting)
         self.folder.update_manifest(lighting_source={"path": info.reused_from, "files": info.files})
         self.folder.mark_stage_done("adapt")
         self.seconds["adapt"] = time.monotonic() - start

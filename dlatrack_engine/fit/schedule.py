@@ -63,8 +63,8 @@ class Step2Schedule:
     pose_lr_scale: float = 1.0  # p_k step relative to model_lr (scaled pose units); 0 = keep step-1 poses
     batch_size: int = 8  # key frames per optimisation step (memory bound on CPU)
     depth_unit: float = 0.0  # log depth per optimiser unit of p_k's depth leaf (params.py; 0 = none)
-    # p_k-only refinement when the lighting is reused from another take (step2.refine_key_poses, issue 27):
-    # iterations in one run; 0 = rounds x model_iterations, what half-rounds b give p_k.
+    # Refinement when the lighting is reused from another take (step2.refine_key_poses, issue 27): p_k
+    # iterations over all rounds; 0 = rounds x model_iterations, what half-rounds b give p_k.
     reuse_pose_iterations: int = 0
 
 

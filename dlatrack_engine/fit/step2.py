@@ -17,8 +17,8 @@ a, where p_k is frozen) the geometry and the fully-lit texture are constants, so
 and rasterised once per half-round and every iteration only re-runs G and the texture lookup: the loss is
 the same function of (l, φ), at a fraction of the cost on a CPU.
 
-`refine_key_poses` is half-round b alone with l and φ frozen: what a take whose lighting was adapted on another
-take (issue 27) still needs, since step 1's pose error is the take's own.
+`refine_key_poses` is Algorithm 1 with φ frozen (l and p_k in turn): what a take whose lighting was adapted on
+another take (issue 27) still needs, since step 1's pose error and its exposure are the take's own.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class _FixedGeometry:
 
 class _KeyFrameLoss:
     """Eq. 7 summed over the K key frames, estimated from one fixed mini-batch per call (cycling through them):
-    the objective of both Algorithm 1 and the p_k-only refinement below. `rows` maps each key frame to its row in
+    the objective of both Algorithm 1 and the reuse refinement below. `rows` maps each key frame to its row in
     the lighting (`lighting.at`: its own l_k of a time-varying lighting)."""
 
     def __init__(self, scene: FaceScene, frames: torch.Tensor, leaves: ScaledParams, lighting: VideoLighting,
@@ -145,31 +145,64 @@ def pose_iterations(schedule: Schedule) -> int:
 def refine_key_poses(scene: FaceScene, frames: torch.Tensor, params: FrameParams, lighting: VideoLighting,
                      schedule: Schedule, rows: list[int] | None = None, cancel: threading.Event | None = None,
                      on_iteration: Callable[[str, int, float], None] | None = None) -> tuple[FrameParams, list[float]]:
-    """Algorithm 1's half-round b with l and φ frozen: only the key-frame poses p_k move, on Eq. 7.
+    """Algorithm 1 with φ frozen, for a take whose lighting was adapted on another take (issue 27).
 
-    For a take tracked with a lighting adapted on another take (issue 27): step 2 is skipped, but step 1's
-    pose error (mostly the head's depth) belongs to this take, and Algorithm 1 is what corrects it. The same
-    scaled units, log-depth leaf and rate as half-round b (model_lr x pose_lr_scale), `pose_iterations` of
-    them in one run. `rows`: each key frame's row in `lighting` (a sequence lighting's l_t), default 0..K-1.
-    Returns the refined p_k and the loss at every iteration.
+    Step 2 is skipped, but step 1's pose error (mostly the head's depth) belongs to this take, and Algorithm 1
+    is what corrects it. φ is the room's and stays. It also carries the pose-error pattern of the take it was
+    adapted on, and p_k refined against it with the other take's l drift sideways (bench/RESULTS.md, issue 27),
+    so l is refitted too, as half-round a does:
+      a. l, geometry fixed (light_iterations at light_lr): a global code, too coarse to paint a pose error into
+         the texture, it takes up this take's exposure and light strength;
+      b. p_k on Eq. 7 at model_lr x pose_lr_scale,
+    `rounds` times, `pose_iterations` of b in all. A sequence lighting refits only its shared l (the per-frame
+    offsets stay). `rows`: each key frame's row in `lighting`, default 0..K-1. `lighting`'s l is changed in
+    place. Returns the refined p_k and the loss at every iteration (l's and p_k's).
     """
     s2 = schedule.step2
     leaves = ScaledParams(params, schedule.rotation_unit, schedule.translation_unit, depth_unit=s2.depth_unit)
-    if s2.pose_lr_scale <= 0:  # Algorithm 1 would keep step 1's poses too
-        return leaves.params().detach(), []
     _trainable([*lighting.network_parameters(), *lighting.code_parameters()], False)
     loss_fn = _KeyFrameLoss(scene, frames.to(scene.device), leaves, lighting, schedule, rows=rows)
+    code = [lighting.code] if lighting.code.numel() > 0 else []
+    poses = list(leaves.parameters()) if s2.pose_lr_scale > 0 else []  # 0: Algorithm 1 keeps step 1's poses
     curve: list[float] = []
+    for round_index, count in enumerate(_split(pose_iterations(schedule), s2.rounds)):
+        stage = f"{round_index + 1}/{s2.rounds}"
+        _trainable(poses, False)
+        if code:  # a. l
+            _trainable(code, True)
+            loss_fn.fix_geometry()
+            run_adam(code, loss_fn, s2.light_iterations, s2.light_lr, cancel=cancel,
+                     on_iteration=_record(curve, on_iteration, f"refit l {stage}"))
+            _trainable(code, False)
+            loss_fn.free_geometry()
+        if poses and count:  # b. p_k
+            _trainable(poses, True)
+            run_adam(poses, loss_fn, count, s2.model_lr * s2.pose_lr_scale, cancel=cancel,
+                     on_iteration=_record(curve, on_iteration, f"refine p_k {stage}"))
+    _trainable(poses, False)
+    log.info("key poses refined with φ fixed, l refitted: loss %.5g -> %.5g", curve[0] if curve else float("nan"),
+             curve[-1] if curve else float("nan"))
+    return leaves.params().detach(), curve
 
+
+def refine_iterations(schedule: Schedule) -> int:
+    """Every iteration `refine_key_poses` runs (l's and p_k's): the pipeline's progress total."""
+    return schedule.step2.rounds * schedule.step2.light_iterations + pose_iterations(schedule)
+
+
+def _split(total: int, parts: int) -> list[int]:
+    """`total` iterations over `parts` rounds, as evenly as integers allow (the first rounds one more)."""
+    parts = max(1, parts)
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+def _record(curve: list[float], on_iteration: Callable[[str, int, float], None] | None,
+            stage: str) -> Callable[[int, float], None]:
     def record(it: int, value: float) -> None:
         curve.append(value)
         if on_iteration is not None:
-            on_iteration("refine p_k", it, value)
-
-    loss, _ = run_adam(list(leaves.parameters()), loss_fn, pose_iterations(schedule), s2.model_lr * s2.pose_lr_scale,
-                       cancel=cancel, on_iteration=record)
-    log.info("key poses refined with the lighting fixed: loss %.5g -> %.5g", curve[0] if curve else loss, loss)
-    return leaves.params().detach(), curve
+            on_iteration(stage, it, value)
+    return record
 
 
 def _batches(k: int, size: int) -> list[list[int]]:
