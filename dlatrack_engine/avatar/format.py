@@ -223,21 +223,41 @@ def validate_config(config: Mapping[str, Any], topology: Topology, where: str = 
 
 
 def _check_embedding(entry: Any, num_faces: int, where: str) -> None:
-    """A detector's calibrated ℓ_i: 68 face indices and 68 barycentric rows (>= 0, summing to 1)."""
+    """A detector's calibrated ℓ_i: 68 face indices and 68 barycentric rows (>= 0, summing to 1), and
+    optionally the same per view-yaw bin (`view_bins`: yaw_deg increasing, faces [Bn, 68], barycentrics
+    [Bn, 68, 3])."""
     if not isinstance(entry, dict):
         raise AvatarFormatError(f"{where} must be an object with 'faces' and 'barycentrics'")
+    _check_landmark_points(entry.get("faces"), entry.get("barycentrics"), (), num_faces, where)
+    bins = entry.get("view_bins")
+    if bins is None:
+        return
+    if not isinstance(bins, dict):
+        raise AvatarFormatError(f"{where} (view_bins) must be an object with 'yaw_deg', 'faces' and 'barycentrics'")
     try:
-        faces = np.asarray(entry.get("faces"), dtype=np.int64)
-        bary = np.asarray(entry.get("barycentrics"), dtype=np.float64)
+        yaw = np.asarray(bins.get("yaw_deg"), dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise AvatarFormatError(f"{where} (view_bins): 'yaw_deg' is not a numeric array ({error})") from error
+    if yaw.ndim != 1 or len(yaw) < 2 or not np.all(np.diff(yaw) > 0) or np.abs(yaw).max() > 180:
+        raise AvatarFormatError(f"{where} (view_bins): 'yaw_deg' must be 2 or more increasing angles in [-180, 180]")
+    _check_landmark_points(bins.get("faces"), bins.get("barycentrics"), (len(yaw),), num_faces, f"{where} (view_bins)")
+
+
+def _check_landmark_points(faces: Any, bary: Any, lead: tuple[int, ...], num_faces: int, where: str) -> None:
+    """faces [*lead, 68] face indices and barycentrics [*lead, 68, 3] (rows >= 0, summing to 1)."""
+    try:
+        faces = np.asarray(faces, dtype=np.int64)
+        bary = np.asarray(bary, dtype=np.float64)
     except (TypeError, ValueError) as error:
         raise AvatarFormatError(f"{where}: 'faces'/'barycentrics' are not numeric arrays ({error})") from error
-    if faces.shape != (NUM_LANDMARKS,) or bary.shape != (NUM_LANDMARKS, 3):
+    if faces.shape != (*lead, NUM_LANDMARKS) or bary.shape != (*lead, NUM_LANDMARKS, 3):
         raise AvatarFormatError(
-            f"{where}: expected faces [68] and barycentrics [68, 3], got {list(faces.shape)} and {list(bary.shape)}"
+            f"{where}: expected faces {[*lead, 68]} and barycentrics {[*lead, 68, 3]}, got {list(faces.shape)} "
+            f"and {list(bary.shape)}"
         )
     if faces.min() < 0 or faces.max() >= num_faces:
         raise AvatarFormatError(f"{where}: face index out of range [0, {num_faces})")
-    if (bary < -1e-6).any() or np.abs(bary.sum(1) - 1.0).max() > 1e-4:
+    if (bary < -1e-6).any() or np.abs(bary.sum(-1) - 1.0).max() > 1e-4:
         raise AvatarFormatError(f"{where}: barycentric rows must be non-negative and sum to 1")
 
 

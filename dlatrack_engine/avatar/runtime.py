@@ -27,6 +27,7 @@ from dlatrack_engine.avatar.format import (
     load_avatar_package,
     save_avatar_package,
 )
+from dlatrack_engine.avatar.landmark_views import ViewBinnedEmbedding
 from dlatrack_engine.models.dam import DAM, DAMConfig
 from dlatrack_engine.models.lighting import LightingConfig, LightingModel, relight
 
@@ -220,3 +221,15 @@ class Avatar:
         faces = torch.as_tensor(stored["faces"], dtype=torch.int64, device=self.device)
         bary = torch.as_tensor(stored["barycentrics"], dtype=torch.float32, device=self.device)
         return (faces, bary), f"calibrated for {detector}"
+
+    def landmark_view_bins(self, detector: str | None) -> ViewBinnedEmbedding | None:
+        """ℓ_i per view-yaw bin calibrated for `detector` (avatar/landmark_views.py), None where the package
+        has a single embedding (or none) for it."""
+        bins = (self._detector_embeddings().get(detector or "") or {}).get("view_bins")
+        if bins is None:
+            return None
+        return ViewBinnedEmbedding(
+            torch.tensor(np.radians(bins["yaw_deg"]), dtype=torch.float32, device=self.device),
+            torch.as_tensor(bins["faces"], dtype=torch.int64, device=self.device),
+            torch.as_tensor(bins["barycentrics"], dtype=torch.float32, device=self.device),
+        )

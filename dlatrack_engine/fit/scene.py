@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from dlatrack_engine.avatar.landmark_views import ViewBinnedEmbedding, bin_weights, view_yaw
 from dlatrack_engine.fit.params import FrameParams
 from dlatrack_engine.fit.video_lighting import HeldMaps, VideoLighting
 from dlatrack_engine.geometry import matrix_to_axis_angle, transform_points
@@ -55,11 +56,14 @@ class FaceScene:
             renderer = MeshRenderer(topo.faces, topo.uv_faces, topo.uvs, self.device, backend)
         self.renderer = renderer
         self.landmark_embedding, _ = avatar.landmark_embedding(None)
+        self.landmark_view_bins: ViewBinnedEmbedding | None = None
 
     def use_landmarks_of(self, detector: str | None) -> str:
-        """Tie Eq. 6 to `detector`'s ℓ_i (calibrated in the package, else the default); returns which."""
+        """Tie Eq. 6 to `detector`'s ℓ_i (calibrated in the package, per view where it has view bins, else
+        the default); returns which."""
         self.landmark_embedding, source = self.avatar.landmark_embedding(detector)
-        return source
+        self.landmark_view_bins = self.avatar.landmark_view_bins(detector)
+        return source + (", per view" if self.landmark_view_bins is not None else "")
 
     def camera(self, batch: int) -> Camera:
         eye = torch.eye(3, device=self.device).expand(batch, 3, 3)
@@ -82,25 +86,39 @@ class FaceScene:
         return uv
 
     def landmarks_3d(self, z: torch.Tensor) -> torch.Tensor:
-        """M̃(ℓ_i) [B, 68, 3] head frame. The DAM's mesh decoder ends in a linear layer, so only the rows of
-        the 3 x 68 landmark-triangle corners are evaluated (step 1 runs this every iteration for every
-        frame; decoding all V vertices would cost ~V / 200 times more)."""
+        """M̃(ℓ_i) [B, 68, 3] head frame, with the single embedding."""
+        return self.surface_points(z, *self.landmark_embedding)
+
+    def surface_points(self, z: torch.Tensor, faces: torch.Tensor, barycentrics: torch.Tensor) -> torch.Tensor:
+        """Barycentric points (faces [K], barycentrics [K, 3]) of the mesh M̃(z) -> [B, K, 3] head frame. The
+        DAM's mesh decoder ends in a linear layer, so only the rows of the 3 x K triangle corners are evaluated
+        (step 1 runs this every iteration for every frame; decoding all V vertices would cost ~V / 200 times
+        more)."""
         dam = self.avatar.dam
         layers = dam.decoder.mesh
         last = layers[-1] if isinstance(layers, torch.nn.Sequential) else None
         if not isinstance(last, torch.nn.Linear):
-            return self.avatar.landmarks(self.geometry(z), self.landmark_embedding)
-        landmark_faces, barycentrics = self.landmark_embedding
-        corners = self.avatar.topology.faces[landmark_faces]  # [68, 3] vertex ids
+            return self.avatar.landmarks(self.geometry(z), (faces, barycentrics))
+        corners = self.avatar.topology.faces[faces]  # [K, 3] vertex ids
         rows = (corners.reshape(-1, 1) * 3 + torch.arange(3, device=z.device)).reshape(-1)  # xyz rows
         hidden = layers[:-1](z)
-        offsets = torch.nn.functional.linear(hidden, last.weight[rows], last.bias[rows]).view(-1, 68, 3, 3)
-        points = dam.mean_vertices[corners] + offsets * dam.vertex_std  # [B, 68, 3 corners, 3]
+        offsets = torch.nn.functional.linear(hidden, last.weight[rows], last.bias[rows]).view(-1, len(faces), 3, 3)
+        points = dam.mean_vertices[corners] + offsets * dam.vertex_std  # [B, K, 3 corners, 3]
         return (points * barycentrics[None, :, :, None]).sum(dim=2)
 
     def landmarks_2d(self, params: FrameParams) -> torch.Tensor:
-        """Eq. 6's Π(r̃ M̃(ℓ_i) + t̃) -> [B, 68, 2]."""
-        return self.project(self.to_world(self.landmarks_3d(params.z), params))
+        """Eq. 6's Π(r̃ M̃(ℓ_i) + t̃) -> [B, 68, 2]. With view bins, ℓ_i is each frame's blend of the bins
+        around its current view (avatar/landmark_views.py); the blend weights follow the pose but are not a
+        variable of the fit."""
+        bins = self.landmark_view_bins
+        if bins is None:
+            return self.project(self.to_world(self.landmarks_3d(params.z), params))
+        count, marks = bins.faces.shape
+        per_bin = self.surface_points(params.z, bins.faces.reshape(-1), bins.barycentrics.reshape(-1, 3))
+        with torch.no_grad():
+            weights = bin_weights(view_yaw(self.view_vector(params)), bins.yaw)  # [B, Bn]
+        points = (weights[:, :, None, None] * per_bin.view(-1, count, marks, 3)).sum(dim=1)
+        return self.project(self.to_world(points, params))
 
     def view_vector(self, params: FrameParams) -> torch.Tensor:
         """v_v: unit vector head centre -> camera centre (the origin), in the head frame [B, 3]."""

@@ -9,6 +9,10 @@ itself: the surface point whose projections best match the detector's L_i over a
 squared pixel distance). The search takes the best mesh vertex, then the best point of a barycentric grid on
 the triangles around it. Contour points (the jaw), which a detector puts on the silhouette of each view,
 get the fixed surface point that is closest on average, exactly what step 1 can use.
+
+The same search, with each view weighted by its place among the view-yaw bins (`avatar/landmark_views.py`),
+gives one ℓ_i per bin: where the detector puts each landmark on a head turned that way. A bin seen by fewer
+than `MIN_VIEWS` views' worth of weight keeps the single embedding.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from dlatrack_engine.avatar.landmark_views import bin_weights, view_yaw
 from dlatrack_engine.colour import linear_to_srgb8
 from dlatrack_engine.landmarks.base import NUM_LANDMARKS, LandmarkDetector
 from dlatrack_engine.render.camera import project
@@ -29,6 +34,28 @@ log = logging.getLogger(__name__)
 
 MIN_VIEWS = 5  # views with a detection needed to calibrate at all
 GRID = 8  # barycentric grid steps per triangle edge in the refinement
+VIEW_BINS_DEG = (-60.0, -40.0, -20.0, 0.0, 20.0, 40.0, 60.0)  # view-yaw centres of the per-view ℓ_i
+
+
+@dataclass
+class ViewBins:
+    """ℓ_i per view-yaw bin: yaw_deg [Bn], faces [Bn, 68], barycentrics [Bn, 68, 3]."""
+
+    yaw_deg: np.ndarray
+    faces: np.ndarray
+    barycentrics: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {
+            "yaw_deg": [float(y) for y in self.yaw_deg],
+            "faces": [[int(f) for f in row] for row in self.faces],
+            "barycentrics": [[[round(float(b), 6) for b in bary] for bary in rows] for rows in self.barycentrics],
+        }
+
+    def weights(self, views: np.ndarray) -> np.ndarray:
+        """[n, Bn] blend weights of head-frame view vectors [n, 3]."""
+        yaw = view_yaw(torch.as_tensor(views, dtype=torch.float64))
+        return bin_weights(yaw, torch.as_tensor(np.radians(self.yaw_deg))).numpy()
 
 
 @dataclass
@@ -38,18 +65,28 @@ class LandmarkEmbedding:
     faces: np.ndarray
     barycentrics: np.ndarray
     report: dict = field(default_factory=dict)
+    view_bins: ViewBins | None = None
 
-    def points(self, vertices: np.ndarray, mesh_faces: np.ndarray) -> np.ndarray:
-        """Landmark points of meshes `vertices` [N, V, 3] with triangles `mesh_faces` [F, 3] -> [N, 68, 3]."""
-        corners = vertices[:, mesh_faces[self.faces]]  # [N, 68, 3 corners, 3]
-        return np.einsum("nlcd,lc->nld", corners, self.barycentrics)
+    def points(self, vertices: np.ndarray, mesh_faces: np.ndarray, views: np.ndarray | None = None) -> np.ndarray:
+        """Landmark points of meshes `vertices` [N, V, 3] with triangles `mesh_faces` [F, 3] -> [N, 68, 3];
+        with head-frame view vectors `views` [N, 3] and view bins, each mesh's blend of the bins' ℓ_i."""
+        if views is None or self.view_bins is None:
+            corners = vertices[:, mesh_faces[self.faces]]  # [N, 68, 3 corners, 3]
+            return np.einsum("nlcd,lc->nld", corners, self.barycentrics)
+        bins = self.view_bins
+        corners = vertices[:, mesh_faces[bins.faces]]  # [N, Bn, 68, 3 corners, 3]
+        per_bin = np.einsum("nblcd,blc->nbld", corners, bins.barycentrics)
+        return np.einsum("nb,nbld->nld", bins.weights(views), per_bin)
 
     def to_dict(self) -> dict:
-        return {
+        entry = {
             "faces": [int(f) for f in self.faces],
             "barycentrics": [[round(float(b), 6) for b in row] for row in self.barycentrics],
             "calibration": self.report,
         }
+        if self.view_bins is not None:
+            entry["view_bins"] = self.view_bins.to_dict()
+        return entry
 
 
 def _barycentric_grid(steps: int) -> np.ndarray:
@@ -67,9 +104,11 @@ def _project_views(data: LightStageData, views: list[tuple[int, int]], head_poin
 
 
 def fit_embedding(
-    data: LightStageData, views: list[tuple[int, int]], detections: np.ndarray
+    data: LightStageData, views: list[tuple[int, int]], detections: np.ndarray, weights: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Eq. 6's best fixed surface point per landmark for `detections` [n_views, 68, 2] -> (faces, barycentrics)."""
+    """Eq. 6's best fixed surface point per landmark for `detections` [n_views, 68, 2] -> (faces, barycentrics),
+    each view's squared distance weighted by `weights` [n_views] (default: all equal)."""
+    w = np.full(len(views), 1.0 / len(views)) if weights is None else weights / weights.sum()
     mesh_faces = np.asarray(data.topology.faces)
     meshes = data.vertices[[f for f, _ in views]].double().numpy()  # [n, V, 3] head frame
     vertex_px = _project_views(data, views, meshes)  # [n, V, 2]
@@ -77,13 +116,13 @@ def fit_embedding(
     faces = np.empty(NUM_LANDMARKS, np.int64)
     bary = np.empty((NUM_LANDMARKS, 3))
     for i in range(NUM_LANDMARKS):
-        cost = ((vertex_px - detections[:, i : i + 1]) ** 2).sum(-1).mean(0)  # [V]
+        cost = np.einsum("n,nv->v", w, ((vertex_px - detections[:, i : i + 1]) ** 2).sum(-1))  # [V]
         best = int(np.argmin(cost))
         ring = np.flatnonzero((mesh_faces == best).any(1))
         points = np.einsum("pk,nfkd->nfpd", grid, meshes[:, mesh_faces[ring]])  # [n, ring, P, 3]
         n, r, p, _ = points.shape
         px = _project_views(data, views, points.reshape(n, r * p, 3)).reshape(n, r, p, 2)
-        grid_cost = ((px - detections[:, None, None, i]) ** 2).sum(-1).mean(0)  # [ring, P]
+        grid_cost = np.einsum("n,nrp->rp", w, ((px - detections[:, None, None, i]) ** 2).sum(-1))  # [ring, P]
         f, g = np.unravel_index(int(np.argmin(grid_cost)), grid_cost.shape)
         faces[i], bary[i] = ring[f], grid[g]
     return faces, bary
@@ -106,16 +145,37 @@ def detect_views(
     return found
 
 
+def _view_vectors(data: LightStageData, views: list[tuple[int, int]]) -> np.ndarray:
+    """Head-frame unit vectors head -> camera [n, 3] of (frame, camera) views."""
+    return data.view_vectors(torch.tensor([f for f, _ in views]), torch.tensor([c for _, c in views])).double().numpy()
+
+
 def reprojection_px(
-    data: LightStageData, embedding: LandmarkEmbedding, detections: dict[tuple[int, int], np.ndarray]
+    data: LightStageData, embedding: LandmarkEmbedding, detections: dict[tuple[int, int], np.ndarray],
+    per_view: bool = False,
 ) -> float | None:
-    """Mean distance (px) between the detections and the projected embedding over the given views."""
+    """Mean distance (px) between the detections and the projected embedding over the given views;
+    `per_view`: with the embedding's view bins blended for each view, as step 1 uses them."""
     if not detections:
         return None
     views = list(detections)
     meshes = data.vertices[[f for f, _ in views]].double().numpy()
-    px = _project_views(data, views, embedding.points(meshes, np.asarray(data.topology.faces)))
+    directions = _view_vectors(data, views) if per_view else None
+    px = _project_views(data, views, embedding.points(meshes, np.asarray(data.topology.faces), directions))
     return float(np.linalg.norm(px - np.stack([detections[v] for v in views]), axis=-1).mean())
+
+
+def fit_view_bins(data: LightStageData, views: list[tuple[int, int]], detections: np.ndarray,
+                  single: tuple[np.ndarray, np.ndarray]) -> ViewBins:
+    """ℓ_i per view-yaw bin (`VIEW_BINS_DEG`): the fit of `fit_embedding` with each view weighted by its blend
+    weight for the bin; a bin with less than `MIN_VIEWS` views' worth of weight keeps `single`."""
+    bins = ViewBins(np.array(VIEW_BINS_DEG), np.empty((len(VIEW_BINS_DEG), NUM_LANDMARKS), np.int64),
+                    np.empty((len(VIEW_BINS_DEG), NUM_LANDMARKS, 3)))
+    weights = bins.weights(_view_vectors(data, views))  # [n, Bn]
+    for b in range(len(VIEW_BINS_DEG)):
+        seen = weights[:, b].sum() >= MIN_VIEWS
+        bins.faces[b], bins.barycentrics[b] = fit_embedding(data, views, detections, weights[:, b]) if seen else single
+    return bins
 
 
 def calibrate_landmarks(
@@ -127,9 +187,9 @@ def calibrate_landmarks(
     default: LandmarkEmbedding,
     progress: Callable[[int, int], None] | None = None,
 ) -> LandmarkEmbedding:
-    """ℓ_i for `detector` from `frames` seen by `fit_cameras`; `report` holds the mean distance (px at the
-    data's image size) between detections and the projected embedding, default vs calibrated, on the
-    fitting cameras and on `test_cameras` (never used for the fit)."""
+    """ℓ_i for `detector` from `frames` seen by `fit_cameras`, single and per view bin; `report` holds the mean
+    distance (px at the data's image size) between detections and the projected embedding, default vs
+    calibrated (single, and per view), on the fitting cameras and on `test_cameras` (never used for the fit)."""
     views = [(f, c) for f in frames for c in fit_cameras + test_cameras]
     found = detect_views(data, detector, views, progress)
     fit = {v: p for v, p in found.items() if v[1] in fit_cameras}
@@ -139,10 +199,12 @@ def calibrate_landmarks(
             f"{data.root}: {detector.name} found a face in {len(fit)} of the fitting views; at least {MIN_VIEWS} "
             "are needed to calibrate the landmark embedding"
         )
-    faces, bary = fit_embedding(data, list(fit), np.stack(list(fit.values())))
-    calibrated = LandmarkEmbedding(faces, bary)
+    detections = np.stack(list(fit.values()))
+    faces, bary = fit_embedding(data, list(fit), detections)
+    calibrated = LandmarkEmbedding(faces, bary, view_bins=fit_view_bins(data, list(fit), detections, (faces, bary)))
     residual = {
-        name: {"default": reprojection_px(data, default, seen), "calibrated": reprojection_px(data, calibrated, seen)}
+        name: {"default": reprojection_px(data, default, seen), "calibrated": reprojection_px(data, calibrated, seen),
+               "calibrated_per_view": reprojection_px(data, calibrated, seen, per_view=True)}
         for name, seen in (("fit_cameras", fit), ("test_cameras", test))
     }
     calibrated.report = {

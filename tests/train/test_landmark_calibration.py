@@ -114,13 +114,14 @@ def test_calibrated_embedding_is_stored_and_used_by_step_1_for_its_detector(toy,
     avatar = Avatar.load(tmp_path / "avatar")
     (faces, bary), source = avatar.landmark_embedding(detector.name)
     assert source == f"calibrated for {detector.name}"
+    assert avatar.landmark_view_bins(detector.name) is not None
     (default_faces, _), default_source = avatar.landmark_embedding("another-detector")
     assert default_source == "default" and torch.equal(default_faces, avatar.topology.landmark_faces)
 
     scene = FaceScene(avatar, torch.tensor([[40.0, 0, 24], [0, 40.0, 24], [0, 0, 1]]), 48, 48)
     z = torch.randn(2, avatar.dam.cfg.latent_size) * 0.1
     before = scene.landmarks_3d(z)
-    assert scene.use_landmarks_of(detector.name) == source
+    assert scene.use_landmarks_of(detector.name) == source + ", per view"
     after = scene.landmarks_3d(z)
     with torch.no_grad():
         expected = avatar.landmarks(scene.geometry(z), (faces, bary))
@@ -144,8 +145,12 @@ def test_a_broken_embedding_names_the_field(toy, tmp_path, change, message):
     _package(toy, tmp_path)
     entry = default_embedding(toy).to_dict()
     change(entry)
+    _write_embedding(tmp_path, entry)
+    with pytest.raises(AvatarFormatError, match=f"landmarks.detector_embeddings.some-detector.*{message}"):
+        Avatar.load(tmp_path / "avatar")
+
+
+def _write_embedding(tmp_path, entry: dict) -> None:
     config = json.loads((tmp_path / "avatar" / "avatar.json").read_text())
     config["landmarks"]["detector_embeddings"] = {"some-detector": entry}
     (tmp_path / "avatar" / "avatar.json").write_text(json.dumps(config))
-    with pytest.raises(AvatarFormatError, match=f"landmarks.detector_embeddings.some-detector.*{message}"):
-        Avatar.load(tmp_path / "avatar")
