@@ -61,10 +61,13 @@ def test_track_video_reuses_the_stored_lighting(session: dict) -> None:
     manifest = json.loads((Path(track["folder"]) / "manifest.json").read_text())
     assert manifest["options"]["lighting_from"] == str(Path(session["adapt_job"]) / "lighting")
     assert manifest["lighting_source"]["path"] == str(Path(session["adapt_job"]) / "lighting")
-    # Step 2 skipped: the panel's "adapt" progress, if the pump caught it, counts fast's 160 iterations of the
-    # key-pose refinement with the stored lighting (issue 27), not step 2's 240; the refined pose is saved.
+    # Step 2 skipped: φ is the stored lighting's byte for byte (only this take's l is refitted, issue 27), the
+    # panel's "adapt" progress, if the pump caught it, counts the refinement's iterations (fast: 2 x 40 of l,
+    # 160 of the key poses), and the refined poses are saved.
+    stored, reused = Path(session["adapt_job"]) / "lighting", Path(track["folder"]) / "lighting"
+    assert (reused / "G.safetensors").read_bytes() == (stored / "G.safetensors").read_bytes()
     refining = [s.split()[1] for s in track["statuses"] if s.startswith("adapt ")]
-    assert all(count.endswith("/160") for count in refining), track["statuses"]
+    assert all(count.endswith("/240") for count in refining), track["statuses"]
     assert (Path(track["folder"]) / "key_poses.npz").is_file() and "adapt" in manifest["stages_done"]
     # Issue 21 with a reused lighting: the preview is written and the track job is the one the sidebar shows.
     assert track["scene_job_folder"] == track["folder"] and (Path(track["folder"]) / "preview.mp4").is_file()
