@@ -4,6 +4,7 @@ the engine for a camera beside it, rendered again from that camera."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import bpy
@@ -11,7 +12,9 @@ from mathutils import Matrix, Vector
 
 import blender_addon
 from blender_addon.blender import material
-from blender_addon.blender.scene import WriteOptions, write_result
+
+sys.path.insert(0, str(Path(__file__).parent))
+from engine_scene import connected_scene_with_job
 
 
 def render_frames(scene: bpy.types.Scene, frames: list[int], folder: Path) -> dict[str, str]:
@@ -50,19 +53,9 @@ def side_camera(scene: bpy.types.Scene, video_camera: bpy.types.Object, head: Ve
 
 
 def main(args: dict) -> dict:
-    import addon_utils  # importable only once bpy is loaded
-
     from blender_addon.ui import engine
 
-    addon_utils.enable("blender_addon", default_set=True)
-    prefs = bpy.context.preferences.addons["blender_addon"].preferences
-    prefs.engine_mode, prefs.connection_file = "CONNECT", args["connection_file"]
-    scene = bpy.context.scene
-    settings = scene.dlatrack
-    settings.avatar_path = args["package"]
-    assert bpy.ops.dlatrack.import_avatar() == {"FINISHED"}
-    writer = write_result(scene, settings.avatar_object, args["job"], WriteOptions(mode="SHAPE_KEYS"))
-    settings.job_folder = args["job"]
+    scene, _prefs, writer = connected_scene_with_job(args)
     setup_cycles(scene)
     frames, out = [int(f) for f in args["frames"]], Path(args["out"])
     video = render_frames(scene, frames, out / "video")

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import bpy
 import numpy as np
 
 import blender_addon
 from blender_addon.blender import material
-from blender_addon.blender.scene import WriteOptions, write_result
+
+sys.path.insert(0, str(Path(__file__).parent))
+from engine_scene import connected_scene_with_job
 
 
 def main(args: dict) -> dict:
-    import addon_utils  # importable only once bpy is loaded
-
-    addon_utils.enable("blender_addon", default_set=True)
-    prefs = bpy.context.preferences.addons["blender_addon"].preferences
-    prefs.engine_mode, prefs.connection_file = "CONNECT", args["connection_file"]
-    scene = bpy.context.scene
-    settings = scene.dlatrack
-    settings.avatar_path = args["package"]
-    assert bpy.ops.dlatrack.import_avatar() == {"FINISHED"}
-    writer = write_result(scene, settings.avatar_object, args["job"], WriteOptions(mode="SHAPE_KEYS"))
-    settings.job_folder = args["job"]
+    scene, prefs, writer = connected_scene_with_job(args)
     # A second camera, 40 degrees round the subject from the video camera, as the active camera.
     camera = bpy.data.objects.new("Side Cam", bpy.data.cameras.new("Side Cam"))
     scene.collection.objects.link(camera)
