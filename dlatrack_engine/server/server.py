@@ -120,6 +120,7 @@ class EngineServer:
             "uptime_s": time.time() - self.started,
             "connections": connections,
             "unauthenticated_connections": pending,
+            "buffered_bytes": self.buffers.used,  # frame bytes held for all connections (--max-buffered-mb)
             "avatars": self.avatars.list(),
             "jobs": self.jobs.jobs(),
             "current_job": self.jobs.current,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import select
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -109,6 +110,13 @@ def test_buffered_bytes_are_bounded_across_connections(
     try:
         _announce(first, 16 << 20)
         first.sendall(bytes(14 << 20))
+        # sendall returns once the kernel holds the bytes; on a loaded machine the engine may not have read
+        # them yet, and the second client's bytes would then fit. Wait until the engine holds the first's.
+        with engine.client(client_mod) as client:
+            deadline = time.monotonic() + 60
+            while client.status()["buffered_bytes"] < 14 << 20 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert client.status()["buffered_bytes"] >= 14 << 20
         _announce(second, 16 << 20)
         outcome = "still reading"
         try:
