@@ -54,8 +54,13 @@ class ViewBins:
 
     def weights(self, views: np.ndarray) -> np.ndarray:
         """[n, Bn] blend weights of head-frame view vectors [n, 3]."""
-        yaw = view_yaw(torch.as_tensor(views, dtype=torch.float64))
-        return bin_weights(yaw, torch.as_tensor(np.radians(self.yaw_deg))).numpy()
+        return _view_bin_weights(views, self.yaw_deg)
+
+
+def _view_bin_weights(views: np.ndarray, yaw_deg: np.ndarray | tuple[float, ...]) -> np.ndarray:
+    """[n, Bn] blend weights (avatar/landmark_views.py) of head-frame view vectors [n, 3] for bin centres yaw_deg."""
+    yaw = view_yaw(torch.as_tensor(views, dtype=torch.float64))
+    return bin_weights(yaw, torch.as_tensor(np.radians(yaw_deg))).numpy()
 
 
 @dataclass
@@ -106,25 +111,27 @@ def _project_views(data: LightStageData, views: list[tuple[int, int]], head_poin
 def fit_embedding(
     data: LightStageData, views: list[tuple[int, int]], detections: np.ndarray, weights: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Eq. 6's best fixed surface point per landmark for `detections` [n_views, 68, 2] -> (faces, barycentrics),
-    each view's squared distance weighted by `weights` [n_views] (default: all equal)."""
-    w = np.full(len(views), 1.0 / len(views)) if weights is None else weights / weights.sum()
+    """Eq. 6's best fixed surface point per landmark for `detections` [n_views, 68, 2], one fit per column of
+    `weights` [n_views, W] (each view's squared distance weighted by it; default one column, all views equal)
+    -> (faces [W, 68], barycentrics [W, 68, 3]). The views are projected once for all the fits."""
+    w = np.ones((len(views), 1)) if weights is None else weights
+    w = w / w.sum(0, keepdims=True)
     mesh_faces = np.asarray(data.topology.faces)
     meshes = data.vertices[[f for f, _ in views]].double().numpy()  # [n, V, 3] head frame
     vertex_px = _project_views(data, views, meshes)  # [n, V, 2]
     grid = _barycentric_grid(GRID)
-    faces = np.empty(NUM_LANDMARKS, np.int64)
-    bary = np.empty((NUM_LANDMARKS, 3))
+    faces = np.empty((w.shape[1], NUM_LANDMARKS), np.int64)
+    bary = np.empty((w.shape[1], NUM_LANDMARKS, 3))
     for i in range(NUM_LANDMARKS):
-        cost = np.einsum("n,nv->v", w, ((vertex_px - detections[:, i : i + 1]) ** 2).sum(-1))  # [V]
-        best = int(np.argmin(cost))
-        ring = np.flatnonzero((mesh_faces == best).any(1))
-        points = np.einsum("pk,nfkd->nfpd", grid, meshes[:, mesh_faces[ring]])  # [n, ring, P, 3]
-        n, r, p, _ = points.shape
-        px = _project_views(data, views, points.reshape(n, r * p, 3)).reshape(n, r, p, 2)
-        grid_cost = np.einsum("n,nrp->rp", w, ((px - detections[:, None, None, i]) ** 2).sum(-1))  # [ring, P]
-        f, g = np.unravel_index(int(np.argmin(grid_cost)), grid_cost.shape)
-        faces[i], bary[i] = ring[f], grid[g]
+        costs = w.T @ ((vertex_px - detections[:, i : i + 1]) ** 2).sum(-1)  # [W, V]
+        for column, best in enumerate(np.argmin(costs, axis=1)):
+            ring = np.flatnonzero((mesh_faces == best).any(1))
+            points = np.einsum("pk,nfkd->nfpd", grid, meshes[:, mesh_faces[ring]])  # [n, ring, P, 3]
+            n, r, p, _ = points.shape
+            px = _project_views(data, views, points.reshape(n, r * p, 3)).reshape(n, r, p, 2)
+            grid_cost = np.einsum("n,nrp->rp", w[:, column], ((px - detections[:, None, None, i]) ** 2).sum(-1))
+            f, g = np.unravel_index(int(np.argmin(grid_cost)), grid_cost.shape)
+            faces[column, i], bary[column, i] = ring[f], grid[g]
     return faces, bary
 
 
@@ -165,17 +172,16 @@ def reprojection_px(
     return float(np.linalg.norm(px - np.stack([detections[v] for v in views]), axis=-1).mean())
 
 
-def fit_view_bins(data: LightStageData, views: list[tuple[int, int]], detections: np.ndarray,
-                  single: tuple[np.ndarray, np.ndarray]) -> ViewBins:
-    """ℓ_i per view-yaw bin (`VIEW_BINS_DEG`): the fit of `fit_embedding` with each view weighted by its blend
-    weight for the bin; a bin with less than `MIN_VIEWS` views' worth of weight keeps `single`."""
-    bins = ViewBins(np.array(VIEW_BINS_DEG), np.empty((len(VIEW_BINS_DEG), NUM_LANDMARKS), np.int64),
-                    np.empty((len(VIEW_BINS_DEG), NUM_LANDMARKS, 3)))
-    weights = bins.weights(_view_vectors(data, views))  # [n, Bn]
-    for b in range(len(VIEW_BINS_DEG)):
-        seen = weights[:, b].sum() >= MIN_VIEWS
-        bins.faces[b], bins.barycentrics[b] = fit_embedding(data, views, detections, weights[:, b]) if seen else single
-    return bins
+def fit_embeddings(data: LightStageData, views: list[tuple[int, int]],
+                   detections: np.ndarray) -> tuple[np.ndarray, np.ndarray, ViewBins]:
+    """The single ℓ_i (all views equal) and ℓ_i per view-yaw bin (`VIEW_BINS_DEG`: each view weighted by its
+    blend weight for the bin), in one `fit_embedding` pass -> (faces [68], barycentrics [68, 3], view bins). A
+    bin with less than `MIN_VIEWS` views' worth of weight keeps the single ℓ_i."""
+    weights = _view_bin_weights(_view_vectors(data, views), VIEW_BINS_DEG)  # [n, Bn]
+    faces, bary = fit_embedding(data, views, detections, np.column_stack([np.ones(len(views)), weights]))
+    seen = np.concatenate([[True], weights.sum(0) >= MIN_VIEWS])
+    faces, bary = np.where(seen[:, None], faces, faces[0]), np.where(seen[:, None, None], bary, bary[0])
+    return faces[0], bary[0], ViewBins(np.array(VIEW_BINS_DEG), faces[1:], bary[1:])
 
 
 def calibrate_landmarks(
@@ -199,9 +205,8 @@ def calibrate_landmarks(
             f"{data.root}: {detector.name} found a face in {len(fit)} of the fitting views; at least {MIN_VIEWS} "
             "are needed to calibrate the landmark embedding"
         )
-    detections = np.stack(list(fit.values()))
-    faces, bary = fit_embedding(data, list(fit), detections)
-    calibrated = LandmarkEmbedding(faces, bary, view_bins=fit_view_bins(data, list(fit), detections, (faces, bary)))
+    faces, bary, bins = fit_embeddings(data, list(fit), np.stack(list(fit.values())))
+    calibrated = LandmarkEmbedding(faces, bary, view_bins=bins)
     residual = {
         name: {"default": reprojection_px(data, default, seen), "calibrated": reprojection_px(data, calibrated, seen),
                "calibrated_per_view": reprojection_px(data, calibrated, seen, per_view=True)}
