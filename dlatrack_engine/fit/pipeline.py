@@ -28,6 +28,7 @@ from dlatrack_engine.fit.key_poses import spread_key_corrections
 from dlatrack_engine.fit.lighting_preview import preview_png
 from dlatrack_engine.fit.optim import Cancelled
 from dlatrack_engine.fit.params import FrameParams
+from dlatrack_engine.fit.propagation import bridge_gaps
 from dlatrack_engine.fit.runtime import Runtime
 from dlatrack_engine.fit.scene import FaceScene
 from dlatrack_engine.fit.schedule import Schedule
@@ -361,8 +362,9 @@ def _run(video, avatar, out_dir, options, progress, cancel, adapt_only: bool, ru
         marks = job.landmarks()
         init, init_loss = job.init(marks)
         job.lighting, keys, starts = job.adapt(init)
-        if job.options.steps == "landmarks":  # the step-1-alone baseline keeps step 1's poses
-            starts = init
+        # The step-1-alone baseline keeps step 1's poses; step 3 starts frames without landmarks from the head's
+        # motion around them (fit/propagation.py).
+        starts = init if job.options.steps == "landmarks" else bridge_gaps(starts, marks.detected)
         if not adapt_only:
             losses = job.track(starts, init_loss, job.lighting)
             if options.write_preview:

@@ -161,13 +161,14 @@ TINY = Schedule(  # the pipeline tests' schedule: seconds, not minutes
 
 
 class ReplayDetector:
-    """Landmarks of the ground truth (+ noise), handed out in frame order; frame 3 'fails', and so do the
-    engine's second looks at it (landmarks/exposure.py), which come right after."""
+    """Landmarks of the ground truth (+ noise), handed out in frame order; the frames in `failing` (default:
+    frame 3) 'fail', and so do the engine's second looks at them (landmarks/exposure.py), which come right
+    after."""
 
     name = "replay"
 
-    def __init__(self, points: np.ndarray) -> None:
-        self.points, self.calls, self.second_looks_left = points, 0, 0
+    def __init__(self, points: np.ndarray, failing: tuple[int, ...] = (3,)) -> None:
+        self.points, self.failing, self.calls, self.second_looks_left = points, set(failing), 0, 0
 
     def detect(self, image: np.ndarray):
         if self.second_looks_left:
@@ -175,7 +176,7 @@ class ReplayDetector:
             return None
         i = self.calls
         self.calls += 1
-        if i == 3:
+        if i in self.failing:
             self.second_looks_left = len(list(second_looks(srgb8_to_linear(image))))
             return None
         return self.points[i], np.ones(68, np.float32)
