@@ -361,9 +361,10 @@ def _run(video, avatar, out_dir, options, progress, cancel, adapt_only: bool, ru
     try:
         marks = job.landmarks()
         init, init_loss = job.init(marks)
-        job.lighting, keys, starts = job.adapt(init)
-        # The step-1-alone baseline keeps step 1's poses; step 3 starts frames without landmarks from the head's
-        # motion around them (fit/propagation.py).
+        # Frames without landmarks take the head's motion across their gap (fit/propagation.py), for Algorithm 1's
+        # key poses and, bridged again from the refined poses around them, for step 3's starts; the step-1-alone
+        # baseline keeps step 1's poses.
+        job.lighting, keys, starts = job.adapt(bridge_gaps(init, marks.detected))
         starts = init if job.options.steps == "landmarks" else bridge_gaps(starts, marks.detected)
         if not adapt_only:
             losses = job.track(starts, init_loss, job.lighting)

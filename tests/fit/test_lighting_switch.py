@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from fit_fixtures import responsive_avatar
 from switch_clip import SWITCH, N, track, write_switch_clip
 
 from dlatrack_engine.fit import lighting_store
@@ -20,11 +21,18 @@ from dlatrack_engine.wire.lighting_folder import LightingFolderError
 
 
 @pytest.fixture(scope="module")
-def jobs(tmp_path_factory, avatar):
+def lit_avatar():
+    """The fixtures' DAM with a G that l drives (the default fixture's G ignores l, so no code could follow the
+    switch there)."""
+    return responsive_avatar()
+
+
+@pytest.fixture(scope="module")
+def jobs(tmp_path_factory, lit_avatar):
     root = tmp_path_factory.mktemp("switch")
-    marks = write_switch_clip(root / "clip", avatar)
-    track(root / "clip", avatar, root / "static", marks, time_varying_lighting=False)
-    track(root / "clip", avatar, root / "varying", marks)
+    marks = write_switch_clip(root / "clip", lit_avatar)
+    track(root / "clip", lit_avatar, root / "static", marks, time_varying_lighting=False)
+    track(root / "clip", lit_avatar, root / "varying", marks)
     return root, marks
 
 
@@ -43,11 +51,14 @@ def test_the_cut_is_found_and_the_lighting_stored_per_frame(jobs):
     assert lighting_store.read_job(JobFolder(root / "static")).info.variation == "static"
 
 
-def test_per_frame_lighting_matches_the_video_better(jobs, avatar):
+def test_per_frame_lighting_matches_the_video_better(jobs, lit_avatar):
     root, _ = jobs
-    static = evaluate_job(root / "static", avatar, csim=False)
-    varying = evaluate_job(root / "varying", avatar, csim=False)
-    assert varying["psnr"] > static["psnr"] + 0.3, (static, varying)  # measured +0.6 dB with this tiny schedule
+    static = evaluate_job(root / "static", lit_avatar, csim=False)
+    varying = evaluate_job(root / "varying", lit_avatar, csim=False)
+    # Measured 2026-12-07 with this tiny schedule: static 24.8 dB (one half of the clip at 13.6 dB: one code
+    # cannot light both), per segment 37.6 dB. On the fixtures' default G, which ignores l, the two differed by
+    # noise (±1.3 dB).
+    assert varying["psnr"] > static["psnr"] + 5.0, (static, varying)
 
 
 def _crafted(avatar, codes: np.ndarray, root, variation: str):
@@ -90,8 +101,8 @@ def test_decode_view_gets_each_frames_code(jobs):
     assert np.array_equal(codes, stored.light_code[[6, 1]]) and not np.allclose(codes[0], codes[1])
 
 
-def test_a_sequence_lighting_is_refused_on_a_take_of_another_length(jobs, avatar, tmp_path):
+def test_a_sequence_lighting_is_refused_on_a_take_of_another_length(jobs, lit_avatar, tmp_path):
     root, marks = jobs
     with pytest.raises(LightingFolderError, match=r"field 'frame_count' is 8.*this take has 5 frames"):
-        track(root / "clip", avatar, tmp_path / "reuse", marks, stop=5, lighting_from=str(root / "varying"))
+        track(root / "clip", lit_avatar, tmp_path / "reuse", marks, stop=5, lighting_from=str(root / "varying"))
     assert not (tmp_path / "reuse").exists()  # refused before any work
