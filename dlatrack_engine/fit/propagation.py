@@ -1,4 +1,4 @@
-"""Step 3's starts for the frames the landmark detector missed: the head's motion bridged across each gap.
+"""Poses for the frames the landmark detector missed: the head's motion bridged across each gap.
 
 Step 1 has no data where no face was found. Its pose there follows landmarks interpolated linearly between
 the detections around the gap, which is wrong whenever the head does not move uniformly during the gap, and a
@@ -6,14 +6,15 @@ head turning into the dark is exactly when detection fails: on the sample clip `
 42° out and back over eight undetected frames while the interpolated landmarks keep it within 12° of where it
 started. Started there, 20-29° off, step 3 stays there.
 
-So a gap's frames start step 3 from a cubic Hermite curve in time through the rotations at the gap's two ends
-(the starts of the detected frames next to it: step 1's, corrected by step 2), with the head's angular
-velocity there as the tangents (the rotation from the detected frame past an end to the end; the gap's mean
-rate where that frame was not detected). A head that turns out and back during the gap follows that curve. A
-gap at the start or end of the clip has one end: its frames carry on the velocity there. The translation
-stays step 1's (the interpolated landmarks still hold the head's position and size roughly, while a
-translation carried on at the end's velocity drifted along the viewing ray); z is the nearer end's. The gap's
-frames are then tracked in step 3's batches with the others. A departure from the paper, measured in
+So a gap's frames take a cubic Hermite curve in time through the rotations at the gap's two ends (of the
+detected frames next to it), with the head's angular velocity there as the tangents (the rotation from the
+detected frame past an end to the end; the gap's mean rate where that frame was not detected). A head that turns
+out and back during the gap follows that curve. A gap at the start or end of the clip has one end: its frames
+carry on the velocity there. The translation stays step 1's (the interpolated landmarks still hold the head's
+position and size roughly, while a translation carried on at the end's velocity drifted along the viewing ray);
+z is the nearer end's. The pipeline bridges step 1's poses before step 2 (Algorithm 1's key frames inside a gap
+would otherwise be adapted to at the interpolated poses), and step 3's starts, step 2's refined poses, again;
+the gap's frames are then tracked in step 3's batches with the others. A departure from the paper, measured in
 bench/RESULTS.md ("frames without landmarks").
 """
 
