@@ -67,14 +67,18 @@ def gap_rotations(gap: tuple[int, int], known: dict[int, torch.Tensor]) -> torch
 
 
 def bridge_gaps(starts: FrameParams, detected: np.ndarray) -> FrameParams:
-    """Step 3's starts [N] with every gap's rows replaced: `gap_rotations` through the starts of the detected
-    rows at its ends, the nearer end's z (the earlier on a tie), the translation kept."""
+    """Per-frame poses [N] (step 1's, or step 3's starts) with every gap's rows replaced: `gap_rotations`
+    through the poses of the detected rows at its ends, the nearer end's z (the earlier on a tie), the
+    translation kept. Without a gap, `starts` itself."""
     detected = np.asarray(detected, dtype=bool)
     if not detected.any():
         raise ValueError("propagation: no detected frame to start from")
+    runs = gaps(detected)
+    if not runs:
+        return starts
     bridged = starts.detach()
     rotations = starts.rotation().detach()
-    for first, last in gaps(detected):
+    for first, last in runs:
         known = {r: rotations[r] for r in end_rows((first, last), detected)}
         bridged.r[first:last + 1] = matrix_to_axis_angle(gap_rotations((first, last), known))
         ends = [e for e in (first - 1, last + 1) if e in known]
