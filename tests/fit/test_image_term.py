@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from fit_fixtures import HEIGHT, WIDTH, gt_params, intrinsics, render_clip, truth_lighting
 
-from dlatrack_engine.fit.image_term import image_term, interior_weight
+from dlatrack_engine.fit.image_term import composite_loss, image_term, interior_weight
 from dlatrack_engine.fit.losses import pixel_loss
 from dlatrack_engine.fit.scene import FaceScene
 
@@ -64,3 +64,36 @@ def test_truth_is_the_minimum_along_the_viewing_ray(avatar):
             moved.t += offset * ray
             loss, _ = image_term(scene, frames, moved, lighting, 0.25)
             assert bool((loss > at_truth + 0.5).all()), (offset, loss, at_truth)
+
+
+def test_the_image_border_counts_as_covered_and_the_weight_is_detached():
+    coverage = torch.ones(2, 4, 5, 1, requires_grad=True)
+    weight = interior_weight(coverage)
+    assert torch.equal(weight, torch.ones(2, 4, 5, 1)) and not weight.requires_grad
+    hole = torch.ones(1, 4, 5, 1)
+    hole[0, 0, 4] = 0.25  # a corner pixel: its 2 x 2 neighbourhood inside the image takes its value
+    expected = torch.ones(4, 5)
+    expected[0:2, 3:5] = 0.25
+    assert torch.equal(interior_weight(hole)[0, ..., 0], expected)
+
+
+def test_the_composite_loss_is_eq7_on_the_eroded_coverage_times_the_matte():
+    g = torch.Generator().manual_seed(0)
+    frames, image = torch.rand(2, 6, 7, 3, generator=g), torch.rand(2, 6, 7, 3, generator=g)
+    coverage = torch.rand(2, 6, 7, 1, generator=g)
+    matte = (torch.rand(2, 6, 7, 1, generator=g) > 0.5).float()
+    weight = interior_weight(coverage)
+    assert torch.equal(composite_loss(frames, image, coverage, 0.7), pixel_loss(frames, image, weight, 0.7))
+    assert torch.equal(composite_loss(frames, image, coverage, 0.7, matte),
+                       pixel_loss(frames, image, weight * matte, 0.7))
+
+
+def test_image_term_composites_the_render_over_the_frames(avatar):
+    scene = FaceScene(avatar, intrinsics(), WIDTH, HEIGHT)
+    truth = gt_params(2)
+    frames = torch.rand(2, HEIGHT, WIDTH, 3, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        loss, out = image_term(scene, frames, truth, None, 0.3)
+        expected = scene.render(truth, None, background=frames)
+    assert torch.equal(out.image, expected.image)
+    assert torch.equal(loss, composite_loss(frames, expected.image, expected.mask, 0.3))

@@ -1,0 +1,119 @@
+"""fit/lighting_sequence.py on a 6-frame 48-px clip whose light drops to 30 % at frame 3: the plan's segments and key
+frames, the codes Algorithm 1 leaves per segment, what the pipeline's step 2 returns with and without
+time-varying lighting, and the reuse refinement's key frames."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from fit_fixtures import gt_params, intrinsics, responsive_avatar, truth_lighting
+
+from dlatrack_engine.fit import lighting_sequence
+from dlatrack_engine.fit.keyframes import select_key_frames
+from dlatrack_engine.fit.lighting_segments import face_colour_stats, keys_per_segment
+from dlatrack_engine.fit.pipeline import TrackOptions
+from dlatrack_engine.fit.scene import FaceScene, lighting_rotation
+from dlatrack_engine.fit.schedule import Schedule, Step2Schedule
+from dlatrack_engine.fit.step2 import refine_iterations
+from dlatrack_engine.fit.video_lighting import VideoLighting
+
+SIDE = 48
+
+
+@pytest.fixture(scope="module")
+def clip():
+    avatar = responsive_avatar()
+    K = intrinsics()
+    K[:2] *= 0.5
+    scene = FaceScene(avatar, K, SIDE, SIDE)
+    truth = gt_params(6)
+    with torch.no_grad():
+        frames = scene.render(truth, truth_lighting(avatar), background=torch.full((6, SIDE, SIDE, 3), 0.2)).image
+    switched = frames.clamp(0, 1).clone()
+    switched[3:] *= 0.3
+    return avatar, scene, frames.clamp(0, 1), switched, truth
+
+
+def _schedule(keys: int = 4) -> Schedule:
+    return Schedule(step2=Step2Schedule(key_frames=keys, rounds=1, light_iterations=1, light_lr=0.05,
+                                        model_iterations=1, batch_size=4))
+
+
+def test_the_plan_cuts_at_the_switch_and_spreads_the_keys(clip):
+    _, scene, steady, switched, truth = clip
+    plan = lighting_sequence.plan(scene, switched, truth, 4)
+    assert plan.segments == [(0, 3), (3, 6)]
+    with torch.no_grad():
+        points = scene.landmarks_2d(truth).numpy()
+    assert np.allclose(plan.colour_stats, face_colour_stats(switched.numpy(), points))
+    rotations = lighting_rotation(truth.rotation()).numpy()
+    assert plan.keys == keys_per_segment(rotations, plan.segments, 4)
+    assert lighting_sequence.plan(scene, steady, truth, 4).segments == [(0, 6)]
+
+
+def test_key_frames_with_and_without_time_varying_lighting(clip):
+    _, scene, steady, switched, truth = clip
+    rotations = lighting_rotation(truth.rotation()).numpy()
+    plan, keys = lighting_sequence.choose_key_frames(scene, switched, truth, TrackOptions(key_frames=3), 3)
+    assert plan.segments == [(0, 3), (3, 6)] and keys == plan.keys
+    assert sum(k < 3 for k in keys) == 2 and sum(k >= 3 for k in keys) == 2  # at least 2 per segment
+    plan, keys = lighting_sequence.choose_key_frames(scene, steady, truth, TrackOptions(), 3)
+    assert plan.segments == [(0, 6)] and keys == select_key_frames(rotations, 3)
+    off = TrackOptions(time_varying_lighting=False)
+    expected = (None, select_key_frames(rotations, 3))
+    assert lighting_sequence.choose_key_frames(scene, switched, truth, off, 3) == expected
+
+
+def test_each_segment_gets_its_own_code_from_zero(clip, caplog):
+    avatar, scene, _, switched, truth = clip
+    plan = lighting_sequence.plan(scene, switched, truth, 4)
+    with pytest.raises(ValueError, match=r"^time-varying step 2: the lighting needs 2 offsets$"):
+        lighting_sequence.adapt(scene, switched, truth, VideoLighting("G", avatar, frames=3), plan, _schedule())
+    with pytest.raises(ValueError, match=r"^time-varying step 2: the lighting needs 2 offsets$"):
+        lighting_sequence.adapt(scene, switched, truth, VideoLighting("G", avatar), plan, _schedule())
+    lighting = VideoLighting("G", avatar, frames=2)
+    with torch.no_grad():  # a shared l that lights the face (at l = 0 this energy-normalised G renders it black)
+        lighting.code.fill_(0.5)
+    with caplog.at_level(logging.INFO, logger="dlatrack_engine.fit.lighting_sequence"):
+        refined, history = lighting_sequence.adapt(scene, switched, truth, lighting, plan, _schedule())
+    assert caplog.messages[-1] == "time-varying lighting: 2 segments [(0, 3), (3, 6)]"
+    assert len(refined) == 4 and len(history) == 2
+    codes = lighting.frame_codes()
+    assert codes.shape == (6, 150) and lighting.row_map is None
+    assert torch.equal(codes[0], codes[2]) and torch.equal(codes[3], codes[5]) and not torch.equal(codes[0], codes[3])
+    # l stays (else 0.5 ± 0.1 somewhere), each segment's offset takes one Adam step of ±0.05 per element,
+    # opposite ways where the dimmed segment asks for less light
+    steps = codes[[0, 3]] - 0.5
+    assert torch.allclose(steps.abs(), torch.full((2, 150), 0.05), atol=1e-5)
+    assert bool((steps[0] != steps[1]).any()) and not lighting.fit_shared
+
+
+def test_the_pipelines_step_2_and_its_lighting_json_fields(clip):
+    avatar, scene, steady, switched, truth = clip
+    lighting, keys, refined, history, meta = lighting_sequence.adapt_take(
+        scene, switched, truth, avatar, TrackOptions(), _schedule())
+    assert meta == {"segments": [[0, 3], [3, 6]], "variation": "sequence", "frame_count": 6}
+    assert lighting.is_sequence and lighting.frame_codes().shape == (6, 150) and len(keys) == len(refined) == 4
+    lighting, keys, _, history, meta = lighting_sequence.adapt_take(
+        scene, steady, truth, avatar, TrackOptions(lighting="none", pretrained_lighting=False), _schedule(3))
+    assert meta == {"segments": [[0, 6]]} and lighting.kind == "none" and not lighting.is_sequence
+    assert keys == select_key_frames(lighting_rotation(truth.rotation()).numpy(), 3) and len(history) == 1
+    lighting, _, _, _, meta = lighting_sequence.adapt_take(
+        scene, switched, truth, avatar, TrackOptions(time_varying_lighting=False, adapt=False), _schedule(2))
+    assert meta == {} and not lighting.is_sequence
+    assert all(torch.equal(a, b) for a, b in zip(lighting.network.parameters(), avatar.lighting.parameters(),
+                                                 strict=True))
+
+
+def test_a_reused_lightings_take_refits_the_key_frames_step_2_would_pick(clip):
+    avatar, scene, _, switched, truth = clip
+    lighting = VideoLighting("G", avatar)
+    schedule = _schedule(3)
+    seen = []
+    keys, refined, curve = lighting_sequence.refine_take(scene, switched, truth, lighting, TrackOptions(), schedule,
+                                                         tick=lambda stage, it, value: seen.append(stage))
+    assert keys == lighting_sequence.choose_key_frames(scene, switched, truth, TrackOptions(), 3)[1]
+    assert len(refined) == len(keys) and len(curve) == refine_iterations(schedule) == len(seen)

@@ -1,0 +1,155 @@
+"""fit/step2.py in numbers: the mini-batches and round splits, the key-frame loss (the fixed-geometry fast path
+equals the full render; the batch sum scaled to K), and what Algorithm 1 and the reuse refinement fit, in which
+order, and leave trainable. Tiny: 3 key frames at 48 px, 1-2 iterations per half-round."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from fit_fixtures import gt_params, intrinsics, responsive_avatar, truth_lighting
+
+from dlatrack_engine.fit.image_term import image_term
+from dlatrack_engine.fit.params import FrameParams, ScaledParams
+from dlatrack_engine.fit.scene import FaceScene
+from dlatrack_engine.fit.schedule import Schedule, Step2Schedule
+from dlatrack_engine.fit.step2 import (
+    _batches,
+    _KeyFrameLoss,
+    _split,
+    adapt_lighting,
+    pose_iterations,
+    refine_iterations,
+    refine_key_poses,
+)
+from dlatrack_engine.fit.video_lighting import VideoLighting
+
+SIDE = 48
+
+
+@pytest.fixture(scope="module")
+def problem(avatar):
+    K = intrinsics()
+    K[:2] *= 0.5
+    scene = FaceScene(avatar, K, SIDE, SIDE)
+    truth = gt_params(3)
+    with torch.no_grad():
+        frames = scene.render(truth, truth_lighting(avatar), background=torch.full((3, SIDE, SIDE, 3), 0.2)).image
+    start = FrameParams(truth.r + 0.02, truth.t + torch.tensor([0.003, 0.0, 0.008]), truth.z)
+    return scene, frames.clamp(0, 1), start
+
+
+def _schedule(**step2) -> Schedule:
+    base = dict(key_frames=3, rounds=2, light_iterations=1, light_lr=0.05, model_iterations=1, model_lr=1e-3,
+                pose_lr_scale=20.0, batch_size=2)
+    return Schedule(step2=Step2Schedule(**{**base, **step2}), laplacian_weight=0.3)
+
+
+def test_batches_and_round_splits():
+    assert _batches(5, 2) == [[0, 1], [2, 3], [4]]
+    assert _batches(2, 5) == [[0, 1]] and _batches(3, 0) == [[0], [1], [2]] and _batches(0, 4) == []
+    assert _split(10, 3) == [4, 3, 3] and _split(5, 0) == [5] and _split(2, 4) == [1, 1, 0, 0]
+    s = _schedule(rounds=3, model_iterations=7, light_iterations=5)
+    assert pose_iterations(s) == 21 and refine_iterations(s) == 15 + 21
+    s.step2.reuse_pose_iterations = 4
+    assert pose_iterations(s) == 4 and refine_iterations(s) == 15 + 4
+
+
+def test_the_key_frame_loss_cycles_batches_and_scales_to_k(problem, avatar):
+    scene, frames, start = problem
+    lighting = VideoLighting("G", avatar)
+    leaves = ScaledParams(start, 0.1, 0.01)
+    matte = torch.ones(3, SIDE, SIDE, 1)
+    matte[:, : SIDE // 2] = 0.0
+    loss = _KeyFrameLoss(scene, frames, leaves, lighting, _schedule(), matte=matte)
+    with torch.no_grad():
+        per_frame, _ = image_term(scene, frames, start, lighting, 0.3, matte)
+        values = [float(loss()) for _ in range(3)]  # batches [0, 1], [2], [0, 1]
+    assert loss.calls == 3
+    assert values[0] == pytest.approx(float(per_frame[:2].sum()) * 3 / 2, rel=1e-5)
+    assert values[1] == pytest.approx(float(per_frame[2]) * 3, rel=1e-5)
+    assert values[2] == pytest.approx(values[0], rel=1e-6)
+    loss.fix_geometry()  # the fast path: decoded and rasterised once, G re-run; the next batch is [2]
+    with torch.no_grad():
+        fixed = [float(loss()) for _ in range(2)]
+    # equal up to the pixels of fractional coverage inside the weight (3e-4 of the loss here), where the
+    # full render antialiases against its neighbours and the fast path blends with the frame
+    assert fixed == [pytest.approx(values[1], rel=1e-3), pytest.approx(values[0], rel=1e-3)]
+    loss.free_geometry()
+    assert loss.fixed is None
+
+
+def test_each_key_frame_is_lit_by_its_row_of_a_sequence_lighting(problem):
+    scene, frames, start = problem
+    lighting = VideoLighting("G", responsive_avatar(), frames=5)  # a G that l drives
+    with torch.no_grad():
+        lighting.offsets.normal_()
+    leaves = ScaledParams(start, 0.1, 0.01)
+    loss = _KeyFrameLoss(scene, frames, leaves, lighting, _schedule(batch_size=3), rows=[4, 0, 2])
+    with torch.no_grad():
+        per_frame, _ = image_term(scene, frames, start, lighting.at([4, 0, 2]), 0.3)
+        wrong, _ = image_term(scene, frames, start, lighting.at([0, 1, 2]), 0.3)
+        assert float(loss()) == pytest.approx(float(per_frame.sum()), rel=1e-5)
+    assert abs(float(wrong.sum()) - float(per_frame.sum())) > 1e-3
+
+
+def test_algorithm_1_fits_l_then_phi_and_poses_and_freezes_them_after(problem, avatar):
+    scene, frames, start = problem
+    lighting = VideoLighting("G", avatar)
+    phi = [p.detach().clone() for p in lighting.network_parameters()]
+    stages = []
+    refined, history = adapt_lighting(scene, frames, start, lighting, _schedule(),
+                                      on_iteration=lambda stage, it, value: stages.append((stage, it)))
+    assert stages == [("adapt l 1/2", 1), ("adapt φ,p 1/2", 1), ("adapt l 2/2", 1), ("adapt φ,p 2/2", 1)]
+    assert len(history) == 4 and all(h > 0 for h in history)
+    assert float(lighting.code.abs().max()) > 0 and not lighting.code.requires_grad
+    assert any(not torch.equal(a, b) for a, b in zip(phi, lighting.network_parameters(), strict=True))
+    assert not any(p.requires_grad for p in lighting.network_parameters())
+    assert not torch.allclose(refined.r, start.r, atol=1e-5) and not refined.r.requires_grad
+
+
+def test_without_adaptation_only_l_is_fitted_and_zero_pose_scale_keeps_step_1(problem, avatar):
+    scene, frames, start = problem
+    lighting = VideoLighting("G", avatar)
+    phi = [p.detach().clone() for p in lighting.network_parameters()]
+    refined, history = adapt_lighting(scene, frames, start, lighting, _schedule(), adapt_network=False)
+    assert len(history) == 2 and float(lighting.code.abs().max()) > 0
+    assert all(torch.equal(a, b) for a, b in zip(phi, lighting.network_parameters(), strict=True))
+    assert torch.allclose(refined.r, start.r, atol=1e-6) and torch.allclose(refined.t, start.t, atol=1e-7)
+    lighting = VideoLighting("G", avatar)
+    refined, history = adapt_lighting(scene, frames, start, lighting, _schedule(rounds=1, pose_lr_scale=0.0))
+    assert len(history) == 2 and torch.allclose(refined.r, start.r, atol=1e-6)
+    assert any(not torch.equal(a, b) for a, b in zip(phi, lighting.network_parameters(), strict=True))
+
+
+def test_a_lighting_without_code_skips_half_round_a(problem, avatar):
+    scene, frames, start = problem
+    stages = []
+    refined, history = adapt_lighting(scene, frames, start, VideoLighting("none", avatar), _schedule(rounds=1),
+                                      on_iteration=lambda stage, it, value: stages.append(stage))
+    assert stages == ["adapt φ,p 1/1"] and len(history) == 1
+    assert not torch.allclose(refined.r, start.r, atol=1e-5)
+    refined, history = adapt_lighting(scene, frames, start, VideoLighting("none", avatar),
+                                      _schedule(rounds=1, pose_lr_scale=0.0))
+    assert history == []  # nothing to fit
+
+
+def test_the_reuse_refinement_refits_l_and_p_k_with_phi_fixed(problem, avatar):
+    scene, frames, start = problem
+    lighting = VideoLighting("G", avatar)
+    phi = [p.detach().clone() for p in lighting.network_parameters()]
+    stages = []
+    schedule = _schedule(rounds=2, light_iterations=2, reuse_pose_iterations=3)
+    refined, curve = refine_key_poses(scene, frames, start, lighting, schedule,
+                                      on_iteration=lambda stage, it, value: stages.append((stage, it)))
+    assert stages == [("refit l 1/2", 1), ("refit l 1/2", 2), ("refine p_k 1/2", 1), ("refine p_k 1/2", 2),
+                      ("refit l 2/2", 1), ("refit l 2/2", 2), ("refine p_k 2/2", 1)]
+    assert len(curve) == refine_iterations(schedule) == 7
+    assert all(torch.equal(a, b) for a, b in zip(phi, lighting.network_parameters(), strict=True))
+    assert float(lighting.code.abs().max()) > 0 and not lighting.code.requires_grad
+    assert not torch.allclose(refined.r, start.r, atol=1e-5) and not refined.r.requires_grad
+    curve_only_l = refine_key_poses(scene, frames, start, VideoLighting("G", avatar),
+                                    _schedule(rounds=1, light_iterations=2, pose_lr_scale=0.0))
+    assert torch.allclose(curve_only_l[0].r, start.r, atol=1e-6) and len(curve_only_l[1]) == 2
+    refined, curve = refine_key_poses(scene, frames, start, VideoLighting("none", avatar),
+                                      _schedule(rounds=1, model_iterations=2))
+    assert len(curve) == 2 and not torch.allclose(refined.r, start.r, atol=1e-5)
