@@ -92,8 +92,13 @@ def test_image_term_composites_the_render_over_the_frames(avatar):
     scene = FaceScene(avatar, intrinsics(), WIDTH, HEIGHT)
     truth = gt_params(2)
     frames = torch.rand(2, HEIGHT, WIDTH, 3, generator=torch.Generator().manual_seed(1))
+    matte = torch.zeros(2, HEIGHT, WIDTH, 1)
+    matte[:, :, : WIDTH // 2] = 1.0
     with torch.no_grad():
         loss, out = image_term(scene, frames, truth, None, 0.3)
+        matted, _ = image_term(scene, frames, truth, None, 0.3, matte)
         expected = scene.render(truth, None, background=frames)
     assert torch.equal(out.image, expected.image)
     assert torch.equal(loss, composite_loss(frames, expected.image, expected.mask, 0.3))
+    assert torch.equal(matted, composite_loss(frames, expected.image, expected.mask, 0.3, matte))
+    assert not torch.allclose(matted, loss)

@@ -37,6 +37,8 @@ def test_a_cut_must_exceed_the_absolute_limit_strictly():
     assert detect_cuts(_steps([0.0, 0.0, 0.0, 0.25, 0.0, 0.0, -0.3, 0.0])) == [4, 7]  # either sign, every jump
     assert detect_cuts(_steps([0.0, 0.0, 0.3, 0.0]), threshold=0.35) == []
     assert detect_cuts(np.zeros((1, 3))) == [] and detect_cuts(np.zeros((0, 3))) == []
+    # two frames: their one change is the median, so only a factor below 1 can cut them
+    assert detect_cuts(_steps([0.5]), factor=0.5) == [1] and detect_cuts(_steps([0.5])) == []
 
 
 def test_a_cut_must_exceed_five_times_the_median_change_strictly():
@@ -56,6 +58,7 @@ def test_segments_from_cuts_in_any_order_and_out_of_range():
     assert segments_of(10, [0, 10, 12, -1]) == [(0, 10)]
     assert segments_of(10, []) == [(0, 10)]
     assert segments_of(5, [2, 2]) == [(0, 2), (2, 5)]  # a repeated cut gives no empty segment
+    assert segments_of(5, [1, 4]) == [(0, 1), (1, 4), (4, 5)]  # one-frame segments at either end
     assert segments_of(0, []) == []
 
 
@@ -77,6 +80,7 @@ def test_key_frames_are_shared_in_proportion_with_at_least_two_each():
     assert keys[0] == 0 and sum(k >= 1 for k in keys) == 12
     keys = keys_per_segment(rotations, [(0, 15), (15, 30)], 7)  # 3.5 rounds to 4 (half to even), 4
     assert len(keys) == 8
+    assert len(keys_per_segment(rotations, segments, 1)) == 4  # K = 1: still two per segment
     assert keys_per_segment(rotations, segments, 0) == list(range(30))  # K <= 0: every frame
     assert keys_per_segment(rotations, segments, -1) == list(range(30))
 
@@ -94,5 +98,9 @@ def test_face_colour_is_the_log_mean_inside_the_hull_or_of_the_whole_frame():
     whole = (25 * np.array([0.8, 0.4, 0.1]) + 375 * 0.2) / 400
     assert np.allclose(stats[1], np.log(whole), atol=1e-6)
     assert np.allclose(stats[2], np.log(1e-4))
+    line = np.full((1, 20, 30, 3), 0.2, np.float32)
+    line[0, 5, 5:22] = 0.6  # a hull of 17 pixels in one row: enough
+    corners = np.array([[5.5, 5.5], [21.5, 5.5]], np.float32)
+    assert np.allclose(face_colour_stats(line, np.tile(corners, (34, 1))[None]), np.log(0.6), atol=1e-6)
     with pytest.raises(ValueError, match=r"^lighting segments: 3 frames but 2 landmark sets$"):
         face_colour_stats(frames, points[:2])

@@ -40,6 +40,7 @@ def test_g_starts_from_l_zero_and_a_copy_of_the_avatars_g(avatar):
     sequence = VideoLighting("G", avatar, frames=4)
     assert torch.equal(sequence.offsets, torch.zeros(4, 150)) and sequence.offsets.requires_grad
     assert sequence.is_sequence
+    assert VideoLighting("G", avatar, frames=1).offsets.shape == (1, 150)
 
 
 def test_without_pre_training_phi_is_reinitialised_by_its_seed_only(avatar):
