@@ -186,3 +186,48 @@ def test_a_copy_into_a_job_keeps_phi_and_can_take_this_takes_l(avatar, tmp_path)
     assert np.array_equal(code, refitted.code.detach()[0].numpy())
     assert (tmp_path / "job2" / fmt.WEIGHTS_FILE).read_bytes() == (source / fmt.WEIGHTS_FILE).read_bytes()
     assert lighting_store.read(tmp_path / "job2").info.key_frames == [0, 2]
+
+
+def test_the_hash_sorts_the_configs_keys_and_writes_other_values_as_text():
+    module = torch.nn.Linear(2, 1)
+    assert lighting_store.weights_sha256(module, {"b": 1, "a": 2}) == lighting_store.weights_sha256(
+        module, {"a": 2, "b": 1})
+    with_path = lighting_store.weights_sha256(module, {"where": Path("x")})
+    assert with_path == lighting_store.weights_sha256(module, {"where": "x"})
+
+
+def test_weights_stored_under_the_lighting_prefix_load_and_a_mismatch_names_the_file(avatar, tmp_path):
+    lighting = _adapted(avatar)
+    prefixed = {f"lighting.{k}": v for k, v in lighting.network.state_dict().items()}
+    stored = lighting_store.StoredLighting(tmp_path, fmt.LightingInfo(model="G"), None, prefixed)
+    for a, b in zip(stored.network(avatar).state_dict().values(), lighting.network.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    stored.weights = {k: v for k, v in list(lighting.network.state_dict().items())[1:]}
+    with pytest.raises(ValueError, match=rf"^{tmp_path / fmt.WEIGHTS_FILE}: tensor '.*' is missing"):
+        stored.network(avatar)
+
+
+def test_the_files_are_read_through_the_given_reader(avatar, tmp_path):
+    lighting_store.write(tmp_path / "disk", _adapted(avatar), avatar, _writer, dict(META))
+    files = {tmp_path / "memory" / p.name: p.read_bytes() for p in (tmp_path / "disk").iterdir()}
+    stored = lighting_store.read(tmp_path / "memory", files.__getitem__)  # nothing on disk there
+    assert stored.light_code.shape == (150,) and stored.weights is not None and stored.info.model == "G"
+
+
+def test_a_jobs_own_lighting_through_its_ledger_or_partial(avatar, tmp_path):
+    from dlatrack_engine.wire.jobfolder import JobFolder
+
+    folder = JobFolder.create(tmp_path / "job", "job-1", "track")
+    root = lighting_store.job_lighting_root(folder)
+    assert root == tmp_path / "job" / fmt.LIGHTING_DIR
+    assert lighting_store.read_job(folder) is None and lighting_store.read_job(folder, partial=True) is None
+    folder.write_light_code(np.arange(150, dtype=np.float32))  # an old job: the code alone, no lighting.json
+    assert lighting_store.read_job(folder) is None
+    legacy = lighting_store.read_job(folder, partial=True)
+    assert legacy.info.model == "G" and legacy.info.legacy and legacy.root == root
+    assert legacy.light_code.tolist() == list(range(150)) and legacy.weights is None
+    lighting = _adapted(avatar)
+    lighting_store.write(root, lighting, avatar, folder.write_file, dict(META))
+    own = lighting_store.read_job(folder)
+    assert not own.info.legacy and np.array_equal(own.light_code, lighting.light_code().numpy())
+    assert own.weights is not None

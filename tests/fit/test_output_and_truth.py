@@ -29,6 +29,9 @@ def test_params_round_trip_through_the_job_folder(tmp_path):
     assert torch.equal(back.r, params.r) and torch.equal(back.t, params.t) and torch.equal(back.z, params.z)
     assert sorted(data) == ["loss", "r", "t", "z"] and data["loss"].tolist() == [0.0, 1.0, 2.0]
     assert output.load_npz(tmp_path / "job" / "init.npz")["loss"].tolist() == [0.0, 1.0, 2.0]
+    np.savez(tmp_path / "objects.npz", a=np.array([{"x": 1}], dtype=object))
+    with pytest.raises(ValueError, match="allow_pickle"):  # a job file never holds pickled objects
+        output.load_npz(tmp_path / "objects.npz")
 
 
 def test_a_texture_png_is_srgb_with_row_0_at_the_top():
@@ -57,8 +60,9 @@ def test_a_batch_writes_only_the_frames_to_do_with_their_losses(avatar, tmp_path
     terms = TrackTerms(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.1, 0.2, 0.3])) if with_terms else None
     init_loss = torch.tensor([5.0, 6.0, 7.0, 8.0, 9.0])
     lighting = truth_lighting(avatar)
+    flags = {} if with_terms else {"overlays": False, "textures": False}  # both on by default
     output.write_batch(folder, scene, lighting, frames, params, terms, init_loss, rows=[2, 3, 4], todo=[3, 4],
-                       indices=[10, 11, 12, 13, 14], overlays=with_terms, textures=with_terms)
+                       indices=[10, 11, 12, 13, 14], **flags)
     assert folder.frames_done() == [13, 14]
     frame = folder.read_frame(13)
     with torch.no_grad():
@@ -113,7 +117,7 @@ def test_the_code_of_a_mesh_starts_at_zero_and_converges(avatar):
     with torch.no_grad():
         assert float((scene.geometry(fitted) - mesh).norm(dim=-1).max()) < 2e-4
     params = truth_params(scene, np.eye(3)[None].repeat(2, 0), np.zeros((2, 3)), mesh.numpy())
-    assert torch.equal(params.r, torch.zeros(2, 3)) and params.t.dtype == torch.float32
+    assert torch.equal(params.r, torch.zeros(2, 3)) and params.t.dtype == params.r.dtype == torch.float32
 
 
 def test_the_preview_is_the_frame_beside_the_relit_avatar_on_grey(avatar):
