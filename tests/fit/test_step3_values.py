@@ -4,6 +4,8 @@ the z prior + the temporal prior, each as computed here from the terms; the flow
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 from fit_fixtures import gt_params, intrinsics, truth_lighting
@@ -11,29 +13,31 @@ from fit_fixtures import gt_params, intrinsics, truth_lighting
 from dlatrack_engine.fit.flow import vertex_flow
 from dlatrack_engine.fit.image_term import image_term
 from dlatrack_engine.fit.losses import acceleration_penalty, flow_loss
+from dlatrack_engine.fit.optim import Cancelled
 from dlatrack_engine.fit.params import FrameParams
 from dlatrack_engine.fit.scene import FaceScene
 from dlatrack_engine.fit.schedule import Schedule, Step3Schedule
 from dlatrack_engine.fit.step3 import flow_targets, track_batch
 
-SIDE = 48  # half the fixtures' frame size (a quarter of the pixels): the checks are exact at any size
+SIDE, WIDE = 48, 40  # half the fixtures' frame height, portrait (Eq. 8 scales by the longer side)
 
 
 @pytest.fixture(scope="module")
 def problem(avatar):
     K = intrinsics()
     K[:2] *= 0.5
-    scene = FaceScene(avatar, K, SIDE, SIDE)
+    K[0, 2] = WIDE / 2
+    scene = FaceScene(avatar, K, WIDE, SIDE)
     truth = gt_params(3)
     lighting = truth_lighting(avatar)
     with torch.no_grad():
-        frames = scene.render(truth, lighting, background=torch.full((3, SIDE, SIDE, 3), 0.2)).image.clamp(0, 1)
+        frames = scene.render(truth, lighting, background=torch.full((3, SIDE, WIDE, 3), 0.2)).image.clamp(0, 1)
     start = FrameParams(truth.r + 0.03, truth.t + torch.tensor([0.004, -0.003, 0.01]), truth.z + 0.2)
     return scene, frames, start, lighting
 
 
 def _schedule(**step3) -> Schedule:
-    base = dict(iterations=1, lr=1e-9, lr_halving=0, patience=0, z_prior_weight=0.05, flow_weight=2.0,
+    base = dict(iterations=1, lr=1e-9, lr_halving=0, patience=0, z_prior_weight=5.0, flow_weight=2.0,
                 translation_smoothness=0.02, rotation_smoothness=50.0)
     return Schedule(step3=Step3Schedule(**{**base, **step3}), laplacian_weight=0.4, dis_preset="ultrafast")
 
@@ -59,7 +63,7 @@ def test_the_first_loss_is_the_sum_of_the_terms(problem, times):
         pixel, out = image_term(scene, frames, start, held, 0.4)
         projected, flow, visible = flow_targets(scene, frames, start, held, "ultrafast")
         flo = flow_loss(scene.project(out.vertices_world), projected, flow, visible, image_side=SIDE)
-        total = pixel + 2.0 * flo + 0.05 * start.z.pow(2).sum(-1)
+        total = pixel + 2.0 * flo + 5.0 * start.z.pow(2).sum(-1)
         if times is not None:
             rot_acc, trans_acc = acceleration_penalty(start.rotation(), start.t * 1000.0, times)
             assert float(rot_acc[1]) > 0 and float(trans_acc[1]) > 0
@@ -70,16 +74,19 @@ def test_the_first_loss_is_the_sum_of_the_terms(problem, times):
 
 def test_one_smoothness_weight_alone_turns_the_prior_on(problem):
     scene, frames, start, lighting = problem
+    start = start.detach()
+    start.r[1] += 0.2  # a jerk, so that a small rotation weight shows
     times = torch.tensor([4.0, 5.0, 7.0])
     seen = []
-    for translation, rotation in ((0.0, 50.0), (0.02, 0.0), (0.0, 0.0)):
+    for translation, rotation in ((0.0, 0.9), (0.02, 0.0), (0.0, 0.0)):
         schedule = _schedule(flow_weight=0.0, z_prior_weight=0.0, translation_smoothness=translation,
                              rotation_smoothness=rotation)
         track_batch(scene, frames, start, lighting, schedule, times=times, on_iteration=lambda i, v: seen.append(v))
     with torch.no_grad():
         pixel, _ = image_term(scene, frames, start, scene.held_maps(start, lighting), 0.4)
         rot_acc, trans_acc = acceleration_penalty(start.rotation(), start.t * 1000.0, times)
-    assert seen == [pytest.approx(float((pixel + 50.0 * rot_acc).sum()), rel=1e-4),
+    assert float(0.9 * rot_acc.sum()) > 1e-3 * float(pixel.sum())
+    assert seen == [pytest.approx(float((pixel + 0.9 * rot_acc).sum()), rel=1e-5),
                     pytest.approx(float((pixel + 0.02 * trans_acc).sum()), rel=1e-4),
                     pytest.approx(float(pixel.sum()), rel=1e-4)]
 
@@ -96,6 +103,22 @@ def test_flow_weight_override_and_the_reported_terms(problem):
     assert torch.equal(terms.flow, torch.zeros(3)) and torch.allclose(terms.pixel, at_result, rtol=1e-5)
     assert not result.r.requires_grad and not terms.pixel.requires_grad
     assert not torch.allclose(result.r, start.r, atol=1e-4)
+
+
+def test_the_depth_leaf_the_early_stop_and_cancel_reach_the_loop(problem):
+    scene, frames, start, lighting = problem
+    plain, _ = track_batch(scene, frames, start, lighting, _schedule(iterations=2, lr=0.05, flow_weight=0.0))
+    deep, _ = track_batch(scene, frames, start, lighting, _schedule(iterations=2, lr=0.05, flow_weight=0.0,
+                                                                    depth_unit=0.15))
+    assert not torch.allclose(plain.t, deep.t, atol=1e-6)  # the log-depth leaf moved the heads too
+    seen = []
+    track_batch(scene, frames, start, lighting, _schedule(iterations=5, lr=1e-9, flow_weight=0.0, patience=1,
+                                                          tolerance=1e9), on_iteration=lambda i, v: seen.append(i))
+    assert seen == [1, 2]  # no fall of 1e9 x the loss: stopped as soon as there was one to compare
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        track_batch(scene, frames, start, lighting, _schedule(flow_weight=0.0), cancel=cancel)
 
 
 def test_the_flow_term_reported_at_the_result_and_no_lighting(problem):
