@@ -91,21 +91,28 @@ def test_each_segment_gets_its_own_code_from_zero(clip, caplog):
     assert bool((steps[0] != steps[1]).any()) and not lighting.fit_shared
 
 
+def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    return all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+
+
 def test_the_pipelines_step_2_and_its_lighting_json_fields(clip):
     avatar, scene, steady, switched, truth = clip
+    scratch = VideoLighting("G", avatar, pretrained=False).network  # the ablation's φ (seed 0)
     lighting, keys, refined, history, meta = lighting_sequence.adapt_take(
         scene, switched, truth, avatar, TrackOptions(), _schedule())
     assert meta == {"segments": [[0, 3], [3, 6]], "variation": "sequence", "frame_count": 6}
     assert lighting.is_sequence and lighting.frame_codes().shape == (6, 150) and len(keys) == len(refined) == 4
+    assert not _same(lighting.network, avatar.lighting) and len(history) == 2  # φ adapted
+    lighting, *_ = lighting_sequence.adapt_take(
+        scene, switched, truth, avatar, TrackOptions(pretrained_lighting=False, adapt=False), _schedule())
+    assert lighting.is_sequence and _same(lighting.network, scratch)
     lighting, keys, _, history, meta = lighting_sequence.adapt_take(
-        scene, steady, truth, avatar, TrackOptions(lighting="none", pretrained_lighting=False), _schedule(3))
-    assert meta == {"segments": [[0, 6]]} and lighting.kind == "none" and not lighting.is_sequence
+        scene, steady, truth, avatar, TrackOptions(pretrained_lighting=False, adapt=False), _schedule(3))
+    assert meta == {"segments": [[0, 6]]} and not lighting.is_sequence and _same(lighting.network, scratch)
     assert keys == select_key_frames(lighting_rotation(truth.rotation()).numpy(), 3) and len(history) == 1
-    lighting, _, _, _, meta = lighting_sequence.adapt_take(
-        scene, switched, truth, avatar, TrackOptions(time_varying_lighting=False, adapt=False), _schedule(2))
-    assert meta == {} and not lighting.is_sequence
-    assert all(torch.equal(a, b) for a, b in zip(lighting.network.parameters(), avatar.lighting.parameters(),
-                                                 strict=True))
+    lighting, keys, _, history, meta = lighting_sequence.adapt_take(
+        scene, switched, truth, avatar, TrackOptions(time_varying_lighting=False, lighting="none"), _schedule(2))
+    assert meta == {} and lighting.kind == "none" and len(keys) == 2 and len(history) == 1
 
 
 def test_a_reused_lightings_take_refits_the_key_frames_step_2_would_pick(clip):

@@ -4,6 +4,8 @@ order, and leave trainable. Tiny: 3 key frames at 48 px, 1-2 iterations per half
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 from fit_fixtures import gt_params, intrinsics, responsive_avatar, truth_lighting
@@ -153,3 +155,28 @@ def test_the_reuse_refinement_refits_l_and_p_k_with_phi_fixed(problem, avatar):
     refined, curve = refine_key_poses(scene, frames, start, VideoLighting("none", avatar),
                                       _schedule(rounds=1, model_iterations=2))
     assert len(curve) == 2 and not torch.allclose(refined.r, start.r, atol=1e-5)
+
+
+def test_first_adam_steps_have_the_scheduled_sizes_and_the_rounds_are_logged(problem, avatar, caplog):
+    """Adam's first step moves every leaf with a gradient by exactly its lr: l by light_lr, φ by model_lr, the
+    key poses by model_lr x pose_lr_scale scaled units (0.1 rad, 1 cm). Half-round a's one iteration saw
+    batch [0, 1], so half-round b's sees batch [2]: only key frame 2 moves."""
+    scene, frames, start = problem
+    lighting = VideoLighting("G", responsive_avatar())
+    phi = [p.detach().clone() for p in lighting.network_parameters()]
+    with caplog.at_level(logging.INFO, logger="dlatrack_engine.fit.step2"):
+        refined, history = adapt_lighting(scene, frames, start, lighting,
+                                          _schedule(rounds=1, light_lr=0.05, model_lr=1e-3, pose_lr_scale=20.0))
+    assert caplog.messages[-1] == f"step 2 round 1/1: loss {history[-1]:.5g}"
+    assert torch.allclose(lighting.code.abs(), torch.full((1, 150), 0.05), atol=1e-6)
+    moved = torch.cat([(a - b).abs().flatten() for a, b in zip(phi, lighting.network_parameters(), strict=True)])
+    assert float(moved.max()) == pytest.approx(1e-3, rel=1e-3)
+    assert torch.allclose((refined.r - start.r).abs()[2], torch.full((3,), 0.02 * 0.1), rtol=1e-3)
+    assert torch.allclose((refined.t - start.t).abs()[2], torch.full((3,), 0.02 * 0.01), rtol=1e-3)
+    assert torch.allclose(refined.r[:2], start.r[:2], atol=1e-6)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="dlatrack_engine.fit.step2"):
+        refined, curve = refine_key_poses(scene, frames, start, VideoLighting("G", responsive_avatar()),
+                                          _schedule(rounds=1, light_iterations=1, model_lr=1e-3, pose_lr_scale=5.0))
+    assert caplog.messages[-1] == f"key poses refined with φ fixed, l refitted: loss {curve[0]:.5g} -> {curve[-1]:.5g}"
+    assert torch.allclose((refined.r - start.r).abs()[2], torch.full((3,), 0.005 * 0.1), rtol=1e-3)
