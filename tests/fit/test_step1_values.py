@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import torch
 from fit_fixtures import HEIGHT, WIDTH, gt_params, intrinsics
 
 from dlatrack_engine.fit.losses import acceleration_penalty, landmark_loss
+from dlatrack_engine.fit.optim import Cancelled
 from dlatrack_engine.fit.params import FrameParams
 from dlatrack_engine.fit.scene import FaceScene
 from dlatrack_engine.fit.schedule import Schedule, Step1Schedule
@@ -55,39 +57,47 @@ def _problem(avatar, frames: int = 4):
     with torch.no_grad():
         detected = scene.landmarks_2d(truth) + torch.randn(frames, 68, 2, generator=torch.Generator().manual_seed(1))
     start = FrameParams(truth.r + 0.05, truth.t + 0.01, 0.3 * truth.z)
-    weights = torch.rand(frames, 68, generator=torch.Generator().manual_seed(2))
+    start.r[1] += 0.2  # a jerk in rotation and depth, so that small prior weights show
+    start.t[1, 2] += 0.01
+    weights = 0.1 * torch.rand(frames, 68, generator=torch.Generator().manual_seed(2))
     return scene, detected, weights, start
+
+
+def _first_loss(scene, detected, weights, start, times, z=0.0, translation=0.0, rotation=0.0, **kwargs) -> float:
+    seen = []
+    schedule = Schedule(step1=Step1Schedule(iterations=1, lr=1e-9, patience=0, z_prior_weight=z,
+                                            translation_smoothness=translation, rotation_smoothness=rotation))
+    fit_landmarks(scene, detected, weights, schedule, init=start, times=times, on_iteration=lambda i, v: seen.append(v),
+                  **kwargs)
+    assert len(seen) == 1
+    return seen[0]
 
 
 @pytest.mark.parametrize("times", [None, torch.tensor([0.0, 2.0, 3.0, 7.0])], ids=["consecutive", "times"])
 def test_the_first_loss_is_eq6_plus_both_priors(avatar, times):
+    """The loop's first loss against the terms computed here; each prior weight alone (at 0.2 and 0.9, below 1)
+    turns its prior on, and each term is large enough against the landmark sum to be seen at 1e-5."""
     scene, detected, weights, start = _problem(avatar)
-    schedule = Schedule(step1=Step1Schedule(iterations=1, lr=1e-9, patience=0, z_prior_weight=0.7,
-                                            translation_smoothness=0.2, rotation_smoothness=40.0))
-    seen = []
-    fit_landmarks(scene, detected, weights, schedule, init=start, times=times, on_iteration=lambda i, v: seen.append(v))
     with torch.no_grad():
-        marks = landmark_loss(scene.landmarks_2d(start), detected, weights)
+        marks = landmark_loss(scene.landmarks_2d(start), detected, weights).sum()
         rot_acc, trans_acc = acceleration_penalty(start.rotation(), start.t * 1000.0, times)
-        expected = (marks + 0.7 * start.z.pow(2).sum(-1) + 40.0 * rot_acc + 0.2 * trans_acc).sum()
-    assert float(rot_acc.sum()) > 0 and float(trans_acc.sum()) > 0
-    assert seen == [pytest.approx(float(expected), rel=1e-4)]
-    off = Schedule(step1=Step1Schedule(iterations=1, lr=1e-9, patience=0, z_prior_weight=0.0,
-                                       translation_smoothness=0.0, rotation_smoothness=0.0))
-    seen.clear()
-    fit_landmarks(scene, detected, weights, off, init=start, times=times, on_iteration=lambda i, v: seen.append(v))
-    assert seen == [pytest.approx(float(marks.sum()), rel=1e-4)]
-    only_rotation = Schedule(step1=Step1Schedule(iterations=1, lr=1e-9, patience=0, z_prior_weight=0.0,
-                                                 translation_smoothness=0.0, rotation_smoothness=40.0))
-    seen.clear()
-    fit_landmarks(scene, detected, weights, only_rotation, init=start, times=times,
-                  on_iteration=lambda i, v: seen.append(v))
-    assert seen == [pytest.approx(float((marks + 40.0 * rot_acc).sum()), rel=1e-4)]
+        z_term = start.z.pow(2).sum()
+    rot_acc, trans_acc = rot_acc.sum(), trans_acc.sum()
+    assert min(float(100 * z_term), float(0.9 * rot_acc), float(0.2 * trans_acc)) > 1e-4 * float(marks)
+    both = _first_loss(scene, detected, weights, start, times, z=100.0, translation=2.0, rotation=40.0)
+    assert both == pytest.approx(float(marks + 100 * z_term + 40 * rot_acc + 2 * trans_acc), rel=1e-5)
+    assert _first_loss(scene, detected, weights, start, times) == pytest.approx(float(marks), rel=1e-5)
+    only_rotation = _first_loss(scene, detected, weights, start, times, rotation=0.9)
+    assert only_rotation == pytest.approx(float(marks + 0.9 * rot_acc), rel=1e-5)
+    only_translation = _first_loss(scene, detected, weights, start, times, translation=0.2)
+    assert only_translation == pytest.approx(float(marks + 0.2 * trans_acc), rel=1e-5)
 
 
 def test_the_result_and_final_loss_are_at_the_fitted_poses_and_logged(avatar, caplog):
     scene, detected, weights, start = _problem(avatar)
     weights[3] = 0.0  # a frame without points: its mean error divides by 1, not 0
+    weights[2] = 0.0
+    weights[2, 0] = 1.0  # one point: divides by its weight 1
     schedule = Schedule(step1=Step1Schedule(iterations=3, lr=0.01, lr_halving=0, patience=0))
     with caplog.at_level(logging.INFO, logger="dlatrack_engine.fit.step1"):
         params, final = fit_landmarks(scene, detected, weights, schedule, init=start)
@@ -98,6 +108,14 @@ def test_the_result_and_final_loss_are_at_the_fitted_poses_and_logged(avatar, ca
     assert torch.allclose(final, expected) and float(final[3]) == 0.0
     error = float((expected / weights.sum(-1).clamp_min(1)).sqrt().mean())
     assert caplog.messages[-1] == f"step 1: 4 frames, 3 iterations, mean landmark error {error:.3g} px"
+    early = Schedule(step1=Step1Schedule(iterations=5, lr=1e-9, patience=1, tolerance=1e9))
+    with caplog.at_level(logging.INFO, logger="dlatrack_engine.fit.step1"):
+        fit_landmarks(scene, detected, weights, early, init=start)  # no fall of 1e9 x the loss: stops at 2
+    assert caplog.messages[-1].startswith("step 1: 4 frames, 2 iterations,")
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        fit_landmarks(scene, detected, weights, schedule, init=start, cancel=cancel)
 
 
 def test_without_a_start_the_pnp_solution_from_the_mean_face_is_used(avatar):
