@@ -5,12 +5,14 @@ order, and leave trainable. Tiny: 3 key frames at 48 px, 1-2 iterations per half
 from __future__ import annotations
 
 import logging
+import threading
 
 import pytest
 import torch
 from fit_fixtures import gt_params, intrinsics, responsive_avatar, truth_lighting
 
 from dlatrack_engine.fit.image_term import image_term
+from dlatrack_engine.fit.optim import Cancelled
 from dlatrack_engine.fit.params import FrameParams, ScaledParams
 from dlatrack_engine.fit.scene import FaceScene
 from dlatrack_engine.fit.schedule import Schedule, Step2Schedule
@@ -180,3 +182,82 @@ def test_first_adam_steps_have_the_scheduled_sizes_and_the_rounds_are_logged(pro
                                           _schedule(rounds=1, light_iterations=1, model_lr=1e-3, pose_lr_scale=5.0))
     assert caplog.messages[-1] == f"key poses refined with φ fixed, l refitted: loss {curve[0]:.5g} -> {curve[-1]:.5g}"
     assert torch.allclose((refined.r - start.r).abs()[2], torch.full((3,), 0.005 * 0.1), rtol=1e-3)
+
+
+def test_the_matte_the_depth_leaf_and_a_small_pose_scale_reach_algorithm_1(problem, avatar):
+    scene, frames, start = problem
+    matte = torch.zeros(3, SIDE, SIDE, 1)  # nothing compared: Eq. 7 is 0 and nothing moves
+    lighting = VideoLighting("G", avatar)
+    refined, history = adapt_lighting(scene, frames, start, lighting, _schedule(rounds=1), matte=matte)
+    assert history == [0.0, 0.0] and torch.equal(lighting.code, torch.zeros(1, 150))
+    small, _ = adapt_lighting(scene, frames, start, VideoLighting("G", avatar),
+                              _schedule(rounds=1, batch_size=3, pose_lr_scale=0.5))
+    assert torch.allclose((small.r - start.r).abs(), torch.full((3, 3), 0.5e-3 * 0.1), rtol=2e-2)  # float32 at π
+    deep, _ = adapt_lighting(scene, frames, start, VideoLighting("G", avatar),
+                             _schedule(rounds=1, batch_size=3, pose_lr_scale=0.5, depth_unit=0.15))
+    assert not torch.allclose(deep.t, small.t, atol=1e-7)  # the log-depth leaf moved the heads too
+    refined, _ = refine_key_poses(scene, frames, start, VideoLighting("G", avatar),
+                                  _schedule(rounds=1, batch_size=3, pose_lr_scale=0.5))
+    assert torch.allclose((refined.r - start.r).abs(), torch.full((3, 3), 0.5e-3 * 0.1), rtol=2e-2)
+    deep, _ = refine_key_poses(scene, frames, start, VideoLighting("G", avatar),
+                               _schedule(rounds=1, batch_size=3, pose_lr_scale=0.5, depth_unit=0.15))
+    assert not torch.allclose(deep.t, refined.t, atol=1e-7)
+
+
+def test_cancel_reaches_each_half_round(problem, avatar):
+    scene, frames, start = problem
+    cancel = threading.Event()
+    cancel.set()
+    cases = [
+        lambda: adapt_lighting(scene, frames, start, VideoLighting("G", avatar), _schedule(), adapt_network=False,
+                               cancel=cancel),  # half-round a alone
+        lambda: adapt_lighting(scene, frames, start, VideoLighting("none", avatar), _schedule(), cancel=cancel),
+        lambda: refine_key_poses(scene, frames, start, VideoLighting("G", avatar), _schedule(pose_lr_scale=0.0),
+                                 cancel=cancel),  # l alone
+        lambda: refine_key_poses(scene, frames, start, VideoLighting("none", avatar), _schedule(), cancel=cancel),
+    ]
+    for run in cases:
+        with pytest.raises(Cancelled):
+            run()
+
+
+def test_reported_values_rows_and_an_empty_refinement(problem, avatar, caplog):
+    scene, frames, start = problem
+    values = []
+    _, history = adapt_lighting(scene, frames, start, VideoLighting("G", avatar), _schedule(rounds=1),
+                                on_iteration=lambda stage, it, value: values.append(value))
+    assert values == history
+    lighting = VideoLighting("G", avatar)
+    reported = []
+    _, curve = refine_key_poses(scene, frames, start, lighting, _schedule(rounds=1, model_iterations=2),
+                                on_iteration=lambda stage, it, value: reported.append(value))
+    assert reported == curve and len(curve) == 3 and curve[1] != curve[2]
+    assert not any(p.requires_grad for p in [*lighting.network_parameters(), lighting.code])
+    with caplog.at_level(logging.INFO, logger="dlatrack_engine.fit.step2"):
+        refined, curve = refine_key_poses(scene, frames, start, VideoLighting("none", avatar),
+                                          _schedule(pose_lr_scale=0.0))
+    assert curve == [] and caplog.messages[-1] == "key poses refined with φ fixed, l refitted: loss nan -> nan"
+    assert torch.allclose(refined.r, start.r, atol=1e-6)  # nothing to fit: step 1's poses
+    sequence = VideoLighting("G", responsive_avatar(), frames=5)
+    with torch.no_grad():
+        sequence.offsets.normal_()
+    with torch.no_grad():  # before the refinement refits l in place
+        own, _ = image_term(scene, frames, start, sequence.at([4, 0, 2]), 0.3)
+        first_rows, _ = image_term(scene, frames, start, sequence.at([0, 1, 2]), 0.3)
+    _, curve = refine_key_poses(scene, frames, start, sequence, _schedule(rounds=1, batch_size=3), rows=[4, 0, 2])
+    assert curve[0] == pytest.approx(float(own.sum()), rel=1e-3)
+    assert abs(float(first_rows.sum()) - float(own.sum())) > 1e-2 * float(own.sum())
+
+
+def test_the_fast_path_shades_sh_with_the_posed_mesh(problem, avatar):
+    scene, frames, start = problem
+    sh = VideoLighting("SH", avatar, scene.renderer)
+    with torch.no_grad():
+        sh.code.add_(0.3)
+    loss = _KeyFrameLoss(scene, frames, ScaledParams(start, 0.1, 0.01), sh, _schedule(batch_size=3))
+    with torch.no_grad():
+        full = float(loss())
+        loss.fix_geometry()
+        fixed = float(loss())
+        plain, _ = image_term(scene, frames, start, VideoLighting("SH", avatar, scene.renderer), 0.3)
+    assert fixed == pytest.approx(full, rel=1e-3) and abs(full - float(plain.sum())) > 1e-2 * full
