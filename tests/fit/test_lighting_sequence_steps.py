@@ -5,6 +5,7 @@ time-varying lighting, and the reuse refinement's key frames."""
 from __future__ import annotations
 
 import logging
+import threading
 
 import numpy as np
 import pytest
@@ -12,12 +13,14 @@ import torch
 from fit_fixtures import gt_params, intrinsics, responsive_avatar, truth_lighting
 
 from dlatrack_engine.fit import lighting_sequence
+from dlatrack_engine.fit.image_term import image_term
 from dlatrack_engine.fit.keyframes import select_key_frames
-from dlatrack_engine.fit.lighting_segments import face_colour_stats, keys_per_segment
+from dlatrack_engine.fit.lighting_segments import face_colour_stats, keys_per_segment, segment_of
+from dlatrack_engine.fit.optim import Cancelled
 from dlatrack_engine.fit.pipeline import TrackOptions
 from dlatrack_engine.fit.scene import FaceScene, lighting_rotation
 from dlatrack_engine.fit.schedule import Schedule, Step2Schedule
-from dlatrack_engine.fit.step2 import refine_iterations
+from dlatrack_engine.fit.step2 import adapt_lighting, refine_iterations
 from dlatrack_engine.fit.video_lighting import VideoLighting
 
 SIDE = 48
@@ -89,6 +92,53 @@ def test_each_segment_gets_its_own_code_from_zero(clip, caplog):
     steps = codes[[0, 3]] - 0.5
     assert torch.allclose(steps.abs(), torch.full((2, 150), 0.05), atol=1e-5)
     assert bool((steps[0] != steps[1]).any()) and not lighting.fit_shared
+    # the same Algorithm 1 set up by hand: frame t's code is l + δ of its segment
+    reference = VideoLighting("G", avatar, frames=2)
+    with torch.no_grad():
+        reference.code.fill_(0.5)
+    reference.row_map = torch.as_tensor(segment_of(np.asarray(plan.keys), plan.segments))
+    reference.fit_shared = False
+    reference.code.requires_grad_(False)
+    adapt_lighting(scene, switched[plan.keys], truth.select(plan.keys), reference, _schedule())
+    expected = 0.5 + reference.offsets.detach()[[0, 0, 0, 1, 1, 1]]
+    assert torch.allclose(codes, expected, atol=1e-6)
+
+
+def test_cancel_and_progress_reach_every_path(clip):
+    avatar, scene, steady, switched, truth = clip
+    cancel = threading.Event()
+    cancel.set()
+    plan = lighting_sequence.plan(scene, switched, truth, 4)
+    runs = {
+        "adapt": lambda **kw: lighting_sequence.adapt(scene, switched, truth, VideoLighting("G", avatar, frames=2),
+                                                      plan, _schedule(), **kw),
+        "one l": lambda **kw: lighting_sequence.adapt_take(scene, steady, truth, avatar, TrackOptions(), _schedule(3),
+                                                           **{"tick" if k == "on_iteration" else k: v
+                                                              for k, v in kw.items()}),
+        "per segment": lambda **kw: lighting_sequence.adapt_take(
+            scene, switched, truth, avatar, TrackOptions(), _schedule(),
+            **{"tick" if k == "on_iteration" else k: v for k, v in kw.items()}),
+        "reuse": lambda **kw: lighting_sequence.refine_take(
+            scene, switched, truth, VideoLighting("G", avatar), TrackOptions(), _schedule(3),
+            **{"tick" if k == "on_iteration" else k: v for k, v in kw.items()}),
+    }
+    for name, run in runs.items():
+        with pytest.raises(Cancelled):
+            run(cancel=cancel)
+        stages = []
+        run(on_iteration=lambda stage, it, value, seen=stages: seen.append(stage))
+        assert stages, name
+
+
+def test_the_options_lighting_kind_and_pretrained_g_reach_both_paths(clip):
+    avatar, scene, steady, switched, truth = clip
+    for frames, sequence in ((steady, False), (switched, True)):
+        lighting, *_ = lighting_sequence.adapt_take(scene, frames, truth, avatar, TrackOptions(lighting="SH"),
+                                                    _schedule(3))
+        assert lighting.kind == "SH" and lighting.renderer is scene.renderer and lighting.is_sequence == sequence
+        lighting, *_ = lighting_sequence.adapt_take(scene, frames, truth, avatar, TrackOptions(adapt=False),
+                                                    _schedule(3))
+        assert _same(lighting.network, avatar.lighting) and lighting.is_sequence == sequence
 
 
 def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -117,6 +167,16 @@ def test_the_pipelines_step_2_and_its_lighting_json_fields(clip):
 
 def test_a_reused_lightings_take_refits_the_key_frames_step_2_would_pick(clip):
     avatar, scene, _, switched, truth = clip
+    sequence = VideoLighting("G", avatar, frames=6)  # a lighting of this take's 6 frames: rows are frames
+    with torch.no_grad():
+        sequence.offsets.normal_()
+    keys = lighting_sequence.choose_key_frames(scene, switched, truth, TrackOptions(), 3)[1]
+    with torch.no_grad():  # before the refinement refits l in place
+        own, _ = image_term(scene, switched[keys], truth.select(keys), sequence.at(keys), 0.25)
+        first_rows, _ = image_term(scene, switched[keys], truth.select(keys), sequence.at(list(range(len(keys)))), 0.25)
+    _, _, curve = lighting_sequence.refine_take(scene, switched, truth, sequence, TrackOptions(), _schedule(3))
+    assert curve[0] == pytest.approx(float(own.sum()), rel=1e-3)
+    assert abs(float(first_rows.sum()) - float(own.sum())) > 1e-2 * float(own.sum())
     lighting = VideoLighting("G", avatar)
     schedule = _schedule(3)
     seen = []
