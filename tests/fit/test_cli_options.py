@@ -58,12 +58,25 @@ def test_adapt_has_no_step_3_arguments_and_takes_the_shared_ones():
             parser.parse_args(["adapt", "clip", "--avatar", "A", "--out", "J", step3_only])
 
 
-@pytest.mark.parametrize("bad", [["--quality", "slow"], ["--lighting", "g"], ["--detector", "dlib"], ["-K", "x"],
-                                 []], ids=["quality", "lighting", "detector", "K", "no avatar"])
-def test_refused_arguments(bad):
-    base = ["track", "clip", "--out", "J"] + ([] if not bad else ["--avatar", "A"])
+REQUIRED = ["--avatar", "A", "--out", "J"]
+
+
+@pytest.mark.parametrize("argv", [
+    REQUIRED + ["--quality", "slow"], REQUIRED + ["--lighting", "g"], REQUIRED + ["--detector", "dlib"],
+    REQUIRED + ["-K", "x"], ["--out", "J"], ["--avatar", "A"],
+], ids=["quality", "lighting", "detector", "K", "no avatar", "no out"])
+def test_refused_arguments(argv):
     with pytest.raises(SystemExit):
-        _parser().parse_args(base + bad)
+        _parser().parse_args(["track", "clip", *argv])
+
+
+def test_every_choice_is_accepted_as_spelt():
+    parser = _parser()
+    for flag, values in (("--quality", ("fast", "paper")), ("--lighting", ("G", "SH", "none")),
+                         ("--detector", ("auto", "face-alignment", "mediapipe"))):
+        for value in values:
+            args = parser.parse_args(["track", "clip", "--avatar", "A", "--out", "J", flag, value])
+            assert getattr(args, flag[2:]) == value
 
 
 def test_the_help_names_the_papers_steps():
