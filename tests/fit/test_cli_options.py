@@ -62,8 +62,8 @@ REQUIRED = ["--avatar", "A", "--out", "J"]
 
 
 @pytest.mark.parametrize("argv", [
-    REQUIRED + ["--quality", "slow"], REQUIRED + ["--lighting", "g"], REQUIRED + ["--detector", "dlib"],
-    REQUIRED + ["-K", "x"], ["--out", "J"], ["--avatar", "A"],
+    [*REQUIRED, "--quality", "slow"], [*REQUIRED, "--lighting", "g"], [*REQUIRED, "--detector", "dlib"],
+    [*REQUIRED, "-K", "x"], ["--out", "J"], ["--avatar", "A"],
 ], ids=["quality", "lighting", "detector", "K", "no avatar", "no out"])
 def test_refused_arguments(argv):
     with pytest.raises(SystemExit):
