@@ -57,6 +57,10 @@ def test_view_vector_and_head_view():
     view = scene.view_vector(params)
     expected = torch.tensor([[-0.6, 0.0, 0.8], [-math.sin(0.3), 0.0, math.cos(0.3)]])
     assert torch.allclose(view, expected, atol=1e-6)
+    # any pose: the camera direction -t/|t| taken into the head frame by R's inverse
+    tilted = FrameParams(torch.tensor([[0.3, 0.4, 2.8]]), torch.tensor([[0.05, -0.02, 0.5]]), torch.zeros(1, 6))
+    direction = -tilted.t[0] / tilted.t[0].norm()
+    assert torch.allclose(scene.view_vector(tilted)[0], torch.linalg.inv(tilted.rotation()[0]) @ direction, atol=1e-6)
     assert torch.allclose(scene.head_view(params), torch.cat([lighting_rotation(params.rotation()), view], -1))
     at_origin = FrameParams(torch.zeros(1, 3), torch.zeros(1, 3), torch.zeros(1, 6))
     assert torch.equal(scene.view_vector(at_origin), torch.zeros(1, 3))  # clamped norm: no NaN
