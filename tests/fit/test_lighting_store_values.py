@@ -231,3 +231,10 @@ def test_a_jobs_own_lighting_through_its_ledger_or_partial(avatar, tmp_path):
     own = lighting_store.read_job(folder)
     assert not own.info.legacy and np.array_equal(own.light_code, lighting.light_code().numpy())
     assert own.weights is not None
+    info = root / fmt.INFO_FILE  # changed after the job wrote it (same size): its ledger refuses it
+    data = json.loads(info.read_bytes())
+    data["key_source_frames"] = [10, 13]
+    info.write_bytes(json.dumps(data, indent=1).encode())
+    assert lighting_store.read(root).info.key_source_frames == [10, 13]  # a plain read takes it
+    with pytest.raises(LightingFolderError, match=r"lighting\.json"):
+        lighting_store.read_job(folder)
