@@ -229,9 +229,11 @@ def test_reported_values_rows_and_an_empty_refinement(problem, avatar, caplog):
     assert values == history
     lighting = VideoLighting("G", avatar)
     reported = []
-    _, curve = refine_key_poses(scene, frames, start, lighting, _schedule(rounds=1, model_iterations=2),
-                                on_iteration=lambda stage, it, value: reported.append(value))
+    with caplog.at_level(logging.INFO, logger="dlatrack_engine.fit.step2"):
+        _, curve = refine_key_poses(scene, frames, start, lighting, _schedule(rounds=1, model_iterations=2),
+                                    on_iteration=lambda stage, it, value: reported.append(value))
     assert reported == curve and len(curve) == 3 and curve[1] != curve[2]
+    assert caplog.messages[-1] == f"key poses refined with φ fixed, l refitted: loss {curve[0]:.5g} -> {curve[2]:.5g}"
     assert not any(p.requires_grad for p in [*lighting.network_parameters(), lighting.code])
     with caplog.at_level(logging.INFO, logger="dlatrack_engine.fit.step2"):
         refined, curve = refine_key_poses(scene, frames, start, VideoLighting("none", avatar),
