@@ -128,3 +128,15 @@ def test_without_a_start_the_pnp_solution_from_the_mean_face_is_used(avatar):
     pnp = pnp_init(model, detected.numpy(), weights.numpy(), intrinsics().numpy())
     assert torch.allclose(params.r, pnp.r, atol=1e-6) and torch.allclose(params.t, pnp.t, atol=1e-6)
     assert torch.equal(params.z, torch.zeros(3, 6))
+
+
+def test_the_learning_rate_halves_every_lr_halving_iterations(avatar):
+    """At a tiny lr the gradient stays put, so each Adam step is the lr itself: lr then lr/2 (halving = 1), or
+    lr twice without halving; in scaled units of 0.1 rad."""
+    scene, detected, weights, start = _problem(avatar)
+    moved = {}
+    for halving in (0, 1):
+        schedule = Schedule(step1=Step1Schedule(iterations=2, lr=1e-5, lr_halving=halving, patience=0))
+        params, _ = fit_landmarks(scene, detected, weights, schedule, init=start)
+        moved[halving] = float((params.r - start.r).abs().double().mean() / 0.1)
+    assert moved[0] == pytest.approx(2e-5, rel=0.05) and moved[1] == pytest.approx(1.5e-5, rel=0.05)

@@ -129,3 +129,14 @@ def test_the_flow_term_reported_at_the_result_and_no_lighting(problem):
         pixel, out = image_term(scene, frames, result, None, 0.4)
         expected = flow_loss(scene.project(out.vertices_world), projected, flow, visible, image_side=SIDE)
     assert torch.allclose(terms.flow, expected, rtol=1e-5) and torch.allclose(terms.pixel, pixel, rtol=1e-5)
+
+
+def test_the_learning_rate_halves_every_lr_halving_iterations(problem):
+    """As in step 1: at a tiny lr two Adam steps move each leaf by 2 lr, or 1.5 lr with halving = 1."""
+    scene, frames, start, lighting = problem
+    moved = {}
+    for halving in (0, 1):
+        result, _ = track_batch(scene, frames, start, lighting, _schedule(iterations=2, lr=1e-5, lr_halving=halving,
+                                                                          flow_weight=0.0))
+        moved[halving] = float((result.z - start.z).abs().double().mean())
+    assert moved[0] == pytest.approx(2e-5, rel=0.05) and moved[1] == pytest.approx(1.5e-5, rel=0.05)
