@@ -222,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
         log.warning("make-sample: wrote %s", write_subject(seed=config.seed, texture_size=config.texture_size))
         return 0
     if args.export_clip:
-        target = export_clip(out / "clips" / args.export_clip, paths.SAMPLE_SCENES / "clips" / args.export_clip,
+        target = export_clip(out / "clips" / args.export_clip, args.export_root / args.export_clip,
                              args.export_frames)  # fmt: skip
         log.warning("make-sample: exported %s", target)
         return 0
@@ -258,8 +258,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--write-subject", action="store_true",
                         help="rewrite sample_scenes/subject/ (topology.npz, textures) from the generator and stop")
     parser.add_argument("--export-clip", metavar="SETUP",
-                        help="copy the first --export-frames frames of a rendered clip to sample_scenes/clips/SETUP")
+                        help="copy the first --export-frames frames of a rendered clip to <export-root>/SETUP")
     parser.add_argument("--export-frames", type=int, default=30)
+    parser.add_argument("--export-root", type=Path, default=paths.SAMPLE_SCENES / "clips",
+                        help="folder --export-clip writes SETUP/ into (default sample_scenes/clips)")
     parser.add_argument("--bench", action="store_true",
                         help="record the output's render times in bench/RESULTS.md and stop")
     parser.add_argument("--bench-note", default="", help="a remark stored with --bench (e.g. machine load)")

@@ -56,16 +56,19 @@ def test_subject_seed_one_is_another_face(face_mesh, subject1):
     assert np.abs(np.array(params.skin_srgb) - np.array(SubjectParams().skin_srgb)).max() > 0.05
 
 
-@pytest.mark.parametrize("seed", [0, *range(1, 300)])
-def test_parameters_stay_in_plausible_ranges(seed):
-    p = SubjectParams.from_seed(seed)
-    for name, (lo, hi) in RANGES.items():
-        assert lo <= getattr(p, name) <= hi, f"seed {seed}: {name} = {getattr(p, name)} outside [{lo}, {hi}]"
-    for colour in (p.skin_srgb, p.lip_srgb, p.hair_srgb):
-        assert all(0.0 <= c <= 1.0 for c in colour)
-    assert p.skin_srgb[0] > p.skin_srgb[1] > p.skin_srgb[2], "skin is warm: R > G > B"
-    assert p.mouth_y + p.upper_lip_height <= p.nose_bottom_y - NOSE_GAP + 1e-9, "the upper lip runs into the nose"
-    assert p.lower_face_y(-9.7) < p.lip_y(-7.85), "the chin is below the lower lip"
+def test_parameters_stay_in_plausible_ranges():
+    drawn = [SubjectParams.from_seed(seed) for seed in range(300)]
+    for p in drawn:
+        seed = p.subject_seed
+        for name, (lo, hi) in RANGES.items():
+            assert lo <= getattr(p, name) <= hi, f"seed {seed}: {name} = {getattr(p, name)} outside [{lo}, {hi}]"
+        for colour in (p.skin_srgb, p.lip_srgb, p.hair_srgb):
+            assert all(0.0 <= c <= 1.0 for c in colour), f"seed {seed}"
+        assert p.skin_srgb[0] > p.skin_srgb[1] > p.skin_srgb[2], f"seed {seed}: skin is warm, R > G > B"
+        assert p.mouth_y + p.upper_lip_height <= p.nose_bottom_y - NOSE_GAP + 1e-9, f"seed {seed}: lip runs into nose"
+        assert p.lower_face_y(-9.7) < p.lip_y(-7.85), f"seed {seed}: the chin is above the lower lip"
+    spread = {name: np.ptp([getattr(p, name) for p in drawn]) / (hi - lo) for name, (lo, hi) in RANGES.items()}
+    assert min(spread.values()) > 0.7, f"the seeds do not cover the ranges: {spread}"
 
 
 @pytest.mark.parametrize("seed", [1, 2, 5, 11])
