@@ -98,6 +98,24 @@ def _slit_columns(row_points: np.ndarray, centre_x: float, half_width: float) ->
     return np.nonzero(np.abs(row_points[:, 0] - centre_x) < half_width)[0]
 
 
+def _cut_slits(grid: np.ndarray, index: np.ndarray, mouth_row: int, eye_row: int, p: SubjectParams):
+    """Duplicate the mouth's and eyes' slit vertices: returns the vertex index each grid point has for the
+    faces below it (the duplicate on a slit) and the original of every duplicate."""
+    eye_half = fs.EYE_HALF_WIDTH * p.eye_scale
+    slit_cols = {
+        "mouth": [(mouth_row, _slit_columns(grid[mouth_row], 0.0, fs.MOUTH_HALF_WIDTH * p.mouth_width))],
+        "eye": [(eye_row, _slit_columns(grid[eye_row], side * p.eye_x, eye_half)) for side in (-1.0, 1.0)],
+    }
+    lower_index = index.copy()  # what faces below a slit use for the slit row
+    dup_of: list[int] = []
+    for entries in slit_cols.values():
+        for row, cols in entries:
+            for col in cols:
+                lower_index[row, col] = index.size + len(dup_of)
+                dup_of.append(int(index[row, col]))
+    return lower_index, np.array(dup_of, dtype=np.int64)
+
+
 def build_face_mesh(params: SubjectParams | None = None) -> FaceMesh:
     """Build the tracked face mesh of a subject (default: the reference face, subject seed 0); the same
     grid, slits and landmark order for every subject, only the surface under them changes."""
@@ -111,20 +129,8 @@ def build_face_mesh(params: SubjectParams | None = None) -> FaceMesh:
     mouth_row = int(np.argmin(np.abs(phis - fs.front_phi(p.mouth_y, p))))
     eye_row = int(np.argmin(np.abs(phis - fs.front_phi(p.eye_y, p))))
 
-    eye_half = fs.EYE_HALF_WIDTH * p.eye_scale
-    slit_cols = {
-        "mouth": [(mouth_row, _slit_columns(grid[mouth_row], 0.0, fs.MOUTH_HALF_WIDTH * p.mouth_width))],
-        "eye": [(eye_row, _slit_columns(grid[eye_row], side * p.eye_x, eye_half)) for side in (-1.0, 1.0)],
-    }
     index = np.arange(nv * nu).reshape(nv, nu)
-    lower_index = index.copy()  # what faces below a slit use for the slit row
-    dup_of: list[int] = []
-    for entries in slit_cols.values():
-        for row, cols in entries:
-            for col in cols:
-                lower_index[row, col] = nv * nu + len(dup_of)
-                dup_of.append(int(index[row, col]))
-    dup = np.array(dup_of, dtype=np.int64)
+    lower_index, dup = _cut_slits(grid, index, mouth_row, eye_row, p)
 
     faces, face_of_cell = [], {}
     for j in range(nv - 1):

@@ -116,3 +116,14 @@ def test_make_sample_records_the_subject_seed():
     assert config.subject_seed == 3 and asdict(config)["subject_seed"] == 3
     assert make_sample._config_from_args(parser.parse_args(["make-sample"])).subject_seed == 0
     assert {f.name for f in fields(SubjectParams)} >= set(RANGES), "every drawn range is a parameter"
+
+
+def test_shipped_subject1_files_match_the_generator():
+    """avatar_subject1/ and clips_subject1/ were made from subject seed 1: their topology is that face's."""
+    from dlatrack_engine import paths
+
+    topology = fm.build_face_mesh(SubjectParams.from_seed(1)).topology_arrays()
+    for path in ("avatar_subject1/topology.npz", "clips_subject1/warm_key_cool_fill/topology.npz"):
+        with np.load(paths.SAMPLE_SCENES / path) as shipped:
+            for key, value in topology.items():
+                np.testing.assert_array_equal(shipped[key], value, err_msg=f"{path} '{key}'")
