@@ -54,6 +54,7 @@ class SampleConfig:
     clips: tuple[str, ...] = WILD_SETUPS
     seed: int = 0
     performance_seed: int | None = None  # wild clips' motion and camera (None: `seed`); the subject stays
+    subject_seed: int = 0  # who the subject is (face shape, skin, hair); 0 is the reference face
 
 
 PRESETS = {
@@ -89,7 +90,7 @@ def render_lightstage(config: SampleConfig, out: Path) -> float:
         "--groups-per-pattern", *(str(n) for n in config.groups_per_pattern), "--width", str(config.stage_size),
         "--height", str(config.stage_size), "--samples", str(config.stage_samples),
         "--group-samples", str(config.stage_samples), "--texture-size", str(config.texture_size),
-        "--seed", str(config.seed),
+        "--seed", str(config.seed), "--subject-seed", str(config.subject_seed),
     ]  # fmt: skip
     return run_blender("render_lightstage.py", args, out / "logs" / "lightstage.log")
 
@@ -99,6 +100,7 @@ def render_clip(config: SampleConfig, setup: str, out: Path) -> float:
         "--out", str(clip_folder(out, setup)), "--setup", setup, "--frames", str(config.clip_frames),
         "--size", str(config.clip_size), "--samples", str(config.clip_samples),
         "--texture-size", str(config.texture_size), "--seed", str(config.seed),
+        "--subject-seed", str(config.subject_seed),
         *(("--performance-seed", str(config.performance_seed)) if config.performance_seed is not None else ()),
     ]  # fmt: skip
     seconds = run_blender("render_wild.py", args, out / "logs" / f"clip_{setup}.log")
@@ -193,7 +195,8 @@ def _config_from_args(args: argparse.Namespace) -> SampleConfig:
     overrides = {
         key: getattr(args, key)
         for key in ("cameras", "steps", "groups_per_step", "stage_size", "stage_samples", "clip_frames",
-                    "clip_size", "clip_samples", "texture_size", "uv_size", "seed", "performance_seed")
+                    "clip_size", "clip_samples", "texture_size", "uv_size", "seed", "performance_seed",
+                    "subject_seed")
         if getattr(args, key) is not None
     }  # fmt: skip
     if args.clips is not None:
@@ -213,10 +216,13 @@ def run(args: argparse.Namespace) -> int:
     if args.write_subject:
         from .subject import write_subject
 
+        if config.subject_seed != 0:
+            raise SystemExit("make-sample --write-subject: sample_scenes/subject/ holds subject seed 0 only")
+
         log.warning("make-sample: wrote %s", write_subject(seed=config.seed, texture_size=config.texture_size))
         return 0
     if args.export_clip:
-        target = export_clip(out / "clips" / args.export_clip, paths.SAMPLE_SCENES / "clips" / args.export_clip,
+        target = export_clip(out / "clips" / args.export_clip, args.export_root / args.export_clip,
                              args.export_frames)  # fmt: skip
         log.warning("make-sample: exported %s", target)
         return 0
@@ -241,7 +247,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="default")
     parser.add_argument("--out", help="output folder (default: <cache>/sample)")
     for key in ("cameras", "steps", "groups_per_step", "stage_size", "stage_samples", "clip_frames", "clip_size",
-                "clip_samples", "texture_size", "uv_size", "seed", "performance_seed"):  # fmt: skip
+                "clip_samples", "texture_size", "uv_size", "seed", "performance_seed", "subject_seed"):  # fmt: skip
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, dest=key)
     parser.add_argument("--groups-per-pattern", type=int, nargs=2, metavar=("MIN", "MAX"),
                         help="light groups lit together in one light-stage pattern frame")
@@ -252,8 +258,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--write-subject", action="store_true",
                         help="rewrite sample_scenes/subject/ (topology.npz, textures) from the generator and stop")
     parser.add_argument("--export-clip", metavar="SETUP",
-                        help="copy the first --export-frames frames of a rendered clip to sample_scenes/clips/SETUP")
+                        help="copy the first --export-frames frames of a rendered clip to <export-root>/SETUP")
     parser.add_argument("--export-frames", type=int, default=30)
+    parser.add_argument("--export-root", type=Path, default=paths.SAMPLE_SCENES / "clips",
+                        help="folder --export-clip writes SETUP/ into (default sample_scenes/clips)")
     parser.add_argument("--bench", action="store_true",
                         help="record the output's render times in bench/RESULTS.md and stop")
     parser.add_argument("--bench-note", default="", help="a remark stored with --bench (e.g. machine load)")

@@ -170,6 +170,7 @@ def _add_sample(stages: argparse._SubParsersAction) -> None:
     sample.add_argument("--device", default=None)
     sample.add_argument("--first-frames", type=int, default=None, help="use only the first N dataset frames")
     sample.add_argument("--fresh", action="store_true")
+    sample.add_argument("--name", default="sample", help="avatar name (e.g. sample_subject1 for another subject)")
     sample.set_defaults(func=_run_sample)
 
 
@@ -277,7 +278,7 @@ def _sample_steps(args: argparse.Namespace, data: Path, out: Path) -> list[list[
     common = ["--data", str(data), "--image-size", s["image_size"], *first, *device, *fresh]
     return [
         ["train", "dam", *common, "--out", str(out), "--texture-size", s["texture_size"], *s["dam"],
-         "--name", "sample"],
+         "--name", args.name],
         ["train", "lighting", *common, "--out", str(out), *s["lighting"]],
         ["train", "landmarks", "--data", str(data), *first, *s["landmarks"], "--avatar", str(out)],
         ["train", "eval", *common, "--avatar", str(out), *s["eval"]],

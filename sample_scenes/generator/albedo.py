@@ -4,7 +4,8 @@ Photometric tracking and DIS optical flow need texture to hold on to, so the alb
 scale: tone variation and redness (low), lips, brows, lid lines and nostrils (mid), freckles and pores
 (high). Every texel maps analytically to a surface point (UV = grid coordinates of `face_model`), so the
 regions are defined on the face in centimetres and are independent of the texture size.
-Deterministic from the seed.
+Deterministic from the seed (noise, freckle and pore layout) and the subject (`SubjectParams`: where the
+features are, skin tone, redness, freckle density, lip and hair colour).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from . import face_model as fm
 from . import face_shape as fs
+from .subject_params import SubjectParams
 
 
 @dataclass
@@ -67,29 +69,30 @@ def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
     return sum(kernel[k] * pad[radius : radius + image.shape[0], k : k + image.shape[1]] for k in range(len(x)))
 
 
-def texel_surface_points(size: int) -> np.ndarray:
+def texel_surface_points(size: int, p: SubjectParams) -> np.ndarray:
     """Neutral face point (cm) under each texel centre; `[T, T, 3]`, row 0 = v = 1."""
     u = (np.arange(size) + 0.5) / size
     v = 1.0 - (np.arange(size) + 0.5) / size
     theta = fm.theta_of_u(u)[None, :]
-    phi = fm.phi_of_v(v)[:, None]
-    return fs.face_points(np.broadcast_to(theta, (size, size)), np.broadcast_to(phi, (size, size)))
+    phi = fm.phi_of_v(v, p)[:, None]
+    return fs.face_points(np.broadcast_to(theta, (size, size)), np.broadcast_to(phi, (size, size)), p)
 
 
-def _lip_mask(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    half = 2.45
+def _lip_mask(x: np.ndarray, y: np.ndarray, p: SubjectParams) -> np.ndarray:
+    half = 2.45 * p.mouth_width
     t = np.clip(np.abs(x) / half, 0.0, 1.0)
-    top = -5.85 - 0.55 * t**2 + 0.12 * np.exp(-(((np.abs(x) - 0.55) / 0.3) ** 2))  # Cupid's bow
-    bottom = -7.85 + 0.95 * t**2.2
+    bow = 0.12 * np.exp(-(((np.abs(x) - 0.55 * p.mouth_width) / 0.3) ** 2))
+    top = p.lip_y(-5.85 - 0.55 * t**2) + bow * p.lip_fullness  # Cupid's bow
+    bottom = p.lip_y(-7.85 + 0.95 * t**2.2)
     inside = fs.smoothstep(top + 0.12, top - 0.12, y) * fs.smoothstep(bottom - 0.12, bottom + 0.12, y)
     return inside * fs.smoothstep(half + 0.1, half - 0.2, np.abs(x))
 
 
-def _brow_mask(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
-    ax = np.abs(x)
+def _brow_mask(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, size: int, p: SubjectParams) -> np.ndarray:
+    ax = np.abs(x) / p.eye_spread  # the brows follow the eyes
     xs = [1.0, 1.3, 2.3, 3.3, 4.3, 5.2, 5.6]
     ys = [3.0, 3.1, 3.5, 3.6, 3.3, 2.6, 2.3]
-    centre = np.interp(ax, xs, ys)
+    centre = np.interp(ax, xs, ys) + p.eye_dy
     thick = np.interp(ax, [1.0, 2.0, 5.6], [0.5, 0.45, 0.2])
     band = fs.smoothstep(thick, thick * 0.6, np.abs(y - centre)) * fs.smoothstep(0.9, 1.3, ax)
     band *= fs.smoothstep(5.8, 5.3, ax)
@@ -99,44 +102,56 @@ def _brow_mask(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, size: int
     return np.clip(band * (0.75 + 0.45 * strands), 0.0, 1.0)
 
 
-def make_skin_textures(size: int = 512, seed: int = 0) -> SkinTextures:
-    """All three maps for texture size `size` from `seed` (same seed, same textures)."""
-    rng = np.random.default_rng(seed)
-    p = texel_surface_points(size)
+def texture_rng(seed: int, p: SubjectParams) -> np.random.Generator:
+    """The textures' noise: `seed` alone for the reference subject (its committed textures), mixed with
+    the subject seed otherwise so another person gets other freckles and pores."""
+    return np.random.default_rng(seed if p.subject_seed == 0 else [seed, p.subject_seed])
+
+
+def make_skin_textures(size: int = 512, seed: int = 0, params: SubjectParams | None = None) -> SkinTextures:
+    """All three maps for texture size `size` from `seed` and the subject (default: subject seed 0)."""
+    sp = params if params is not None else SubjectParams()
+    rng = texture_rng(seed, sp)
+    p = texel_surface_points(size, sp)
     x, y = p[..., 0], p[..., 1]
-    tone = srgb_to_linear(np.array([0.80, 0.61, 0.50]) + rng.uniform(-0.04, 0.04, 3))
+    tone = srgb_to_linear(np.array(sp.skin_srgb) + rng.uniform(-0.04, 0.04, 3))
     albedo = np.broadcast_to(tone, (size, size, 3)).copy()
 
     low = fractal_noise(size, rng, (4, 9, 17))
     albedo *= (1.0 + 0.10 * low)[..., None]
-    redness = sum(np.exp(-0.5 * (((x - s * 4.0) / 1.8) ** 2 + ((y + 2.3) / 1.4) ** 2)) for s in (-1, 1))
-    redness = redness + 0.8 * np.exp(-0.5 * ((x / 0.9) ** 2 + ((y + 3.4) / 0.9) ** 2))
-    redness = redness * (0.7 + 0.3 * fractal_noise(size, rng, (12, 25)))
+    redness = sum(
+        np.exp(-0.5 * (((x - s * 4.0 * sp.width_ratio) / 1.8) ** 2 + ((y + 2.3) / 1.4) ** 2)) for s in (-1, 1)
+    )
+    redness = redness + 0.8 * np.exp(-0.5 * ((x / 0.9) ** 2 + ((y + 3.4 * sp.nose_length) / 0.9) ** 2))
+    redness = redness * (0.7 + 0.3 * fractal_noise(size, rng, (12, 25))) * sp.redness
     albedo *= 1.0 + redness[..., None] * np.array([0.10, -0.12, -0.10])
 
-    lips = _lip_mask(x, y)
-    lip_colour = srgb_to_linear(np.array([0.70, 0.36, 0.36]))
+    lips = _lip_mask(x, y, sp)
+    lip_colour = srgb_to_linear(np.array(sp.lip_srgb))
     lip_lines = 1.0 + 0.12 * value_noise(size, size // 5, rng)
     albedo = albedo * (1 - lips[..., None]) + (lip_colour * lip_lines[..., None]) * lips[..., None]
 
-    hair_colour = srgb_to_linear(np.array([0.16, 0.10, 0.07]))
-    brows = _brow_mask(x, y, rng, size)
+    hair_colour = srgb_to_linear(np.array(sp.hair_srgb))
+    brows = _brow_mask(x, y, rng, size, sp)
     albedo = albedo * (1 - 0.9 * brows[..., None]) + 0.9 * brows[..., None] * hair_colour
 
+    es = sp.eye_scale
     for side in (-1.0, 1.0):  # lid shading, lash line along the upper lid margin, nostrils
-        ex, ey = side * fs.EYE_CENTRE_XY[0], fs.EYE_CENTRE_XY[1]
-        lid = np.exp(-0.5 * (((x - ex) / 1.5) ** 2 + ((y - ey - 0.3) / 0.9) ** 2))
+        ex, ey = side * sp.eye_x, sp.eye_y
+        lid = np.exp(-0.5 * (((x - ex) / (1.5 * es)) ** 2 + ((y - ey - 0.3 * es) / (0.9 * es)) ** 2))
         albedo *= 1.0 - 0.18 * lid[..., None] * np.array([0.6, 1.0, 0.9])
-        lash = fs.smoothstep(0.18, 0.0, np.abs(y - ey - 0.08)) * (np.abs(x - ex) < fs.EYE_HALF_WIDTH)
+        lash = fs.smoothstep(0.18, 0.0, np.abs(y - ey - 0.08)) * (np.abs(x - ex) < fs.EYE_HALF_WIDTH * es)
         albedo = albedo * (1 - 0.85 * lash[..., None]) + 0.85 * lash[..., None] * hair_colour * 0.5
-        nostril = np.exp(-0.5 * (((x - side * 0.55) / 0.3) ** 2 + ((y + 4.75) / 0.18) ** 2))
+        nostril = np.exp(
+            -0.5 * (((x - side * 0.55 * sp.nose_width) / 0.3) ** 2 + ((y + 4.75 * sp.nose_length) / 0.18) ** 2)
+        )
         albedo *= 1.0 - 0.75 * nostril[..., None]
 
-    hairline = fs.smoothstep(7.9, 8.8, y + 0.3 * fractal_noise(size, rng, (30,)))
+    hairline = fs.smoothstep(7.9 * sp.height_ratio, 8.8 * sp.height_ratio, y + 0.3 * fractal_noise(size, rng, (30,)))
     albedo = albedo * (1 - hairline[..., None]) + hairline[..., None] * hair_colour
 
     freckle_density = np.exp(-0.5 * ((x / 3.5) ** 2 + ((y + 1.5) / 2.2) ** 2)) * (1 - lips)
-    spots = (rng.uniform(size=(size, size)) < 0.004 * freckle_density).astype(np.float64)
+    spots = (rng.uniform(size=(size, size)) < sp.freckles * freckle_density).astype(np.float64)
     spots = np.clip(_blur(spots, 0.9) * 6.0, 0.0, 1.0) * rng.uniform(0.5, 1.0, (size, size))
     albedo *= 1.0 - spots[..., None] * np.array([0.30, 0.38, 0.42])
 

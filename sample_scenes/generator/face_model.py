@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import face_shape as fs
+from .subject_params import SubjectParams
 
 GRID_COLUMNS = 72
 GRID_ROWS = 68
@@ -38,6 +39,7 @@ class FaceMesh:
     row_phi: np.ndarray  # [GRID_ROWS] elevation of each grid row
     landmark_faces: np.ndarray  # [68] int32
     landmark_barycentrics: np.ndarray  # [68, 3] float32
+    params: SubjectParams  # whose face this is
 
     def topology_arrays(self) -> dict[str, np.ndarray]:
         """The six arrays of conventions.md "Topology" (neutral in metres, UVs shared with vertices)."""
@@ -57,10 +59,10 @@ def theta_of_u(u: np.ndarray) -> np.ndarray:
     return fs.THETA_RANGE[1] * (CENTRE_DENSITY * s + (1.0 - CENTRE_DENSITY) * s**3)
 
 
-def row_phis() -> np.ndarray:
+def row_phis(p: SubjectParams) -> np.ndarray:
     """Elevation of each grid row: piecewise uniform with rows exactly on the mouth and eye lines."""
     p0, p1 = fs.PHI_RANGE
-    mouth, eye = fs.front_phi(fs.MOUTH_Y), fs.front_phi(fs.EYE_CENTRE_XY[1])
+    mouth, eye = fs.front_phi(p.mouth_y, p), fs.front_phi(p.eye_y, p)
     knots = np.array([p0, mouth, eye, p1])
     counts = np.round(np.diff(knots) / (p1 - p0) * (GRID_ROWS - 1)).astype(int)
     counts[-1] = GRID_ROWS - 1 - counts[:-1].sum()
@@ -68,21 +70,21 @@ def row_phis() -> np.ndarray:
     return np.concatenate([*rows, [p1]])
 
 
-def phi_of_v(v: np.ndarray) -> np.ndarray:
+def phi_of_v(v: np.ndarray, p: SubjectParams) -> np.ndarray:
     """Elevation for texture coordinate v in [0, 1] (the rows' piecewise-linear map)."""
-    rows = row_phis()
+    rows = row_phis(p)
     return np.interp(np.asarray(v, np.float64) * (GRID_ROWS - 1), np.arange(GRID_ROWS), rows)
 
 
-def _open_eyes(points: np.ndarray, lower: np.ndarray) -> np.ndarray:
+def _open_eyes(points: np.ndarray, lower: np.ndarray, p: SubjectParams) -> np.ndarray:
     """Turn the lids away from the eye slit around each eye centre (rotation about X keeps them on the lid
     sphere); the falloff keeps the map monotone so no triangle folds."""
     out = points.copy()
     for side in (-1.0, 1.0):
-        centre = fs.eye_centre(side)
+        centre = fs.eye_centre(side, p)
         q = points - centre
-        lateral = np.clip(1.0 - ((q[:, 0]) / fs.EYE_HALF_WIDTH) ** 2, 0.0, None) ** 0.8
-        near = fs.smoothstep(2.6, 1.8, np.linalg.norm(q, axis=1)) * (q[:, 2] > 0)
+        lateral = np.clip(1.0 - ((q[:, 0]) / (fs.EYE_HALF_WIDTH * p.eye_scale)) ** 2, 0.0, None) ** 0.8
+        near = fs.smoothstep(2.6 * p.eye_scale, 1.8 * p.eye_scale, np.linalg.norm(q, axis=1)) * (q[:, 2] > 0)
         beta = np.arctan2(q[:, 1], q[:, 2])
         amount = np.where(lower, -EYE_OPEN_LOWER, EYE_OPEN_UPPER) * lateral * near
         beta_new = beta + amount * np.exp(-np.abs(beta) / EYE_FALLOFF)
@@ -96,33 +98,39 @@ def _slit_columns(row_points: np.ndarray, centre_x: float, half_width: float) ->
     return np.nonzero(np.abs(row_points[:, 0] - centre_x) < half_width)[0]
 
 
-def build_face_mesh() -> FaceMesh:
-    """Build the tracked face mesh (deterministic: the shape is authored, the seed only varies albedo)."""
-    nu, nv = GRID_COLUMNS, GRID_ROWS
-    us = np.linspace(0.0, 1.0, nu)
-    vs = np.linspace(0.0, 1.0, nv)
-    thetas, phis = theta_of_u(us), row_phis()
-    tt, pp = np.meshgrid(thetas, phis)  # [nv, nu]
-    grid = fs.face_points(tt, pp)
-    mouth_row = int(np.argmin(np.abs(phis - fs.front_phi(fs.MOUTH_Y))))
-    eye_row = int(np.argmin(np.abs(phis - fs.front_phi(fs.EYE_CENTRE_XY[1]))))
-
+def _cut_slits(grid: np.ndarray, index: np.ndarray, mouth_row: int, eye_row: int, p: SubjectParams):
+    """Duplicate the mouth's and eyes' slit vertices: returns the vertex index each grid point has for the
+    faces below it (the duplicate on a slit) and the original of every duplicate."""
+    eye_half = fs.EYE_HALF_WIDTH * p.eye_scale
     slit_cols = {
-        "mouth": [(mouth_row, _slit_columns(grid[mouth_row], 0.0, fs.MOUTH_HALF_WIDTH))],
-        "eye": [
-            (eye_row, _slit_columns(grid[eye_row], side * fs.EYE_CENTRE_XY[0], fs.EYE_HALF_WIDTH))
-            for side in (-1.0, 1.0)
-        ],
+        "mouth": [(mouth_row, _slit_columns(grid[mouth_row], 0.0, fs.MOUTH_HALF_WIDTH * p.mouth_width))],
+        "eye": [(eye_row, _slit_columns(grid[eye_row], side * p.eye_x, eye_half)) for side in (-1.0, 1.0)],
     }
-    index = np.arange(nv * nu).reshape(nv, nu)
     lower_index = index.copy()  # what faces below a slit use for the slit row
     dup_of: list[int] = []
     for entries in slit_cols.values():
         for row, cols in entries:
             for col in cols:
-                lower_index[row, col] = nv * nu + len(dup_of)
+                lower_index[row, col] = index.size + len(dup_of)
                 dup_of.append(int(index[row, col]))
-    dup = np.array(dup_of, dtype=np.int64)
+    return lower_index, np.array(dup_of, dtype=np.int64)
+
+
+def build_face_mesh(params: SubjectParams | None = None) -> FaceMesh:
+    """Build the tracked face mesh of a subject (default: the reference face, subject seed 0); the same
+    grid, slits and landmark order for every subject, only the surface under them changes."""
+    p = params if params is not None else SubjectParams()
+    nu, nv = GRID_COLUMNS, GRID_ROWS
+    us = np.linspace(0.0, 1.0, nu)
+    vs = np.linspace(0.0, 1.0, nv)
+    thetas, phis = theta_of_u(us), row_phis(p)
+    tt, pp = np.meshgrid(thetas, phis)  # [nv, nu]
+    grid = fs.face_points(tt, pp, p)
+    mouth_row = int(np.argmin(np.abs(phis - fs.front_phi(p.mouth_y, p))))
+    eye_row = int(np.argmin(np.abs(phis - fs.front_phi(p.eye_y, p))))
+
+    index = np.arange(nv * nu).reshape(nv, nu)
+    lower_index, dup = _cut_slits(grid, index, mouth_row, eye_row, p)
 
     faces, face_of_cell = [], {}
     for j in range(nv - 1):
@@ -146,9 +154,9 @@ def build_face_mesh() -> FaceMesh:
     duplicate = np.zeros(len(theta), dtype=bool)
     duplicate[nv * nu :] = True
     below_eyes = duplicate | (np.concatenate([np.arange(nv * nu) // nu, np.zeros(len(dup), int)]) < eye_row)
-    neutral = _open_eyes(closed, below_eyes)
+    neutral = _open_eyes(closed, below_eyes, p)
 
-    lm_faces, lm_bary = _landmarks(thetas, phis, mouth_row, eye_row, face_of_cell, nu)
+    lm_faces, lm_bary = _landmarks(p, phis, mouth_row, eye_row, face_of_cell)
     return FaceMesh(
         theta=theta,
         phi=phi,
@@ -161,6 +169,7 @@ def build_face_mesh() -> FaceMesh:
         row_phi=phis,
         landmark_faces=lm_faces,
         landmark_barycentrics=lm_bary,
+        params=p,
     )
 
 
@@ -171,24 +180,45 @@ _MIRROR_JAW = [(-7.0, 0.3), (-6.9, -1.6), (-6.7, -3.5), (-6.3, -5.3), (-5.6, -7.
 _BROW_R = [(-5.2, 2.6), (-4.3, 3.3), (-3.3, 3.6), (-2.3, 3.5), (-1.3, 3.1)]
 
 
-def landmark_targets() -> list[tuple[float, float, str]]:
-    """The 68 iBUG points as (X, Y, slit side); eye and inner-lip points lie on their slit rows."""
-    ex, ey, m = fs.EYE_CENTRE_XY[0], fs.EYE_CENTRE_XY[1], fs.MOUTH_Y
-    pts: list[tuple[float, float, str]] = [(x, y, "") for x, y in _MIRROR_JAW]
-    pts += [(0.0, -10.9, "")] + [(-x, y, "") for x, y in reversed(_MIRROR_JAW)]  # 0-16 jaw
-    pts += [(x, y, "") for x, y in _BROW_R] + [(-x, y, "") for x, y in reversed(_BROW_R)]  # 17-26 brows
-    pts += [(0.0, 1.6, ""), (0.0, 0.0, ""), (0.0, -1.6, ""), (0.0, -3.4, "")]  # 27-30 nose bridge
-    pts += [(-1.3, -4.5, ""), (-0.7, -4.7, ""), (0.0, -4.85, ""), (0.7, -4.7, ""), (1.3, -4.5, "")]
-    hw = fs.EYE_HALF_WIDTH - 0.05
+def _jaw_scale(y: float, p: SubjectParams) -> float:
+    """How much wider than the reference face this face is at height `y` of the reference jaw line."""
+    ref = SubjectParams()
+    w = float(fs.smoothstep(0.0, -0.85, y / ref.head_b))
+    return p.head_a * (1.0 - p.jaw_narrowing * w) / (ref.head_a * (1.0 - ref.jaw_narrowing * w))
+
+
+def landmark_targets(p: SubjectParams) -> list[tuple[float, float, str]]:
+    """The 68 iBUG points as (X, Y, slit side); eye and inner-lip points lie on their slit rows.
+
+    Authored on the reference face and moved with this face's features: the jaw line with the head's
+    width and height, brows and eyes with the eyes, the nose with its length and width, lips with the mouth."""
+    ex, ey, m, es = p.eye_x, p.eye_y, p.mouth_y, p.eye_scale
+    hr, nl, nw, mw = p.height_ratio, p.nose_length, p.nose_width, p.mouth_width
+    jaw = [(x * _jaw_scale(y, p), y * hr) for x, y in _MIRROR_JAW]
+    pts: list[tuple[float, float, str]] = [(x, y, "") for x, y in jaw]
+    pts += [(0.0, -10.9 * hr, "")] + [(-x, y, "") for x, y in reversed(jaw)]  # 0-16 jaw
+    brow = [(x * p.eye_spread, y + p.eye_dy) for x, y in _BROW_R]
+    pts += [(x, y, "") for x, y in brow] + [(-x, y, "") for x, y in reversed(brow)]  # 17-26 brows
+    pts += [(0.0, 1.6 * nl, ""), (0.0, 0.0, ""), (0.0, -1.6 * nl, ""), (0.0, -3.4 * nl, "")]  # 27-30 nose bridge
+    pts += [(x * nw, y * nl, "") for x, y in ((-1.3, -4.5), (-0.7, -4.7), (0.0, -4.85), (0.7, -4.7), (1.3, -4.5))]
+    hw, inner = fs.EYE_HALF_WIDTH * es - 0.05, 0.45 * es
     for cx in (-ex, ex):  # 36-41 right eye, 42-47 left eye: corner, 2 upper, corner, 2 lower
         first, last = (cx - hw, cx + hw)
-        pts += [(first, ey, "up"), (cx - 0.45, ey, "up"), (cx + 0.45, ey, "up"), (last, ey, "up")]
-        pts += [(cx + 0.45, ey, "low"), (cx - 0.45, ey, "low")]
-    pts += [(-2.45, m, "up"), (-1.6, -6.15, ""), (-0.7, -5.8, ""), (0.0, -5.9, ""), (0.7, -5.8, ""),
-            (1.6, -6.15, ""), (2.45, m, "up")]  # 48-54 outer upper lip
-    pts += [(1.6, -7.4, ""), (0.8, -7.75, ""), (0.0, -7.8, ""), (-0.8, -7.75, ""), (-1.6, -7.4, "")]
-    pts += [(-2.3, m, "up"), (-0.8, m, "up"), (0.0, m, "up"), (0.8, m, "up"), (2.3, m, "up")]  # 60-64
-    pts += [(0.8, m, "low"), (0.0, m, "low"), (-0.8, m, "low")]  # 65-67 inner lower lip
+        pts += [(first, ey, "up"), (cx - inner, ey, "up"), (cx + inner, ey, "up"), (last, ey, "up")]
+        pts += [(cx + inner, ey, "low"), (cx - inner, ey, "low")]
+    lips = [
+        (-2.45, m, "up"),
+        (-1.6, -6.15, ""),
+        (-0.7, -5.8, ""),
+        (0.0, -5.9, ""),
+        (0.7, -5.8, ""),
+        (1.6, -6.15, ""),
+        (2.45, m, "up"),
+    ]  # 48-54 outer upper lip
+    lips += [(1.6, -7.4, ""), (0.8, -7.75, ""), (0.0, -7.8, ""), (-0.8, -7.75, ""), (-1.6, -7.4, "")]
+    pts += [(x * mw, p.lip_y(y) if not side else y, side) for x, y, side in lips]
+    pts += [(x * mw, m, "up") for x in (-2.3, -0.8, 0.0, 0.8, 2.3)]  # 60-64 inner upper lip
+    pts += [(x * mw, m, "low") for x in (0.8, 0.0, -0.8)]  # 65-67 inner lower lip
     return pts
 
 
@@ -206,15 +236,20 @@ def _cell_barycentric(fx: float, fy: float, mirrored: bool) -> tuple[int, list[t
 _TRI_CORNERS = {(False, 0): "abc", (False, 1): "acd", (True, 0): "abd", (True, 1): "bcd"}
 
 
-def _landmarks(thetas, phis, mouth_row, eye_row, face_of_cell, nu):
-    targets = landmark_targets()
-    params = fs.find_parameters(np.array([(x, y) for x, y, _ in targets]))
+def _landmarks(p: SubjectParams, phis, mouth_row, eye_row, face_of_cell):
+    nu = GRID_COLUMNS
+    targets = landmark_targets(p)
+    params = fs.find_parameters(np.array([(x, y) for x, y, _ in targets]), p)
     fine_u = np.linspace(0.0, 1.0, 20001)
     col_of_theta = (fine_u * (nu - 1), theta_of_u(fine_u))
     faces, barys = [], []
     for (x, _, side), (theta, phi) in zip(targets, params, strict=True):
         if side:
-            slit = mouth_row if abs(x) < fs.MOUTH_HALF_WIDTH + 0.2 and phi < phis[eye_row] - 0.05 else eye_row
+            slit = (
+                mouth_row
+                if abs(x) < fs.MOUTH_HALF_WIDTH * p.mouth_width + 0.2 and phi < phis[eye_row] - 0.05
+                else eye_row
+            )
             phi = phis[slit]
         fi = float(np.interp(theta, col_of_theta[1], col_of_theta[0]))
         fj = float(np.interp(phi, phis, np.arange(len(phis))))

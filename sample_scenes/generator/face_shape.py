@@ -7,6 +7,8 @@ grid is a clean mesh and, scaled to [0, 1]^2, a low-distortion UV layout at the 
 
 Lengths here are centimetres (the head is easier to author in cm); `face_model` converts to metres.
 Coordinates are the head frame of conventions.md: +X subject's left, +Y up, +Z out of the face.
+Who the face belongs to (proportions, feature sizes) comes from a `SubjectParams` (subject_params.py); the
+numbers below are the reference face's (subject seed 0), which the parameters scale and shift.
 Runs in Blender's Python too, so only numpy (1.26 or 2.x) and the stdlib are used.
 """
 
@@ -14,17 +16,13 @@ from __future__ import annotations
 
 import numpy as np
 
-# Head ellipsoid semi-axes (cm): half width, half height, half depth (front).
-HEAD_A, HEAD_B, HEAD_C = 7.8, 11.6, 9.8
-JAW_NARROWING = 0.16  # the lower face is this much narrower than the cranium
+from .subject_params import REFERENCE_EYE, REFERENCE_HEAD, SubjectParams
 
-# Feature anchors in front-projected coordinates (X, Y) in cm.
-EYE_CENTRE_XY = (3.1, 0.5)  # left eye at +X, right eye mirrored
+# Reference eye and mouth sizes (cm), scaled by `SubjectParams.eye_scale` / `mouth_width`.
 EYE_HALF_WIDTH = 1.45
 EYE_LID_RADIUS = 1.35  # lids wrap a sphere this big around the eye centre
 EYEBALL_RADIUS = 1.2
 EYE_CENTRE_Z = 7.35
-MOUTH_Y = -6.8
 MOUTH_HALF_WIDTH = 2.4
 
 # Parametric domain of the tracked face mesh (radians).
@@ -44,34 +42,47 @@ def directions(theta: np.ndarray, phi: np.ndarray) -> np.ndarray:
     return np.stack([np.sin(theta) * np.cos(phi), np.sin(phi), np.cos(theta) * np.cos(phi)], axis=-1)
 
 
-def base_radius(d: np.ndarray) -> np.ndarray:
+def base_radius(d: np.ndarray, p: SubjectParams) -> np.ndarray:
     """Radius of the head ellipsoid along unit directions `d [..., 3]`, narrower at the jaw."""
-    a = HEAD_A * (1.0 - JAW_NARROWING * smoothstep(0.0, -0.85, d[..., 1]))
-    return 1.0 / np.sqrt((d[..., 0] / a) ** 2 + (d[..., 1] / HEAD_B) ** 2 + (d[..., 2] / HEAD_C) ** 2)
+    a = p.head_a * (1.0 - p.jaw_narrowing * smoothstep(0.0, -0.85, d[..., 1]))
+    return 1.0 / np.sqrt((d[..., 0] / a) ** 2 + (d[..., 1] / p.head_b) ** 2 + (d[..., 2] / p.head_c) ** 2)
 
 
 def _gauss(x: np.ndarray, y: np.ndarray, cx: float, cy: float, sx: float, sy: float, px: int = 2) -> np.ndarray:
     return np.exp(-0.5 * (np.abs((x - cx) / sx) ** px + ((y - cy) / sy) ** 2))
 
 
-def feature_offsets(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Radial offset (cm) of the facial features at front-projected position (x, y)."""
-    nose_h = np.interp(-y, [-1.8, -0.5, 1.5, 3.4, 4.3, 4.9], [0.25, 0.5, 1.2, 2.1, 1.3, 0.0], left=0.0, right=0.0)
-    nose_w = np.interp(-y, [-1.8, 1.5, 3.4, 4.3], [0.55, 0.65, 0.85, 1.0])
+def feature_offsets(x: np.ndarray, y: np.ndarray, p: SubjectParams) -> np.ndarray:
+    """Radial offset (cm) of the facial features at front-projected position (x, y).
+
+    The terms are summed in the reference face's order so subject seed 0 stays bit-exact."""
+    length, width, wide, full, mw, lip = (
+        p.nose_length,
+        p.nose_width,
+        p.width_ratio,
+        p.lip_fullness,
+        p.mouth_width,
+        p.lip_y,
+    )
+    depth = np.array([-1.8, -0.5, 1.5, 3.4, 4.3, 4.9]) * length
+    nose_h = np.interp(-y, depth, np.array([0.25, 0.5, 1.2, 2.1, 1.3, 0.0]) * p.nose_projection, left=0.0, right=0.0)
+    nose_w = np.interp(-y, depth[[0, 2, 3, 4]], np.array([0.55, 0.65, 0.85, 1.0]) * width)
     off = nose_h * np.exp(-0.5 * (x / nose_w) ** 2)
     for s in (-1.0, 1.0):
-        off = off + 0.75 * _gauss(x, y, s * 1.25, -4.1, 0.55, 0.5)  # alae (nostril wings)
-        off = off - 0.9 * _gauss(x, y, s * EYE_CENTRE_XY[0], EYE_CENTRE_XY[1], 1.7, 1.4)  # eye sockets
-        off = off + 0.35 * _gauss(x, y, s * 3.0, 2.9, 2.0, 0.8)  # brow ridge
-        off = off + 0.45 * _gauss(x, y, s * 4.6, -1.6, 1.5, 1.3)  # cheekbones
-        off = off - 0.3 * _gauss(x, y, s * 6.3, 2.5, 1.0, 1.5)  # temples
-    off = off + 0.15 * _gauss(x, y, 0.0, 2.0, 1.0, 1.0)  # glabella
-    off = off + 0.45 * _gauss(x, y, 0.0, -6.3, 2.0, 0.45, px=4)  # upper lip
-    off = off + 0.25 * _gauss(x, y, 0.0, -5.5, 0.9, 0.8) - 0.08 * _gauss(x, y, 0.0, -5.6, 0.25, 0.7)  # philtrum
-    off = off + 0.5 * _gauss(x, y, 0.0, -7.35, 1.9, 0.45, px=4)  # lower lip
-    off = off - 0.15 * _gauss(x, y, 0.0, MOUTH_Y, 2.3, 0.12, px=4)  # where the lips meet
-    off = off - 0.25 * _gauss(x, y, 0.0, -8.5, 1.8, 0.4)  # mentolabial sulcus
-    off = off + 0.7 * _gauss(x, y, 0.0, -9.7, 1.6, 1.1)  # chin
+        off = off + 0.75 * width * _gauss(x, y, s * 1.25 * width, -4.1 * length, 0.55, 0.5)  # alae (nostril wings)
+        off = off - 0.9 * _gauss(x, y, s * p.eye_x, p.eye_y, 1.7 * p.eye_scale, 1.4 * p.eye_scale)  # eye sockets
+        off = off + 0.35 * p.brow * _gauss(x, y, s * 3.0 * p.eye_spread, 2.9 + p.eye_dy, 2.0, 0.8)  # brow ridge
+        off = off + 0.45 * p.cheekbones * _gauss(x, y, s * 4.6 * wide, -1.6, 1.5, 1.3)  # cheekbones
+        off = off - 0.3 * _gauss(x, y, s * 6.3 * wide, 2.5, 1.0, 1.5)  # temples
+    off = off + 0.15 * _gauss(x, y, 0.0, 2.0 + p.eye_dy, 1.0, 1.0)  # glabella
+    off = off + 0.45 * full * _gauss(x, y, 0.0, lip(-6.3), 2.0 * mw, 0.45 * full, px=4)  # upper lip
+    off = (
+        off + 0.25 * _gauss(x, y, 0.0, lip(-5.5), 0.9, 0.8) - 0.08 * _gauss(x, y, 0.0, lip(-5.6), 0.25, 0.7)
+    )  # philtrum
+    off = off + 0.5 * full * _gauss(x, y, 0.0, lip(-7.35), 1.9 * mw, 0.45 * full, px=4)  # lower lip
+    off = off - 0.15 * _gauss(x, y, 0.0, p.mouth_y, 2.3 * mw, 0.12, px=4)  # where the lips meet
+    off = off - 0.25 * _gauss(x, y, 0.0, p.lower_face_y(-8.5), 1.8, 0.4)  # mentolabial sulcus
+    off = off + 0.7 * p.chin * _gauss(x, y, 0.0, p.lower_face_y(-9.7), 1.6, 1.1)  # chin
     return off
 
 
@@ -82,21 +93,26 @@ def _lid_sphere_hit(d: np.ndarray, centre: np.ndarray, radius: float) -> np.ndar
     return np.where(disc >= 0.0, b + np.sqrt(np.maximum(disc, 0.0)), np.nan)
 
 
-def eye_centre(side: float) -> np.ndarray:
-    """Eye (eyeball and lid sphere) centre in cm; side +1 is the subject's left eye (+X)."""
-    return np.array([side * EYE_CENTRE_XY[0], EYE_CENTRE_XY[1], EYE_CENTRE_Z])
+def eye_centre(side: float, p: SubjectParams) -> np.ndarray:
+    """Eye (eyeball and lid sphere) centre in cm; side +1 is the subject's left eye (+X).
+
+    It sits as deep under the ellipsoid's front as on the reference face, and a bigger eye sits deeper so
+    the lids stick out as far."""
+    front = np.sqrt(1.0 - (p.eye_x / p.head_a) ** 2) / np.sqrt(1.0 - (REFERENCE_EYE[0] / REFERENCE_HEAD[0]) ** 2)
+    z = EYE_CENTRE_Z * p.depth_ratio * front - EYE_LID_RADIUS * (p.eye_scale - 1.0)
+    return np.array([side * p.eye_x, p.eye_y, z])
 
 
-def surface_radius(d: np.ndarray, border_weight: np.ndarray | None = None) -> np.ndarray:
+def surface_radius(d: np.ndarray, p: SubjectParams, border_weight: np.ndarray | None = None) -> np.ndarray:
     """Radius (cm) of the neutral, eyes-closed face along directions `d [..., 3]`."""
-    r0 = base_radius(d)
+    r0 = base_radius(d, p)
     x, y = r0 * d[..., 0], r0 * d[..., 1]
     weight = smoothstep(0.15, 0.5, d[..., 2])
     if border_weight is not None:
         weight = weight * border_weight
-    r = r0 + weight * feature_offsets(x, y)
+    r = r0 + weight * feature_offsets(x, y, p)
     for side in (-1.0, 1.0):
-        hit = _lid_sphere_hit(d, eye_centre(side), EYE_LID_RADIUS)
+        hit = _lid_sphere_hit(d, eye_centre(side, p), EYE_LID_RADIUS * p.eye_scale)
         hit = np.where(np.isnan(hit), -1e3, hit)
         k = 0.12  # soft maximum: the lids blend into the socket without a crease
         r = np.where(hit > 0, k * np.logaddexp(r / k, hit / k), r)
@@ -116,31 +132,31 @@ def border_taper(theta: np.ndarray, phi: np.ndarray) -> np.ndarray:
     )
 
 
-def face_points(theta: np.ndarray, phi: np.ndarray) -> np.ndarray:
+def face_points(theta: np.ndarray, phi: np.ndarray, p: SubjectParams) -> np.ndarray:
     """Neutral (eyes closed) face points in cm for parameters (theta, phi); shape `[..., 3]`."""
     d = directions(theta, phi)
-    r = surface_radius(d, border_taper(theta, phi))
+    r = surface_radius(d, p, border_taper(theta, phi))
     return r[..., None] * d
 
 
-def front_phi(y_front: float) -> float:
+def front_phi(y_front: float, p: SubjectParams) -> float:
     """Elevation whose point on the central column (theta = 0) has height `y_front` (cm), by bisection."""
     lo, hi = PHI_RANGE
     for _ in range(60):
         mid = 0.5 * (lo + hi)
-        if face_points(np.array(0.0), np.array(mid))[1] < y_front:
+        if face_points(np.array(0.0), np.array(mid), p)[1] < y_front:
             lo = mid
         else:
             hi = mid
     return 0.5 * (lo + hi)
 
 
-def find_parameters(targets_xy: np.ndarray, samples: int = 500) -> np.ndarray:
+def find_parameters(targets_xy: np.ndarray, p: SubjectParams, samples: int = 500) -> np.ndarray:
     """(theta, phi) of the front-facing surface points whose (X, Y) are nearest to `targets_xy [N, 2]`."""
     theta = np.linspace(*THETA_RANGE, samples)
     phi = np.linspace(*PHI_RANGE, samples)
     tt, pp = np.meshgrid(theta, phi)
-    pts = face_points(tt, pp).reshape(-1, 3)
+    pts = face_points(tt, pp, p).reshape(-1, 3)
     params = np.stack([tt.ravel(), pp.ravel()], axis=1)
     out = np.empty((len(targets_xy), 2))
     for n, (tx, ty) in enumerate(np.asarray(targets_xy, np.float64)):

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import face_shape as fs
+from .albedo import srgb_to_linear
+from .subject_params import SubjectParams
 
 
 @dataclass
@@ -48,13 +50,13 @@ def _lat_long(n_theta: int, n_phi: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     return dirs, faces_arr, np.stack([tt.ravel(), pp.ravel()], axis=1)
 
 
-def scalp_shell(skin: np.ndarray, hair: np.ndarray) -> Part:
+def scalp_shell(skin: np.ndarray, hair: np.ndarray, p: SubjectParams) -> Part:
     """The head ellipsoid, pulled in under the face so it never shows through it, with hair on top/back."""
     dirs, faces, params = _lat_long(64, 40)
     theta = np.concatenate([params[:, 0], [0.0, 0.0]])
     phi = np.concatenate([params[:, 1], [-np.pi / 2, np.pi / 2]])
     inside_face = 1.0 - fs.border_taper(theta, phi)
-    radius = fs.base_radius(dirs) * (1.0 - 0.015 - 0.25 * (1.0 - inside_face))
+    radius = fs.base_radius(dirs, p) * (1.0 - 0.015 - 0.25 * (1.0 - inside_face))
     points = radius[:, None] * dirs
     y, z = points[:, 1], points[:, 2]
     hair_amount = np.clip(fs.smoothstep(2.5, 5.0, y) * fs.smoothstep(6.5, 3.0, z) + fs.smoothstep(7.5, 9.0, y), 0, 1)
@@ -69,10 +71,10 @@ def ellipsoid(name: str, centre, radii, colour, roughness: float, n: int = 32) -
     return Part(name, points * 0.01, faces, np.broadcast_to(np.asarray(colour, float), points.shape).copy(), roughness)
 
 
-def eyeball(side: float, iris_colour: np.ndarray) -> Part:
+def eyeball(side: float, iris_colour: np.ndarray, p: SubjectParams) -> Part:
     """An eyeball at the lid sphere's centre, iris facing +Z; colours per vertex on a fine sphere."""
     dirs, faces, _ = _lat_long(48, 34)
-    centre = fs.eye_centre(side)
+    centre = fs.eye_centre(side, p)
     cos_fwd = dirs[:, 2]
     sclera = np.array([0.75, 0.72, 0.68])
     pupil = np.array([0.01, 0.01, 0.01])
@@ -80,7 +82,7 @@ def eyeball(side: float, iris_colour: np.ndarray) -> Part:
     dark = fs.smoothstep(0.95, 0.96, cos_fwd)[:, None]
     colours = sclera * (1 - iris) + iris_colour * iris
     colours = colours * (1 - dark) + pupil * dark
-    points = centre + fs.EYEBALL_RADIUS * dirs
+    points = centre + fs.EYEBALL_RADIUS * p.eye_scale * dirs
     return Part(f"eye_{'L' if side > 0 else 'R'}", points * 0.01, faces, colours, 0.08)
 
 
@@ -110,16 +112,19 @@ def neck(skin: np.ndarray) -> Part:
     return Part("neck", points * 0.01, faces_arr, np.broadcast_to(skin, points.shape).copy(), 0.5)
 
 
-def head_parts(skin: np.ndarray, seed: int) -> list[Part]:
-    """Every untracked part that moves with the head."""
+def head_parts(skin: np.ndarray, seed: int, params: SubjectParams | None = None) -> list[Part]:
+    """Every untracked part that moves with the head (default subject: seed 0's reference face)."""
+    p = params if params is not None else SubjectParams()
     rng = np.random.default_rng(seed + 7)
-    hair = np.array([0.022, 0.011, 0.006]) * rng.uniform(0.8, 1.3)
+    tint = srgb_to_linear(np.array(p.hair_srgb)) / srgb_to_linear(np.array(SubjectParams().hair_srgb))
+    hair = np.array([0.022, 0.011, 0.006]) * rng.uniform(0.8, 1.3) * tint
     iris = np.array([0.10, 0.05, 0.02]) if rng.uniform() < 0.5 else np.array([0.05, 0.09, 0.14])
+    mouth_dy, mw, deep = p.mouth_y - SubjectParams().mouth_y, p.mouth_width, p.depth_ratio
     return [
-        scalp_shell(skin, hair),
+        scalp_shell(skin, hair, p),
         neck(skin * 0.95),
-        eyeball(1.0, iris),
-        eyeball(-1.0, iris),
-        ellipsoid("mouth_cavity", (0.0, -6.3, 4.9), (2.2, 1.2, 1.3), (0.08, 0.015, 0.015), 0.5),
-        ellipsoid("teeth", (0.0, -6.55, 7.25), (1.6, 0.35, 0.6), (0.6, 0.57, 0.5), 0.2),
+        eyeball(1.0, iris, p),
+        eyeball(-1.0, iris, p),
+        ellipsoid("mouth_cavity", (0.0, -6.3 + mouth_dy, 4.9 * deep), (2.2 * mw, 1.2, 1.3), (0.08, 0.015, 0.015), 0.5),
+        ellipsoid("teeth", (0.0, -6.55 + mouth_dy, 7.25 * deep), (1.6 * mw, 0.35, 0.6), (0.6, 0.57, 0.5), 0.2),
     ]

@@ -62,13 +62,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-denoise", action="store_true", help="keep Cycles' raw noisy images")
     parser.add_argument("--texture-size", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--subject-seed", type=int, default=0, help="who the subject is (0: the reference face)")
     parser.add_argument("--threads", type=int, default=0)
     return parser.parse_args(argv)
 
 
 def build_stage(args: argparse.Namespace):
     bpy_scene.reset_scene(args.width, args.height, args.samples, denoise=not args.no_denoise, seed=args.seed)
-    subject = build_subject(args.out / "subject", args.texture_size, args.seed)
+    subject = build_subject(args.out / "subject", args.texture_size, args.seed, args.subject_seed)
     cameras = rigs.stage_cameras(args.cameras, args.width, args.height)
     camera_objs = [bpy_scene.add_camera(cam) for cam in cameras]
     dome = rigs.light_dome(fmt.NUM_LIGHT_GROUPS, seed=args.seed)
@@ -112,6 +113,7 @@ def main(argv: list[str]) -> int:
             "renderer": "Blender Cycles (CPU), light groups",
             "denoised": not args.no_denoise,
             "seed": args.seed,
+            "subject": subject.mesh.params.describe(),
             "samples": args.samples,
             "command_args": argv,
         },

@@ -57,6 +57,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--yaw-max", type=float, default=45.0, help="degrees")
     parser.add_argument("--seed", type=int, default=0, help="subject seed (same as the light stage)")
+    parser.add_argument("--subject-seed", type=int, default=0, help="who the subject is (same as the light stage)")
     parser.add_argument("--performance-seed", type=int, default=None,
                         help="seed of the head motion, expressions and hand-held camera (default: --seed); another "
                              "value is another take of the same subject under the same set-up")
@@ -102,7 +103,7 @@ def main(argv: list[str]) -> int:
     clip_index = [s.name for s in SETUPS].index(setup.name)
     bpy_scene.reset_scene(args.size, args.size, args.samples, denoise=True, seed=args.seed + clip_index)
     textures = tempfile.TemporaryDirectory(prefix="dlatrack_tex_")
-    subject = build_subject(Path(textures.name), args.texture_size, args.seed)
+    subject = build_subject(Path(textures.name), args.texture_size, args.seed, args.subject_seed)
     light_objects = build_room(setup, lights[0])
     take = args.seed if args.performance_seed is None else args.performance_seed
     perf = rigs.performance(
@@ -156,6 +157,7 @@ def main(argv: list[str]) -> int:
         "lighting": varying_by_name(args.setup).description if args.setup in VARYING_NAMES else setup.description,
         "seed": args.seed,
         "performance_seed": take,
+        "subject_seed": args.subject_seed,
         "samples": args.samples,
         "yaw_max_deg": args.yaw_max,
         "renderer": "Blender Cycles (CPU), OpenImageDenoise",

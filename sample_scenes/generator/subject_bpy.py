@@ -14,6 +14,7 @@ from .albedo import linear_to_srgb, make_skin_textures
 from .expressions import ExpressionModel, build_expression_model
 from .face_model import FaceMesh, build_face_mesh
 from .head_parts import head_parts
+from .subject_params import SubjectParams
 
 
 @dataclass
@@ -25,9 +26,9 @@ class Subject:
     texture_paths: dict
 
 
-def write_textures(folder: Path, size: int, seed: int) -> tuple[dict, np.ndarray]:
+def write_textures(folder: Path, size: int, seed: int, params: SubjectParams) -> tuple[dict, np.ndarray]:
     """Albedo (8-bit sRGB), roughness and specular (8-bit linear) PNGs; returns paths and mean skin tone."""
-    textures = make_skin_textures(size, seed)
+    textures = make_skin_textures(size, seed, params)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {key: folder / f"{key}.png" for key in ("albedo", "roughness", "specular")}
     paths["albedo"].write_bytes(encode_png((linear_to_srgb(textures.albedo) * 255 + 0.5).astype(np.uint8)))
@@ -37,14 +38,16 @@ def write_textures(folder: Path, size: int, seed: int) -> tuple[dict, np.ndarray
     return paths, np.median(centre, axis=0)
 
 
-def build_subject(texture_folder: Path, texture_size: int, seed: int) -> Subject:
-    """Create the head (face + parts) parented to one posable empty; the face starts at the neutral."""
-    mesh = build_face_mesh()
+def build_subject(texture_folder: Path, texture_size: int, seed: int, subject_seed: int = 0) -> Subject:
+    """Create the head (face + parts) parented to one posable empty; the face starts at the neutral.
+    `subject_seed` picks the person (0: the reference face), `seed` the texture noise."""
+    params = SubjectParams.from_seed(subject_seed)
+    mesh = build_face_mesh(params)
     model = build_expression_model(mesh)
-    paths, skin = write_textures(texture_folder, texture_size, seed)
+    paths, skin = write_textures(texture_folder, texture_size, seed, params)
     root = bpy_scene.add_head_root()
     face = bpy_scene.add_face(mesh.neutral * 0.01, mesh.faces, mesh.uvs, paths, parent=root)
-    for part in head_parts(skin, seed):
+    for part in head_parts(skin, seed, params):
         bpy_scene.add_part(part, parent=root)
     return Subject(mesh=mesh, expressions=model, face=face, root=root, texture_paths=paths)
 
