@@ -46,8 +46,10 @@ class LoadedJob:
 
     @property
     def lost_frames(self) -> list[int]:
-        """Source frames where the detector found no face: tracking there rests on its neighbours only."""
-        return [int(i) for i in (self.manifest.landmark_failed_frames or []) if i in set(self.indices)]
+        """Source frames without usable landmarks (no face found, or a detection dropped as off the head's path
+        in time): tracking there rests on its neighbours only."""
+        lost = {*(self.manifest.landmark_failed_frames or []), *(self.manifest.landmark_dropped_frames or [])}
+        return sorted(int(i) for i in lost if i in set(self.indices))
 
 
 def face_masks(root: Path, indices: list[int], marks: LandmarkTrack, height: int, width: int) -> list[np.ndarray]:

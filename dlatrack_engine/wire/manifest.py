@@ -59,6 +59,7 @@ class Manifest:
     schedule: dict[str, Any] | None = None
     landmark_detector: str | None = None
     landmark_failed_frames: list[int] | None = None
+    landmark_dropped_frames: list[int] | None = None  # detected, but off the head's path in time
     landmark_embedding: Any = None
     lighting_source: dict[str, Any] | None = None
     preview_error: str | None = None
@@ -177,6 +178,7 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "work_size": (_pair, "[width, height]"),
     "schedule": (lambda v: isinstance(v, dict), "an object"),
     "landmark_failed_frames": (_index_list, "a list of frame indices"),
+    "landmark_dropped_frames": (_index_list, "a list of frame indices"),
     "lighting_source": (lambda v: isinstance(v, dict), "an object"),
     "summary": (lambda v: isinstance(v, dict), "an object"),
     "error": (lambda v: isinstance(v, dict), "an object {code, message}"),
