@@ -126,6 +126,24 @@ def render_clip(avatar: Avatar, truth: FrameParams, light_seed: int = 7) -> tupl
     return frames, lighting.code.detach().clone()
 
 
+SMALL_SIDE = 48
+
+
+def small_clip(avatar: Avatar, count: int):
+    """`count` frames of `avatar` at `gt_params(count)` under `truth_lighting`, rendered 48 px square with half
+    the focal length over grey: the scene of the fast value tests. -> (scene, frames [N, 48, 48, 3], truth)."""
+    from dlatrack_engine.fit.scene import FaceScene
+
+    K = intrinsics()
+    K[:2] *= 0.5
+    scene = FaceScene(avatar, K, SMALL_SIDE, SMALL_SIDE)
+    truth = gt_params(count)
+    background = torch.full((count, SMALL_SIDE, SMALL_SIDE, 3), 0.2)
+    with torch.no_grad():
+        frames = scene.render(truth, truth_lighting(avatar), background=background).image
+    return scene, frames.clamp(0, 1), truth
+
+
 def write_clip(root: Path, avatar: Avatar, truth: FrameParams, light_seed: int = 7) -> np.ndarray:
     """A PNG clip of `avatar` at `truth` with clip.json and gt.npz under `root`; -> noisy true landmarks."""
     import json

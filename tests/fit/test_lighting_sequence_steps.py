@@ -10,7 +10,7 @@ import threading
 import numpy as np
 import pytest
 import torch
-from fit_fixtures import gt_params, intrinsics, responsive_avatar, truth_lighting
+from fit_fixtures import SMALL_SIDE, responsive_avatar, small_clip
 
 from dlatrack_engine.fit import lighting_sequence
 from dlatrack_engine.fit.image_term import image_term
@@ -18,26 +18,21 @@ from dlatrack_engine.fit.keyframes import select_key_frames
 from dlatrack_engine.fit.lighting_segments import face_colour_stats, keys_per_segment, segment_of
 from dlatrack_engine.fit.optim import Cancelled
 from dlatrack_engine.fit.pipeline import TrackOptions
-from dlatrack_engine.fit.scene import FaceScene, lighting_rotation
+from dlatrack_engine.fit.scene import lighting_rotation
 from dlatrack_engine.fit.schedule import Schedule, Step2Schedule
 from dlatrack_engine.fit.step2 import adapt_lighting, refine_iterations
 from dlatrack_engine.fit.video_lighting import VideoLighting
 
-SIDE = 48
+SIDE = SMALL_SIDE
 
 
 @pytest.fixture(scope="module")
 def clip():
     avatar = responsive_avatar()
-    K = intrinsics()
-    K[:2] *= 0.5
-    scene = FaceScene(avatar, K, SIDE, SIDE)
-    truth = gt_params(6)
-    with torch.no_grad():
-        frames = scene.render(truth, truth_lighting(avatar), background=torch.full((6, SIDE, SIDE, 3), 0.2)).image
-    switched = frames.clamp(0, 1).clone()
+    scene, frames, truth = small_clip(avatar, 6)
+    switched = frames.clone()
     switched[3:] *= 0.3
-    return avatar, scene, frames.clamp(0, 1), switched, truth
+    return avatar, scene, frames, switched, truth
 
 
 def _schedule(keys: int = 4) -> Schedule:

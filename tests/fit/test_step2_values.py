@@ -9,12 +9,11 @@ import threading
 
 import pytest
 import torch
-from fit_fixtures import gt_params, intrinsics, responsive_avatar, truth_lighting
+from fit_fixtures import SMALL_SIDE, responsive_avatar, small_clip
 
 from dlatrack_engine.fit.image_term import image_term
 from dlatrack_engine.fit.optim import Cancelled
 from dlatrack_engine.fit.params import FrameParams, ScaledParams
-from dlatrack_engine.fit.scene import FaceScene
 from dlatrack_engine.fit.schedule import Schedule, Step2Schedule
 from dlatrack_engine.fit.step2 import (
     _batches,
@@ -27,19 +26,14 @@ from dlatrack_engine.fit.step2 import (
 )
 from dlatrack_engine.fit.video_lighting import VideoLighting
 
-SIDE = 48
+SIDE = SMALL_SIDE
 
 
 @pytest.fixture(scope="module")
 def problem(avatar):
-    K = intrinsics()
-    K[:2] *= 0.5
-    scene = FaceScene(avatar, K, SIDE, SIDE)
-    truth = gt_params(3)
-    with torch.no_grad():
-        frames = scene.render(truth, truth_lighting(avatar), background=torch.full((3, SIDE, SIDE, 3), 0.2)).image
+    scene, frames, truth = small_clip(avatar, 3)
     start = FrameParams(truth.r + 0.02, truth.t + torch.tensor([0.003, 0.0, 0.008]), truth.z)
-    return scene, frames.clamp(0, 1), start
+    return scene, frames, start
 
 
 def _schedule(**step2) -> Schedule:
