@@ -9,7 +9,8 @@ to the face's size. A frame is dropped when it is far from the line between its 
 lines carried on from two detections on either side (a good frame next to a bad one keeps the line on its good
 side). Dropped frames are flagged as not detected and filled like missed ones, so the pipeline bridges them
 (`fit/propagation.py`); the worst goes first and the residuals are recomputed after each drop, so one bad
-frame does not condemn its neighbours.
+frame does not condemn its neighbours. Where fast motion raises every frame's residual, the bar rises with the
+clip's lower quartile.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 # support) of the sample clips' good detections is 0.02-0.10, that of the bad ones 0.15-0.78 (bench/RESULTS.md,
 # "detections that disagree with their neighbours").
 OUTLIER_RESIDUAL = 0.12
+# Motion that is fast for the frame rate (or small, noisy faces) raises every frame's residual: a frame must also
+# be this many times the clip's lower quartile, the residual that most of its good frames stay under.
+QUARTILE_FACTOR = 3.0
 MAX_DISTANCE = 3  # frames from a detection to the detections that predict it, between them
 MAX_REACH = 2  # ... and carried on from one side: a line carried farther says too little about the frame
 
@@ -74,12 +78,15 @@ def temporal_residuals(points: np.ndarray, detected: np.ndarray, times: np.ndarr
 def drop_outliers(track: LandmarkTrack, times: np.ndarray | None = None,
                   threshold: float = OUTLIER_RESIDUAL) -> tuple[LandmarkTrack, list[int]]:
     """`track` with the frames whose detection is off the line through its neighbours flagged as not detected
-    and filled like missed frames; -> (track, the dropped rows, in the order dropped). At most half of the
-    detected frames are dropped."""
+    and filled like missed frames; -> (track, the dropped rows, in the order dropped). The first and last
+    detections have no line between neighbours, so they are never dropped and every frame can be filled."""
     points = track.points.astype(np.float64)
     detected = track.detected.copy()
+    between = temporal_residuals(points, detected, times)[0]
+    if not np.all(np.isnan(between)):
+        threshold = max(threshold, QUARTILE_FACTOR * float(np.nanpercentile(between, 25)))
     dropped: list[int] = []
-    while len(dropped) < int(track.detected.sum()) // 2:
+    while True:
         between, best = temporal_residuals(points, detected, times)
         candidates = np.where((between > threshold) & (best > threshold), between, np.nan)
         if np.all(np.isnan(candidates)):

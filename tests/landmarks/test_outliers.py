@@ -101,11 +101,19 @@ def test_two_adjacent_bad_frames_are_both_dropped_and_their_neighbours_kept():
     assert sorted(dropped) == [6, 7]
 
 
-def test_at_most_half_the_detected_frames_are_dropped():
-    rng = np.random.default_rng(3)
-    points = moving_face(10) + rng.normal(0, 30.0, (10, 1, 2))  # every frame jumps by a face radius
-    _, dropped = drop_outliers(track_of(points))
-    assert len(dropped) == 5
+def test_motion_fast_for_the_frame_rate_raises_the_bar():
+    """A face circling 12 px around a point every 6 frames (a head shaken fast for the frame rate): every line
+    misses by 0.15 > 0.12, none is an outlier. The bar is then 3x the clip's lower quartile, and a detection far
+    above that is still dropped."""
+    angles = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+    face = 40.0 * np.stack([np.cos(angles), np.sin(angles)], -1)
+    phase = 2 * np.pi * np.arange(12) / 6.0
+    points = 128.0 + face[None] + 12.0 * np.stack([np.cos(phase), np.sin(phase)], -1)[:, None]
+    between, _ = temporal_residuals(points, np.ones(12, bool))
+    assert np.allclose(between[1:-1], 0.15)  # 12 px · (1 − cos 60°) over a radius of 40
+    assert drop_outliers(track_of(points))[1] == []
+    points[5] += [0.0, 60.0]  # 1.5 face radii off, against a bar of 3 · 0.15
+    assert drop_outliers(track_of(points))[1] == [5]
 
 
 def test_nothing_to_drop_returns_the_same_track():

@@ -252,9 +252,11 @@ def test_train_sample_runs_each_stage_directly_with_the_command_it_records(monke
     for name in ("_run_dam", "_run_lighting", "_run_landmarks", "_run_eval"):
         monkeypatch.setattr(cli, name, lambda args, name=name: ran.append((name, cli._command(args))) or 0)
     monkeypatch.setattr(sys, "argv", ["not-this"])  # the stages must not read the process's arguments
-    args = argparse.Namespace(data=tmp_path / "ls", out=tmp_path / "avatar", fresh=False, device=None, first_frames=5)
+    args = argparse.Namespace(data=tmp_path / "ls", out=tmp_path / "avatar", fresh=False, device=None, first_frames=5,
+                              name="sample_subject1")
     assert cli._run_sample(args) == 0
     assert [name for name, _ in ran] == ["_run_dam", "_run_lighting", "_run_landmarks", "_run_eval"]
+    assert ran[0][1].endswith("--name sample_subject1")  # the avatar's name reaches `train dam`
     lighting = ran[1][1]
     assert lighting.startswith(f"dlatrack train lighting --data {tmp_path / 'ls'} --image-size 128 --first-frames 5")
     assert "--texture-warmup-epochs 120" in lighting and "--experiment" not in lighting
