@@ -1,0 +1,149 @@
+"""The pipeline's decisions on jobs of a few iterations (issue 26): what a run writes into its summary and
+manifest, what a rerun reads back instead of recomputing, which folders it refuses, and the step-1-alone and
+adapt-only paths. The schedule is cut to a handful of iterations: these tests check bookkeeping, not accuracy
+(test_pipeline.py checks that)."""
+
+from __future__ import annotations
+
+import copy
+import re
+import threading
+
+import numpy as np
+import pytest
+from fit_fixtures import FRAMES, ReplayDetector
+
+from dlatrack_engine.fit import output
+from dlatrack_engine.fit.pipeline import ProgressEvent, Runtime, TrackOptions, adapt_video_lighting, track_video
+from dlatrack_engine.fit.schedule import Schedule, Step1Schedule, Step2Schedule, Step3Schedule
+from dlatrack_engine.landmarks import LandmarkTrack
+from dlatrack_engine.wire.jobfolder import JobFolder, JobFolderError
+
+MICRO = Schedule(
+    step1=Step1Schedule(iterations=4, lr=0.1, patience=0),
+    step2=Step2Schedule(key_frames=2, rounds=1, light_iterations=2, model_iterations=2, batch_size=2),
+    step3=Step3Schedule(iterations=2, lr=0.05, patience=0, batch_size=4),
+)
+
+
+@pytest.fixture(autouse=True)
+def micro_schedule(monkeypatch):
+    def schedule(self) -> Schedule:
+        s = copy.deepcopy(MICRO)
+        s.step2.key_frames = self.key_frames
+        return s
+
+    monkeypatch.setattr(TrackOptions, "schedule", schedule)
+
+
+def _run(root, avatar, out, options, marks, **kwargs):
+    detector = ReplayDetector(marks)
+    return track_video(root, avatar, out, options, runtime=Runtime(landmark_detector=detector), **kwargs), detector
+
+
+def test_step_1_alone_writes_step_1s_poses_and_its_summary(tmp_path, avatar, clip_dir):
+    root, marks = clip_dir
+    events: list[ProgressEvent] = []
+    options = TrackOptions(steps="landmarks", lighting="none", write_preview=False, key_frames=2)
+    summary, _ = _run(root, avatar, tmp_path / "job", options, marks, progress=events.append)
+    folder = JobFolder(tmp_path / "job")
+    manifest = folder.read_manifest()
+    assert manifest.state == "completed" and manifest.stages_done == ["landmarks", "init", "track"]
+    assert summary.out_dir == str(tmp_path / "job") and summary.frames == FRAMES
+    assert (summary.computed_frames, summary.skipped_frames, summary.key_frames) == (FRAMES, 0, [])
+    assert summary.stages_done == manifest.stages_done and not summary.cancelled
+    assert set(summary.seconds) == {"landmarks", "init", "track"}
+    init, data = output.load_params(folder.root / "init.npz", "cpu")
+    assert summary.losses == {"landmark": pytest.approx(float(data["loss"].sum()) / FRAMES), "pixel": 0.0, "flow": 0.0}
+    assert manifest.metrics["losses"] == summary.losses and manifest.metrics["seconds"] == summary.seconds
+    for i in range(FRAMES):  # step 1's poses, frame 3 (no landmarks) not bridged
+        np.testing.assert_allclose(folder.read_frame(i)["head_t"], init.t[i].numpy(), atol=1e-6)
+    writes = [e for e in events if e.stage == "write"]
+    assert [(e.frame, e.total, e.message) for e in writes] == [(4, FRAMES, "frames 0-3"), (6, FRAMES, "frames 4-5")]
+    assert [e.frame for e in events if e.stage == "init"] == [1, 2, 3, 4]  # iterations count from 1
+    assert all(e.total == 4 and e.loss is not None for e in events if e.stage == "init")
+    assert [(e.frame, e.total) for e in events if e.stage == "landmarks"][-1] == (FRAMES, FRAMES)
+
+
+def test_a_rerun_reads_every_stage_back(tmp_path, avatar, clip_dir):
+    root, marks = clip_dir
+    options = TrackOptions(steps="landmarks", lighting="none", write_preview=False)
+    first, _ = _run(root, avatar, tmp_path / "job", options, marks)
+    second, detector = _run(root, avatar, tmp_path / "job", options, marks)
+    assert detector.calls == 0  # landmarks.npz read back
+    assert (second.computed_frames, second.skipped_frames) == (0, FRAMES)
+    assert set(second.seconds) == {"track"}  # neither landmarks nor step 1 recomputed
+    assert second.losses == first.losses
+    assert JobFolder(tmp_path / "job").read_manifest().state == "completed"
+
+
+def test_stored_landmarks_of_another_length_are_refused(tmp_path, avatar, clip_dir):
+    root, marks = clip_dir
+    options = TrackOptions(steps="landmarks", lighting="none", write_preview=False)
+    _run(root, avatar, tmp_path / "job", options, marks)
+    folder = JobFolder(tmp_path / "job")
+    path = folder.root / "landmarks.npz"
+    short = LandmarkTrack(marks[:2], np.ones((2, 68), np.float32), np.ones(2, bool), "replay")
+    folder.write_file(path, short.to_bytes())
+    message = (f"{path}: field 'points' has shape (2, 68, 2), expected ({FRAMES}, 68, 2) "
+               f"for the {FRAMES} selected frames")
+    with pytest.raises(JobFolderError, match=f"^{re.escape(message)}$"):
+        _run(root, avatar, tmp_path / "job", options, marks)
+
+
+def test_another_request_is_refused_with_both_fingerprints(tmp_path, avatar, clip_dir):
+    root, marks = clip_dir
+    options = TrackOptions(steps="landmarks", lighting="none", write_preview=False)
+    _run(root, avatar, tmp_path / "job", options, marks)
+    folder = JobFolder(tmp_path / "job")
+    other = TrackOptions(steps="landmarks", lighting="none", write_preview=False, stride=2)
+    name = avatar.config.get("name", "avatar")
+    message = (f"{folder.manifest_path}: holds results of another request (fingerprint "
+               f"{options.fingerprint(root, name)}, this one {other.fingerprint(root, name)}); "
+               "choose an empty output folder")
+    with pytest.raises(JobFolderError, match=f"^{re.escape(message)}$"):
+        _run(root, avatar, tmp_path / "job", other, marks)
+
+
+def test_an_engine_jobs_manifest_keeps_its_own_state(tmp_path, avatar, clip_dir):
+    root, marks = clip_dir
+    JobFolder.create(tmp_path / "job", "queue-id-1", "track")
+    options = TrackOptions(steps="landmarks", lighting="none", write_preview=False)
+    _run(root, avatar, tmp_path / "job", options, marks)
+    manifest = JobFolder(tmp_path / "job").read_manifest()
+    assert manifest.job_id == "queue-id-1" and manifest.state == "queued"  # the queue sets it, not the pipeline
+    assert manifest.pipeline_fingerprint == options.fingerprint(root, avatar.config.get("name", "avatar"))
+    assert manifest.options == options.to_dict() and manifest.frames == list(range(FRAMES))
+    assert manifest.metrics["losses"]["pixel"] == 0.0
+
+
+def test_a_cancel_before_the_first_stage_writes_nothing_and_says_so(tmp_path, avatar, clip_dir):
+    root, marks = clip_dir
+    cancel = threading.Event()
+    cancel.set()
+    options = TrackOptions(steps="landmarks", lighting="none", write_preview=False)
+    summary, _ = _run(root, avatar, tmp_path / "job", options, marks, cancel=cancel)
+    assert summary.cancelled and summary.computed_frames == 0 and summary.stages_done == []
+    assert summary.losses == {} and summary.key_frames == []
+    manifest = JobFolder(tmp_path / "job").read_manifest()
+    assert manifest.state == "cancelled" and manifest.metrics["losses"] == {}
+
+
+def test_adapt_only_stores_a_static_lighting_that_a_track_run_reads_back(tmp_path, avatar, clip_dir):
+    root, marks = clip_dir
+    detector = ReplayDetector(marks)
+    options = TrackOptions(key_frames=2, write_preview=False, write_overlays=False, write_textures=False)
+    adapted = adapt_video_lighting(root, avatar, tmp_path / "job", options,
+                                   runtime=Runtime(landmark_detector=detector))
+    folder = JobFolder(tmp_path / "job")
+    manifest = folder.read_manifest()
+    assert manifest.options["time_varying_lighting"] is False and options.time_varying_lighting  # caller's kept
+    assert manifest.stages_done == ["landmarks", "init", "adapt"] and adapted.computed_frames == 0
+    assert len(adapted.key_frames) == 2 and adapted.losses == {} and "adapt" in adapted.seconds
+    keys = np.load(folder.root / "key_poses.npz")["rows"].tolist()
+    assert adapted.key_frames == keys
+    static = TrackOptions(key_frames=2, write_preview=False, write_overlays=False, write_textures=False,
+                          time_varying_lighting=False)
+    tracked, _ = _run(root, avatar, tmp_path / "job", static, marks)
+    assert tracked.key_frames == adapted.key_frames and set(tracked.seconds) == {"track"}
+    assert tracked.computed_frames == FRAMES and tracked.losses["pixel"] > 0
