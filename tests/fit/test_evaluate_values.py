@@ -1,0 +1,106 @@
+"""metrics/evaluate.py and the ceiling on a job of a few step-1 iterations without lighting (issue 26): what each
+series is, that the means are their means, that the batch size changes nothing, the landmark residual in
+pixels, CSIM of a frame with itself, and the ceiling of a job without lighting (the avatar at the truth)."""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import numpy as np
+import pytest
+import torch
+from fit_fixtures import FRAMES, ReplayDetector
+
+from dlatrack_engine.fit.pipeline import Runtime, TrackOptions, track_video
+from dlatrack_engine.fit.schedule import Schedule, Step1Schedule
+from dlatrack_engine.metrics import image
+from dlatrack_engine.metrics.evaluate import _gt_errors, evaluate, landmark_residual_px, score_renders
+from dlatrack_engine.metrics.identity import csim, embedding, landmark_box
+from dlatrack_engine.metrics.oracle import job_oracle
+from dlatrack_engine.report.job import load_job
+
+MICRO = Schedule(step1=Step1Schedule(iterations=4, lr=0.1, patience=0))
+
+
+@pytest.fixture(scope="module")
+def job_dir(tmp_path_factory, avatar, clip_dir):
+    root, marks = clip_dir
+    out = tmp_path_factory.mktemp("eval") / "job"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TrackOptions, "schedule", lambda self: copy.deepcopy(MICRO))
+        track_video(root, avatar, out, TrackOptions(steps="landmarks", lighting="none", write_preview=False,
+                                                    write_textures=False, write_overlays=False),
+                    runtime=Runtime(landmark_detector=ReplayDetector(marks)))
+    return out
+
+
+def test_the_means_are_the_series_means_and_are_stored(job_dir, avatar):
+    result = evaluate(job_dir, avatar, csim=False, batch=4)
+    job = load_job(job_dir, avatar)
+    assert result.frames == list(range(FRAMES)) and result.lost_frames == [3] and result.oracle is None
+    for key in ("l2", "ssim", "psnr"):
+        assert result.means[key] == pytest.approx(float(np.mean(result.per_frame[key])), rel=1e-12)
+        assert result.per_frame[key].shape == (FRAMES,)
+    assert "csim" not in result.means and "csim" not in result.per_frame
+    with torch.no_grad():
+        render = job.scene.render(job.params.select([2]), None).image[0].numpy()
+    # a render of frame 2 alone: float32 rounding differs from the batch of 4 at 1e-8
+    assert result.per_frame["psnr"][2] == pytest.approx(image.psnr(render, job.frames[2], job.masks[2]), rel=1e-6)
+    assert result.per_frame["l2"][2] == pytest.approx(image.l2_error(render, job.frames[2], job.masks[2]), rel=1e-6)
+    assert result.per_frame["ssim"][2] == pytest.approx(image.ssim(render, job.frames[2], job.masks[2]), rel=1e-6)
+    for c in "rgb":  # no lighting: the relit texture is the texture
+        np.testing.assert_allclose(result.per_frame[f"lighting_gain_{c}"], 1.0, rtol=1e-6)
+    assert {"vertex_mm", "rotation_deg", "jitter_mm"} <= set(result.means)
+    assert result.per_frame["vertex_mm"].shape == (FRAMES,)
+    assert load_job(job_dir, avatar).manifest.metrics["eval"] == result.means
+    again = evaluate(job_dir, avatar, csim=False, batch=1)
+    assert again.means == pytest.approx(result.means, rel=1e-6)
+
+
+def test_the_landmark_residual_is_the_mean_pixel_distance(job_dir, avatar):
+    job = load_job(job_dir, avatar)
+    with torch.no_grad():
+        mesh = job.scene.landmarks_2d(job.params).numpy()
+    offsets = np.zeros_like(mesh)
+    offsets[:, :34] = (3.0, 4.0)  # half the landmarks 5 px off, the rest on the mesh: mean 2.5 px
+    job.marks.points = mesh + offsets
+    residual = landmark_residual_px(job)
+    assert np.isnan(residual[3]) and not job.marks.detected[3]
+    np.testing.assert_allclose(np.delete(residual, 3), 2.5, rtol=1e-5)
+
+
+def test_csim_of_a_frame_with_itself_is_one_and_with_another_face_less(job_dir, avatar):
+    job = load_job(job_dir, avatar)
+    box = landmark_box(job.marks.points[0], job.scene.width, job.scene.height)
+    vector = embedding(job.frames[0], box)
+    assert vector.shape == (128,) and np.linalg.norm(vector) == pytest.approx(1.0)
+    assert csim(job.frames[0], job.frames[0], box) == pytest.approx(1.0)
+    assert csim(job.frames[0], job.frames[0][::-1].copy(), box) < 0.99
+    job.indices = job.indices[:2]  # two frames are enough for the CSIM branch
+    series, _ = score_renders(job, job.params, None, csim=True, batch=8)
+    composite_free = csim(job.frames[1], job.frames[1], landmark_box(job.marks.points[1], job.scene.width,
+                                                                      job.scene.height))
+    assert series["csim"].shape == (2,) and np.all(series["csim"] < composite_free)
+
+
+def test_the_ceiling_without_lighting_is_the_avatar_at_the_truth(job_dir, avatar, tmp_path):
+    result = evaluate(job_dir, avatar, csim=False, oracle=True)
+    ceiling = result.oracle
+    assert ceiling is not None and ceiling.key_frames == [] and not ceiling.cached
+    for key in ("l2", "ssim", "psnr"):
+        np.testing.assert_allclose(result.per_frame[f"oracle_{key}"], ceiling.per_frame[key])
+        assert ceiling.means[key] == pytest.approx(float(np.mean(ceiling.per_frame[key])), rel=1e-12)
+    assert result.means["oracle_psnr"] == ceiling.means["psnr"]
+    assert result.means["psnr_loss"] == pytest.approx(ceiling.means["psnr"] - result.means["psnr"])
+    assert ceiling.means["psnr"] > result.means["psnr"]  # four step-1 iterations lose to the truth
+    job = load_job(job_dir, avatar)
+    assert job_oracle(job, avatar).cached and job_oracle(job, avatar, use_cache=False).cached is False
+
+
+def test_a_truth_of_another_mesh_has_no_geometry_errors(job_dir, avatar, caplog):
+    job = load_job(job_dir, avatar)
+    job.gt = {**job.gt, "vertices": job.gt["vertices"][:, :10]}
+    with caplog.at_level(logging.WARNING, logger="dlatrack_engine.metrics.evaluate"):
+        assert _gt_errors(job, avatar) == ({}, {})
+    assert "differs from the avatar's" in caplog.text and "skipping geometry errors" in caplog.text
