@@ -16,6 +16,7 @@ from fit_fixtures import FRAMES, ReplayDetector
 from dlatrack_engine.fit import output
 from dlatrack_engine.fit.pipeline import ProgressEvent, Runtime, TrackOptions, adapt_video_lighting, track_video
 from dlatrack_engine.fit.schedule import Schedule, Step1Schedule, Step2Schedule, Step3Schedule
+from dlatrack_engine.fit.step2 import refine_iterations
 from dlatrack_engine.landmarks import LandmarkTrack
 from dlatrack_engine.wire.jobfolder import JobFolder, JobFolderError
 
@@ -147,3 +148,38 @@ def test_adapt_only_stores_a_static_lighting_that_a_track_run_reads_back(tmp_pat
     tracked, _ = _run(root, avatar, tmp_path / "job", static, marks)
     assert tracked.key_frames == adapted.key_frames and set(tracked.seconds) == {"track"}
     assert tracked.computed_frames == FRAMES and tracked.losses["pixel"] > 0
+
+
+def test_a_reused_lighting_skips_step_2_and_a_rerun_reads_its_key_poses(tmp_path, avatar, clip_dir):
+    root, marks = clip_dir
+    source = tmp_path / "source"
+    adapt_video_lighting(root, avatar, source, TrackOptions(key_frames=2, write_preview=False),
+                         runtime=Runtime(landmark_detector=ReplayDetector(marks)))
+    options = TrackOptions(key_frames=2, lighting_from=str(source), write_preview=False, write_overlays=False,
+                           write_textures=False)
+    events: list[ProgressEvent] = []
+    first, _ = _run(root, avatar, tmp_path / "job", options, marks, progress=events.append)
+    folder = JobFolder(tmp_path / "job")
+    manifest = folder.read_manifest()
+    assert manifest.lighting_source["path"] == str(source / "lighting") and manifest.lighting_source["files"]
+    assert "adapt" in manifest.stages_done and "adapt" in first.seconds and first.computed_frames == FRAMES
+    keys = np.load(folder.root / "key_poses.npz")["rows"].tolist()
+    assert first.key_frames == keys and len(keys) == 2
+    adapt = [e for e in events if e.stage == "adapt"]
+    total = refine_iterations(options.schedule())
+    assert [e.frame for e in adapt] == list(range(1, total + 1)) and {e.total for e in adapt} == {total}
+    again, _ = _run(root, avatar, tmp_path / "job", options, marks)
+    assert again.key_frames == keys and "adapt" not in again.seconds and again.skipped_frames == FRAMES
+    (folder.root / "key_poses.npz").unlink()  # a reused lighting without its key poses: no key rows
+    assert _run(root, avatar, tmp_path / "job", options, marks)[0].key_frames == []
+
+
+def test_the_preview_is_written_last_or_its_error_recorded(tmp_path, avatar, clip_dir):
+    root, marks = clip_dir
+    options = TrackOptions(steps="landmarks", lighting="none", write_overlays=False, write_textures=False)
+    events: list[ProgressEvent] = []
+    summary, _ = _run(root, avatar, tmp_path / "job", options, marks, progress=events.append)
+    manifest = JobFolder(tmp_path / "job").read_manifest()
+    assert events[-1].stage == "preview" and (events[-1].frame, events[-1].total) == (FRAMES, FRAMES)
+    assert (tmp_path / "job" / "preview.mp4").is_file() and summary.seconds["preview"] > 0
+    assert manifest.metrics["preview"]["frames"] == FRAMES and manifest.metrics["seconds"] == summary.seconds
