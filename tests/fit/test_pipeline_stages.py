@@ -6,6 +6,7 @@ adapt-only paths. The schedule is cut to a handful of iterations: these tests ch
 from __future__ import annotations
 
 import copy
+import logging
 import re
 import threading
 
@@ -183,3 +184,39 @@ def test_the_preview_is_written_last_or_its_error_recorded(tmp_path, avatar, cli
     assert events[-1].stage == "preview" and (events[-1].frame, events[-1].total) == (FRAMES, FRAMES)
     assert (tmp_path / "job" / "preview.mp4").is_file() and summary.seconds["preview"] > 0
     assert manifest.metrics["preview"]["frames"] == FRAMES and manifest.metrics["seconds"] == summary.seconds
+
+
+@pytest.mark.parametrize("calibrated", [True, False])
+def test_step_1_says_which_landmarks_it_fits(tmp_path, avatar, clip_dir, caplog, calibrated):
+    from dlatrack_engine.avatar.runtime import Avatar
+
+    root, marks = clip_dir
+    topo = avatar.topology_arrays
+    embedding = {"faces": np.roll(topo.landmark_faces, 1).tolist(), "barycentrics": topo.landmark_barycentrics.tolist()}
+    config = {**avatar.config, "landmarks": {"scheme": "ibug68", "count": 68,
+                                             "detector_embeddings": {"replay": embedding}}}  # fmt: skip
+    options = TrackOptions(steps="landmarks", lighting="none", write_preview=False, calibrated_landmarks=calibrated)
+    with caplog.at_level(logging.INFO, logger="dlatrack_engine.fit.pipeline"):
+        _run(root, Avatar(avatar.dam, avatar.lighting, topo, config), tmp_path / "job", options, marks)
+    source = "calibrated for replay" if calibrated else "default"
+    assert JobFolder(tmp_path / "job").read_manifest().landmark_embedding == source
+    assert f"step 1: landmarks from replay, mesh landmarks ℓ_i: {source}" in caplog.messages
+    assert f"landmarks: {FRAMES} frames, 1 failed" in caplog.messages
+
+
+def test_adapt_only_reports_progress_and_stops_on_cancel(tmp_path, avatar, clip_dir, caplog):
+    root, marks = clip_dir
+    events: list[ProgressEvent] = []
+    cancel = threading.Event()
+
+    def stop_in_step_1(event: ProgressEvent) -> None:
+        events.append(event)
+        if event.stage == "init":
+            cancel.set()
+
+    with caplog.at_level(logging.INFO, logger="dlatrack_engine.fit.pipeline"):
+        summary = adapt_video_lighting(root, avatar, tmp_path / "job", TrackOptions(key_frames=2), stop_in_step_1,
+                                       cancel, Runtime(landmark_detector=ReplayDetector(marks)))
+    assert summary.cancelled and summary.stages_done == ["landmarks"] and events[-1].stage == "init"
+    assert all(e.message == "" for e in events if e.stage == "landmarks")
+    assert f"job in '{tmp_path / 'job'}' cancelled; rerun to resume" in caplog.messages
