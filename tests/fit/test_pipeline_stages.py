@@ -9,14 +9,18 @@ import copy
 import logging
 import re
 import threading
+import time
 
 import numpy as np
 import pytest
+import torch
 from fit_fixtures import FRAMES, ReplayDetector
 
 from dlatrack_engine.fit import output
 from dlatrack_engine.fit.pipeline import ProgressEvent, Runtime, TrackOptions, adapt_video_lighting, track_video
+from dlatrack_engine.fit.scene import FaceScene
 from dlatrack_engine.fit.schedule import Schedule, Step1Schedule, Step2Schedule, Step3Schedule
+from dlatrack_engine.fit.step1 import fit_landmarks
 from dlatrack_engine.fit.step2 import refine_iterations
 from dlatrack_engine.landmarks import LandmarkTrack
 from dlatrack_engine.wire.jobfolder import JobFolder, JobFolderError
@@ -220,3 +224,48 @@ def test_adapt_only_reports_progress_and_stops_on_cancel(tmp_path, avatar, clip_
     assert summary.cancelled and summary.stages_done == ["landmarks"] and events[-1].stage == "init"
     assert all(e.message == "" for e in events if e.stage == "landmarks")
     assert f"job in '{tmp_path / 'job'}' cancelled; rerun to resume" in caplog.messages
+
+
+def test_step_1_gets_the_landmarks_at_working_size_with_their_weights_and_frame_times(tmp_path, avatar, clip_dir):
+    """The job's init.npz is fit_landmarks run on the stored landmarks scaled to the working size (64 of 96 px),
+    weighted 1 where detected (clamped at 0.05), 0.2 on the frame without a face, x jaw_weight on the jaw, with
+    the video's frame numbers (stride 2) for the temporal prior."""
+    root, marks = clip_dir
+    options = TrackOptions(steps="landmarks", lighting="none", write_preview=False, stride=2)
+    schedule = copy.deepcopy(MICRO)
+    schedule.work_size, schedule.step1.jaw_weight, schedule.step1.iterations = 64, 0.5, 6
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TrackOptions, "schedule", lambda self: copy.deepcopy(schedule))
+        start = time.monotonic()
+        summary, _ = _run(root, avatar, tmp_path / "job", options, marks)
+        wall = time.monotonic() - start
+    assert all(0 < s < wall for s in summary.seconds.values())
+    folder = JobFolder(tmp_path / "job")
+    manifest = folder.read_manifest()
+    assert manifest.frames == [0, 2, 4] and manifest.work_size == [64, 64]
+    track = LandmarkTrack.load(str(folder.root / "landmarks.npz"))
+    scale = 64 / 96
+    scene = FaceScene(avatar, torch.as_tensor(np.diag([scale, scale, 1.0]) @ np.asarray(manifest.K)), 64, 64)
+    scene.use_landmarks_of(track.detector)
+    weights = torch.where(torch.as_tensor(track.detected)[:, None], torch.as_tensor(track.confidence).clamp_min(0.05),
+                          0.2)
+    weights[:, :17] *= 0.5
+    expected, loss = fit_landmarks(scene, torch.as_tensor(track.points) * scale, weights, schedule,
+                                   times=torch.tensor([0.0, 2.0, 4.0], dtype=torch.float64))
+    stored, data = output.load_params(folder.root / "init.npz", "cpu")
+    for name in ("r", "t", "z"):
+        np.testing.assert_allclose(getattr(stored, name).numpy(), getattr(expected, name).detach().numpy(),
+                                   rtol=1e-6, atol=1e-7, err_msg=name)
+    np.testing.assert_allclose(data["loss"], loss.detach().numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("adapt", [True, False])
+def test_step_2s_progress_counts_every_iteration(tmp_path, avatar, clip_dir, adapt):
+    root, marks = clip_dir
+    events: list[ProgressEvent] = []
+    adapt_video_lighting(root, avatar, tmp_path / "job", TrackOptions(key_frames=2, adapt=adapt), events.append,
+                         runtime=Runtime(landmark_detector=ReplayDetector(marks)))
+    steps = [e for e in events if e.stage == "adapt"]
+    total = MICRO.step2.rounds * (MICRO.step2.light_iterations + (MICRO.step2.model_iterations if adapt else 0))
+    assert [e.frame for e in steps] == list(range(1, total + 1)) and {e.total for e in steps} == {total}
+    assert all(e.loss is not None and e.message for e in steps)
