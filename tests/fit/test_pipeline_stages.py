@@ -6,6 +6,7 @@ adapt-only paths. The schedule is cut to a handful of iterations: these tests ch
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import re
 import threading
@@ -269,3 +270,7 @@ def test_step_2s_progress_counts_every_iteration(tmp_path, avatar, clip_dir, ada
     total = MICRO.step2.rounds * (MICRO.step2.light_iterations + (MICRO.step2.model_iterations if adapt else 0))
     assert [e.frame for e in steps] == list(range(1, total + 1)) and {e.total for e in steps} == {total}
     assert all(e.loss is not None and e.message for e in steps)
+    info = json.loads((tmp_path / "job" / "lighting" / "lighting.json").read_text())
+    assert info["iteration_losses"] == [e.loss for e in steps]  # the report's curve: every iteration's loss
+    assert info["key_frames"] == info["key_source_frames"] and len(info["key_frames"]) == 2
+    assert info["video"] == str(root) and info["source_frames"] == []  # a static lighting has no frame rows
