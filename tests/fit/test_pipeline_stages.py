@@ -274,3 +274,28 @@ def test_step_2s_progress_counts_every_iteration(tmp_path, avatar, clip_dir, ada
     assert info["iteration_losses"] == [e.loss for e in steps]  # the report's curve: every iteration's loss
     assert info["key_frames"] == info["key_source_frames"] and len(info["key_frames"]) == 2
     assert info["video"] == str(root) and info["source_frames"] == []  # a static lighting has no frame rows
+
+
+@pytest.mark.parametrize("switches", [(True, False), (False, True)])
+def test_step_3_writes_its_losses_and_only_the_asked_images(tmp_path, avatar, clip_dir, switches):
+    """lighting "none" skips step 2; step 3 runs in batches of 4 from start frame 1 (source frames 1-5)."""
+    root, marks = clip_dir
+    overlays, textures = switches
+    options = TrackOptions(lighting="none", write_preview=False, write_overlays=overlays, write_textures=textures,
+                           start=1)
+    events: list[ProgressEvent] = []
+    summary, _ = _run(root, avatar, tmp_path / "job", options, marks, progress=events.append)
+    folder = JobFolder(tmp_path / "job")
+    assert folder.frames_done() == [1, 2, 3, 4, 5] and summary.computed_frames == 5
+    frames = [folder.read_frame(i) for i in folder.frames_done()]
+    for key in ("landmark", "pixel", "flow"):
+        mean = float(np.mean([f[f"loss_{key}"] for f in frames], dtype=np.float64))
+        assert summary.losses[key] == pytest.approx(mean, rel=1e-5), key
+    assert summary.losses["pixel"] > 0 and summary.losses["flow"] > 0
+    assert folder.overlay_path(1).exists() == overlays and folder.texture_path("relit", 1).exists() == textures
+    assert folder.texture_path("full", 5).exists() == textures and folder.overlay_path(5).exists() == overlays
+    track = [(e.frame, e.total, e.message) for e in events if e.stage == "track"]
+    assert track == [(0, 5, "iteration 1"), (0, 5, "iteration 2"), (4, 5, "iteration 1"), (4, 5, "iteration 2")]
+    writes = [(e.frame, e.message) for e in events if e.stage == "write"]
+    assert writes == [(4, "frames 1-4"), (5, "frames 5-5")]
+    assert summary.stages_done == ["landmarks", "init", "track"] and summary.key_frames == []
