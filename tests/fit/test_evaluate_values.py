@@ -4,7 +4,9 @@ pixels, CSIM of a frame with itself, and the ceiling of a job without lighting (
 
 from __future__ import annotations
 
+import argparse
 import copy
+import json
 import logging
 
 import numpy as np
@@ -14,8 +16,14 @@ from fit_fixtures import FRAMES, ReplayDetector
 
 from dlatrack_engine.fit.pipeline import Runtime, TrackOptions, track_video
 from dlatrack_engine.fit.schedule import Schedule, Step1Schedule
-from dlatrack_engine.metrics import image
-from dlatrack_engine.metrics.evaluate import _gt_errors, evaluate, landmark_residual_px, score_renders
+from dlatrack_engine.metrics import cli, image
+from dlatrack_engine.metrics.evaluate import (
+    _gt_errors,
+    evaluate,
+    evaluate_job,
+    landmark_residual_px,
+    score_renders,
+)
 from dlatrack_engine.metrics.identity import csim, embedding, landmark_box
 from dlatrack_engine.metrics.oracle import job_oracle
 from dlatrack_engine.report.job import load_job
@@ -104,3 +112,43 @@ def test_a_truth_of_another_mesh_has_no_geometry_errors(job_dir, avatar, caplog)
     with caplog.at_level(logging.WARNING, logger="dlatrack_engine.metrics.evaluate"):
         assert _gt_errors(job, avatar) == ({}, {})
     assert "differs from the avatar's" in caplog.text and "skipping geometry errors" in caplog.text
+
+
+def test_evaluate_job_returns_the_means(job_dir, avatar):
+    assert evaluate_job(job_dir, avatar, csim=False, batch=2) == pytest.approx(
+        evaluate(job_dir, avatar, csim=False).means, rel=1e-6)
+
+
+def test_the_eval_command_prints_writes_and_records_the_table(job_dir, avatar, tmp_path, capsys):
+    package = avatar.to_package(tmp_path / "avatar")
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    results, document = tmp_path / "RESULTS.md", tmp_path / "m.json"
+    results.write_text("# Results\n\n## Other\n\nkept\n")
+    args = parser.parse_args(["eval", str(job_dir), "--avatar", str(package), "--no-csim", "--no-oracle",
+                              "--results", str(results), "--section", "Eval here", "--json", str(document)])
+    assert args.func is cli.run and args.device is None and not args.no_report
+    assert cli.run(args) == 0
+    means = evaluate(job_dir, avatar, csim=False).means
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"report: {job_dir / 'report'}")  # report/ written by default
+    table = cli.format_table([(job_dir.name, json.loads(document.read_text())["jobs"][0]["metrics"])])
+    assert printed.rstrip().endswith(table) and "CSIM" not in table and "oracle" not in table
+    entry = json.loads(document.read_text())["jobs"][0]
+    assert entry["job"] == str(job_dir.resolve()) and entry["oracle"] is None
+    assert entry["metrics"] == pytest.approx(means, rel=1e-6)
+    text = results.read_text()
+    assert "## Other\n\nkept" in text and "## Eval here" in text and table in text
+    assert f"dlatrack eval {job_dir}" in text
+
+
+def test_the_eval_command_refuses_without_an_avatar_or_a_job():
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    with pytest.raises(SystemExit):
+        parser.parse_args(["eval", "job"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["eval", "--avatar", "a"])
+    args = parser.parse_args(["eval", "j1", "j2", "--avatar", "a"])
+    assert args.jobs == ["j1", "j2"] and args.section == "Registration: evaluation"
+    assert (args.no_csim, args.no_oracle, args.no_report, args.results, args.json) == (False, False, False, None, None)
