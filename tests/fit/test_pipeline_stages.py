@@ -25,6 +25,7 @@ from dlatrack_engine.fit.step1 import fit_landmarks
 from dlatrack_engine.fit.step2 import refine_iterations
 from dlatrack_engine.landmarks import LandmarkTrack
 from dlatrack_engine.wire.jobfolder import JobFolder, JobFolderError
+from dlatrack_engine.wire.lighting_folder import LightingFolderError
 
 MICRO = Schedule(
     step1=Step1Schedule(iterations=4, lr=0.1, patience=0),
@@ -299,3 +300,24 @@ def test_step_3_writes_its_losses_and_only_the_asked_images(tmp_path, avatar, cl
     writes = [(e.frame, e.message) for e in events if e.stage == "write"]
     assert writes == [(4, "frames 1-4"), (5, "frames 5-5")]
     assert summary.stages_done == ["landmarks", "init", "track"] and summary.key_frames == []
+
+
+def test_the_manifest_records_the_request_and_what_the_detector_missed(tmp_path, avatar, clip_dir):
+    root, marks = clip_dir
+    options = TrackOptions(steps="landmarks", lighting="none", write_preview=False, start=1, stop=5, focal=150.0)
+    summary, _ = _run(root, avatar, tmp_path / "job", options, marks)
+    manifest = JobFolder(tmp_path / "job").read_manifest()
+    assert manifest.frames == [1, 2, 3, 4] and summary.frames == 4
+    assert manifest.K == [[150.0, 0.0, 48.0], [0.0, 150.0, 48.0], [0.0, 0.0, 1.0]] and manifest.K_source == "option"
+    assert manifest.size == [96, 96] and manifest.work_size == [96, 96] and manifest.fps > 0
+    assert manifest.avatar == avatar.config.get("name", "avatar") and manifest.video == str(root)
+    assert manifest.options == options.to_dict() and manifest.schedule == options.schedule().to_dict()
+    assert manifest.landmark_detector == "replay" and manifest.landmark_failed_frames == [4]  # 4th call: frame 4
+
+
+def test_a_lighting_to_reuse_is_checked_before_any_work(tmp_path, avatar, clip_dir):
+    root, marks = clip_dir
+    options = TrackOptions(lighting_from=str(tmp_path / "missing"), write_preview=False)
+    with pytest.raises(LightingFolderError, match="neither a lighting folder"):
+        _run(root, avatar, tmp_path / "job", options, marks)
+    assert not (tmp_path / "job").exists()
