@@ -25,7 +25,7 @@ from dlatrack_engine.metrics.evaluate import (
     score_renders,
 )
 from dlatrack_engine.metrics.identity import csim, embedding, landmark_box
-from dlatrack_engine.metrics.oracle import job_oracle
+from dlatrack_engine.metrics.oracle import job_oracle, job_schedule, oracle_key
 from dlatrack_engine.report.job import load_job
 
 MICRO = Schedule(step1=Step1Schedule(iterations=4, lr=0.1, patience=0))
@@ -152,3 +152,27 @@ def test_the_eval_command_refuses_without_an_avatar_or_a_job():
     args = parser.parse_args(["eval", "j1", "j2", "--avatar", "a"])
     assert args.jobs == ["j1", "j2"] and args.section == "Registration: evaluation"
     assert (args.no_csim, args.no_oracle, args.no_report, args.results, args.json) == (False, False, False, None, None)
+
+
+def test_the_ceilings_key_covers_its_inputs(job_dir, avatar):
+    job = load_job(job_dir, avatar)
+    schedule = job_schedule(job.manifest)
+    key = oracle_key(job, avatar, schedule)
+    assert key == oracle_key(load_job(job_dir, avatar), avatar, job_schedule(job.manifest)) and len(key) == 64
+
+    def changed(edit) -> str:
+        other = load_job(job_dir, avatar)
+        edit(other)
+        return oracle_key(other, avatar, schedule)
+
+    edits = {
+        "frames": lambda j: setattr(j, "indices", [i + 1 for i in j.indices]),
+        "K": lambda j: setattr(j.manifest, "K", [[v * 2 for v in row] for row in j.manifest.K]),
+        "lighting": lambda j: j.manifest.options.update(lighting="SH"),
+        "adapt": lambda j: j.manifest.options.update(adapt=False),
+        "pixels": lambda j: j.frames.__setitem__((0, 0, 0, 0), j.frames[0, 0, 0, 0] + 0.5),
+        "mask": lambda j: j.masks[1].__setitem__((0, 0), 1.0 - j.masks[1][0, 0]),
+        "truth": lambda j: j.gt["head_t"].__setitem__((2, 2), j.gt["head_t"][2, 2] + 0.01),
+    }
+    for name, edit in edits.items():
+        assert changed(edit) != key, name
