@@ -321,3 +321,17 @@ def test_a_lighting_to_reuse_is_checked_before_any_work(tmp_path, avatar, clip_d
     with pytest.raises(LightingFolderError, match="neither a lighting folder"):
         _run(root, avatar, tmp_path / "job", options, marks)
     assert not (tmp_path / "job").exists()
+
+
+def test_a_rerun_recomputes_a_damaged_frame(tmp_path, avatar, clip_dir):
+    root, marks = clip_dir
+    options = TrackOptions(steps="landmarks", lighting="none", write_preview=False, write_overlays=False,
+                           write_textures=False)
+    _run(root, avatar, tmp_path / "job", options, marks)
+    path = JobFolder(tmp_path / "job").frame_path(2)
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF  # same size, another checksum: only the resume's verify_files sees it
+    path.write_bytes(bytes(data))
+    again, _ = _run(root, avatar, tmp_path / "job", options, marks)
+    assert (again.computed_frames, again.skipped_frames) == (1, FRAMES - 1)  # frame 2 alone
+    assert JobFolder(tmp_path / "job").read_frame(2)["head_t"].shape == (3,)
