@@ -15,7 +15,7 @@ import torch
 from fit_fixtures import FRAMES, ReplayDetector
 
 from dlatrack_engine.fit.pipeline import Runtime, TrackOptions, track_video
-from dlatrack_engine.fit.schedule import Schedule, Step1Schedule
+from dlatrack_engine.fit.schedule import Schedule, Step1Schedule, Step2Schedule
 from dlatrack_engine.metrics import cli, image
 from dlatrack_engine.metrics.evaluate import (
     _gt_errors,
@@ -25,10 +25,13 @@ from dlatrack_engine.metrics.evaluate import (
     score_renders,
 )
 from dlatrack_engine.metrics.identity import csim, embedding, landmark_box
-from dlatrack_engine.metrics.oracle import job_oracle, job_schedule, oracle_key
+from dlatrack_engine.metrics.oracle import ceiling_state, job_oracle, job_schedule, oracle_key
 from dlatrack_engine.report.job import load_job
 
-MICRO = Schedule(step1=Step1Schedule(iterations=4, lr=0.1, patience=0))
+MICRO = Schedule(  # a few iterations: these tests check bookkeeping; step 2's is what the ceiling runs
+    step1=Step1Schedule(iterations=4, lr=0.1, patience=0),
+    step2=Step2Schedule(key_frames=2, rounds=1, light_iterations=2, model_iterations=2, batch_size=2),
+)
 
 
 @pytest.fixture(scope="module")
@@ -176,3 +179,31 @@ def test_the_ceilings_key_covers_its_inputs(job_dir, avatar):
     }
     for name, edit in edits.items():
         assert changed(edit) != key, name
+
+
+def _weights(module: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in module.parameters()])
+
+
+def test_the_ceiling_adapts_the_jobs_lighting_choice_at_the_truth(job_dir, avatar):
+    job = load_job(job_dir, avatar)
+    schedule = job_schedule(job.manifest)
+    pose_scale = schedule.step2.pose_lr_scale
+    job.manifest.options.update(lighting="G", adapt=True, pretrained_lighting=True)
+    truth, lighting, keys = ceiling_state(job, avatar, schedule)
+    assert schedule.step2.pose_lr_scale == pose_scale  # the poses are held on a copy of the schedule
+    assert lighting.kind == "G" and lighting.renderer is job.scene.renderer
+    assert len(keys) == schedule.step2.key_frames and set(keys) <= set(job.indices)
+    assert float(lighting.code.abs().sum()) > 0  # l moved from zeros
+    assert not torch.equal(_weights(lighting.network), _weights(avatar.lighting))  # G adapted
+    np.testing.assert_allclose(truth.t.numpy(), job.gt["head_t"], atol=1e-6)  # the true pose, in metres
+    again = ceiling_state(job, avatar, schedule)[1]
+    assert torch.equal(again.code, lighting.code)  # seeded
+    job.manifest.options.update(adapt=False)
+    held = ceiling_state(job, avatar, schedule)[1]
+    assert torch.equal(_weights(held.network), _weights(avatar.lighting))  # G kept, only l fitted
+    job.manifest.options.update(pretrained_lighting=False)
+    fresh = ceiling_state(job, avatar, schedule)[1]
+    assert not torch.equal(_weights(fresh.network), _weights(avatar.lighting))  # G re-drawn, not the avatar's
+    job.manifest.options.update(lighting="SH")
+    assert ceiling_state(job, avatar, schedule)[1].kind == "SH"
