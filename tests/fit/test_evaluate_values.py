@@ -93,6 +93,12 @@ def test_csim_of_a_frame_with_itself_is_one_and_with_another_face_less(job_dir, 
     composite_free = csim(job.frames[1], job.frames[1], landmark_box(job.marks.points[1], job.scene.width,
                                                                       job.scene.height))
     assert series["csim"].shape == (2,) and np.all(series["csim"] < composite_free)
+    with torch.no_grad():
+        out = job.scene.render(job.params.select([1]), None)
+    m, render = out.mask[0].numpy(), out.image[0].numpy()
+    composite = job.frames[1] * (1 - m) + render * m  # the render pasted over the frame where it covers
+    box = landmark_box(job.marks.points[1], job.scene.width, job.scene.height)
+    assert series["csim"][1] == pytest.approx(csim(composite, job.frames[1], box), rel=1e-6)
 
 
 def test_the_ceiling_without_lighting_is_the_avatar_at_the_truth(job_dir, avatar, tmp_path):
@@ -107,6 +113,10 @@ def test_the_ceiling_without_lighting_is_the_avatar_at_the_truth(job_dir, avatar
     assert ceiling.means["psnr"] > result.means["psnr"]  # four step-1 iterations lose to the truth
     job = load_job(job_dir, avatar)
     assert job_oracle(job, avatar).cached and job_oracle(job, avatar, use_cache=False).cached is False
+    assert ceiling.key == oracle_key(job, avatar, job_schedule(job.manifest)) and 0 < ceiling.seconds < 60
+    job.gt = None
+    with pytest.raises(ValueError, match="the clip has no ground truth"):
+        job_oracle(job, avatar)
 
 
 def test_a_truth_of_another_mesh_has_no_geometry_errors(job_dir, avatar, caplog):
@@ -114,7 +124,8 @@ def test_a_truth_of_another_mesh_has_no_geometry_errors(job_dir, avatar, caplog)
     job.gt = {**job.gt, "vertices": job.gt["vertices"][:, :10]}
     with caplog.at_level(logging.WARNING, logger="dlatrack_engine.metrics.evaluate"):
         assert _gt_errors(job, avatar) == ({}, {})
-    assert "differs from the avatar's" in caplog.text and "skipping geometry errors" in caplog.text
+    shapes = f"GT mesh {job.gt['vertices'].shape[1:]} differs from the avatar's {job.track['vertices'].shape[1:]}"
+    assert f"'{job.gt_path}': {shapes}; skipping geometry errors" in caplog.messages
 
 
 def test_evaluate_job_returns_the_means(job_dir, avatar):
@@ -129,20 +140,21 @@ def test_the_eval_command_prints_writes_and_records_the_table(job_dir, avatar, t
     results, document = tmp_path / "RESULTS.md", tmp_path / "m.json"
     results.write_text("# Results\n\n## Other\n\nkept\n")
     args = parser.parse_args(["eval", str(job_dir), "--avatar", str(package), "--no-csim", "--no-oracle",
-                              "--results", str(results), "--section", "Eval here", "--json", str(document)])
-    assert args.func is cli.run and args.device is None and not args.no_report
+                              "--results", str(results), "--section", "Eval here", "--json", str(document), "--no-report"])
+    args.jobs = [str(job_dir), str(job_dir)]  # the same job twice: two rows, both jobs in the command line
+    assert args.func is cli.run and args.device is None and args.no_report
     assert cli.run(args) == 0
     means = evaluate(job_dir, avatar, csim=False).means
     printed = capsys.readouterr().out
-    assert printed.startswith(f"report: {job_dir / 'report'}")  # report/ written by default
-    table = cli.format_table([(job_dir.name, json.loads(document.read_text())["jobs"][0]["metrics"])])
+    assert "report:" not in printed
+    table = cli.format_table([(job_dir.name, json.loads(document.read_text())["jobs"][0]["metrics"])] * 2)
     assert printed.rstrip().endswith(table) and "CSIM" not in table and "oracle" not in table
     entry = json.loads(document.read_text())["jobs"][0]
     assert entry["job"] == str(job_dir.resolve()) and entry["oracle"] is None
     assert entry["metrics"] == pytest.approx(means, rel=1e-6)
     text = results.read_text()
     assert "## Other\n\nkept" in text and "## Eval here" in text and table in text
-    assert f"dlatrack eval {job_dir}" in text
+    assert f"dlatrack eval {job_dir} {job_dir}" in text
 
 
 def test_the_eval_command_refuses_without_an_avatar_or_a_job():

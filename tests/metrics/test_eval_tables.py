@@ -108,8 +108,10 @@ def test_the_cache_is_used_only_under_its_own_key(tmp_path, caplog):
     assert _read_cache(folder, "k") == dataclasses.replace(stored, cached=True)
     with caplog.at_level(logging.INFO, logger="dlatrack_engine.metrics.oracle"):
         assert _read_cache(folder, "other") is None
-    assert "made for other inputs" in caplog.text
+    assert f"{folder.root / ORACLE_FILE}: made for other inputs; recomputing the ceiling" in caplog.messages
     folder.write_file(folder.root / ORACLE_FILE, b"{not json")
     with caplog.at_level(logging.WARNING, logger="dlatrack_engine.metrics.oracle"):
         assert _read_cache(folder, "k") is None
-    assert "unusable" in caplog.text and "recomputing the ceiling" in caplog.text
+    assert any(m.startswith(f"{folder.root / ORACLE_FILE}: unusable (") and m.endswith("); recomputing the ceiling")
+               and len(m) > len(f"{folder.root / ORACLE_FILE}: unusable (); recomputing the ceiling")
+               for m in caplog.messages)  # the path and the reason
