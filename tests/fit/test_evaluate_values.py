@@ -139,8 +139,8 @@ def test_the_eval_command_prints_writes_and_records_the_table(job_dir, avatar, t
     cli.register(parser.add_subparsers())
     results, document = tmp_path / "RESULTS.md", tmp_path / "m.json"
     results.write_text("# Results\n\n## Other\n\nkept\n")
-    args = parser.parse_args(["eval", str(job_dir), "--avatar", str(package), "--no-csim", "--no-oracle",
-                              "--results", str(results), "--section", "Eval here", "--json", str(document), "--no-report"])
+    args = parser.parse_args(["eval", str(job_dir), "--avatar", str(package), "--no-csim", "--no-oracle", "--no-report",
+                              "--results", str(results), "--section", "Eval here", "--json", str(document)])
     args.jobs = [str(job_dir), str(job_dir)]  # the same job twice: two rows, both jobs in the command line
     assert args.func is cli.run and args.device is None and args.no_report
     assert cli.run(args) == 0
