@@ -239,13 +239,21 @@ def test_step_1_gets_the_landmarks_at_working_size_with_their_weights_and_frame_
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(TrackOptions, "schedule", lambda self: copy.deepcopy(schedule))
         start = time.monotonic()
-        summary, _ = _run(root, avatar, tmp_path / "job", options, marks)
+        detector = ReplayDetector(marks, failing=(1,))  # frame 2 (the second call) has no face
+        summary = track_video(root, avatar, tmp_path / "job", options, runtime=Runtime(landmark_detector=detector))
         wall = time.monotonic() - start
     assert all(0 < s < wall for s in summary.seconds.values())
     folder = JobFolder(tmp_path / "job")
     manifest = folder.read_manifest()
     assert manifest.frames == [0, 2, 4] and manifest.work_size == [64, 64]
     track = LandmarkTrack.load(str(folder.root / "landmarks.npz"))
+    track.confidence[:, ::3] = 0.5  # weights below 1 on the stored track, so the jaw's factor shows
+    folder.write_file(folder.root / "landmarks.npz", track.to_bytes())
+    (folder.root / "init.npz").unlink()  # step 1 again, from the stored landmarks
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TrackOptions, "schedule", lambda self: copy.deepcopy(schedule))
+        _run(root, avatar, tmp_path / "job", options, marks)
+    assert track.detected.tolist() == [True, False, True]
     scale = 64 / 96
     scene = FaceScene(avatar, torch.as_tensor(np.diag([scale, scale, 1.0]) @ np.asarray(manifest.K)), 64, 64)
     scene.use_landmarks_of(track.detector)
