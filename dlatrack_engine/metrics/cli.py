@@ -16,13 +16,14 @@ log = logging.getLogger(__name__)
 
 # Image metrics, then the ground-truth errors with their split (metrics/geometry.py): camera-frame vertex
 # error, what is left after a rigid alignment, depth bias / mean |depth| / lateral error of the centroid,
-# reprojection, rotation, jitter.
+# reprojection, rotation, jitter. A `|` inside a header is escaped: a bare one would add cells to the header row,
+# and Markdown does not read a table whose header and delimiter rows differ in their number of cells.
 COLUMNS = [("l2", "L2 ↓", "{:.2f}"), ("ssim", "SSIM ↑", "{:.3f}"), ("psnr", "PSNR ↑", "{:.2f}"),
            ("oracle_ssim", "oracle SSIM ↑", "{:.3f}"), ("oracle_psnr", "oracle PSNR ↑", "{:.2f}"),
            ("ssim_loss", "SSIM lost ↓", "{:.3f}"), ("psnr_loss", "PSNR lost dB ↓", "{:.2f}"),
            ("csim", "CSIM ↑", "{:.3f}"), ("vertex_mm", "vertex mm ↓", "{:.2f}"),
            ("aligned_mm", "rigid-aligned mm ↓", "{:.2f}"), ("depth_bias_mm", "depth bias mm", "{:+.2f}"),
-           ("depth_abs_mm", "|depth| mm ↓", "{:.2f}"), ("lateral_mm", "lateral mm ↓", "{:.2f}"),
+           ("depth_abs_mm", r"\|depth\| mm ↓", "{:.2f}"), ("lateral_mm", "lateral mm ↓", "{:.2f}"),
            ("reprojection_px", "reproj. px ↓", "{:.2f}"), ("landmark_px", "landmark px ↓", "{:.2f}"),
            ("rotation_deg", "rot ° ↓", "{:.2f}"), ("jitter_mm", "jitter mm ↓", "{:.3f}")]
 
