@@ -82,23 +82,23 @@ def drop_outliers(track: LandmarkTrack, times: np.ndarray | None = None,
     detections have no line between neighbours, so they are never dropped and every frame can be filled."""
     points = track.points.astype(np.float64)
     detected = track.detected.copy()
-    between = temporal_residuals(points, detected, times)[0]
+    times = np.arange(len(points), dtype=np.float64) if times is None else np.asarray(times, np.float64)
+    between, best = temporal_residuals(points, detected, times)
     if not np.all(np.isnan(between)):
         threshold = max(threshold, QUARTILE_FACTOR * float(np.nanpercentile(between, 25)))
     dropped: list[int] = []
     while True:
-        between, best = temporal_residuals(points, detected, times)
         candidates = np.where((between > threshold) & (best > threshold), between, np.nan)
         if np.all(np.isnan(candidates)):
             break
         worst = int(np.nanargmax(candidates))
         detected[worst] = False
         dropped.append(worst)
+        between, best = temporal_residuals(points, detected, times)
     if not dropped:
         return track, []
-    named = times if times is not None else np.arange(len(detected))
     log.warning("landmarks of %d frame(s) disagree with their neighbours in time and are treated as missed (frames %s)",
-                len(dropped), ", ".join(str(int(named[i])) for i in sorted(dropped)))
+                len(dropped), ", ".join(str(int(times[i])) for i in sorted(dropped)))
     confidence = track.confidence.copy()
     confidence[dropped] = 0.0
     filled = interpolate_missing(track.points, detected)
