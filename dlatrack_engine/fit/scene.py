@@ -40,6 +40,8 @@ class RenderOut:
     vertices_world: torch.Tensor  # [B, V, 3]
     texture: torch.Tensor  # [B, 3, T, T] fully lit
     relit_texture: torch.Tensor  # [B, 3, T, T]
+    gain: torch.Tensor | None = None  # [B, 3, T, T] the lighting's maps (Eq. 2); None when fully lit
+    bias: torch.Tensor | None = None
 
 
 class FaceScene:
@@ -146,6 +148,7 @@ class FaceScene:
         decoded_vertices, texture = self.avatar.decode(params.z, view)
         vertices = decoded_vertices if vertices is None else vertices
         world = self.to_world(vertices, params)
+        gain = bias = None
         if lighting is None:
             relit = texture
         else:
@@ -153,7 +156,7 @@ class FaceScene:
                                             self.avatar.topology.faces)
             relit = relight(texture, gain, bias)  # Eq. 2
         out = self.renderer.render(world, self.camera(len(params)), relit, background)
-        return RenderOut(out.image, out.mask, vertices, world, texture, relit)
+        return RenderOut(out.image, out.mask, vertices, world, texture, relit, gain, bias)
 
     @torch.no_grad()
     def visible_vertices(self, vertices_world: torch.Tensor) -> torch.Tensor:

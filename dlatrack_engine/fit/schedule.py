@@ -63,6 +63,11 @@ class Step2Schedule:
     pose_lr_scale: float = 1.0  # p_k step relative to model_lr (scaled pose units); 0 = keep step-1 poses
     batch_size: int = 8  # key frames per optimisation step (memory bound on CPU)
     depth_unit: float = 0.0  # log depth per optimiser unit of p_k's depth leaf (params.py; 0 = none)
+    # The prior on the detail φ redraws (fit/detail_prior.py): paid in half-round b of the first `detail_rounds`
+    # rounds (0 = never: the paper), weighted against Eq. 7's 8-bit levels. The later rounds leave φ free to add
+    # the texture detail the wild lighting needs, from poses the first round has put closer to the truth.
+    detail_rounds: int = 0
+    detail_weight: float = 1.0
     # Refinement when the lighting is reused from another take (step2.refine_key_poses, issue 27): p_k
     # iterations over all rounds; 0 = rounds x model_iterations, what half-rounds b give p_k.
     reuse_pose_iterations: int = 0
@@ -122,12 +127,14 @@ class Schedule:
         Half-round b runs 120 iterations: at 80 step 2 had not converged (on nine 24-frame clips 120 gave
         +0.7 dB PSNR, -0.2° rotation and -0.8 mm vertex error on the means, for +37 % of the wall time;
         bench/RESULTS.md, "step 2's iterations"). A reused lighting's refinement keeps its measured 160
-        key-pose iterations (issue 27)."""
+        key-pose iterations (issue 27). The first round's φ pays for the fine detail it redraws
+        (`detail_rounds` 1, fit/detail_prior.py), so that it cannot paint the key poses' error into the
+        texture (bench/RESULTS.md, "a prior on the detail φ redraws")."""
         return cls(
             step1=Step1Schedule(iterations=300, lr=0.1, lr_halving=150, patience=30),
             step2=Step2Schedule(key_frames=48, rounds=2, light_iterations=40, light_lr=3e-2,
                                 model_iterations=120, model_lr=1e-3, pose_lr_scale=20.0, batch_size=8,
-                                depth_unit=0.15, reuse_pose_iterations=160),
+                                depth_unit=0.15, reuse_pose_iterations=160, detail_rounds=1),
             step3=Step3Schedule(iterations=30, lr=0.05, lr_halving=15, patience=10, batch_size=20),
             dis_preset="fast",
             work_size=128,

@@ -8,9 +8,10 @@
     L_pix(l, φ, {p_k}) = Σ_k ‖r_k ⊙ w_k‖₁ + λ_Δ ‖Δr_k ⊙ w_k‖₁,   r_k = I_k − Î(p_k)          (Eq. 7)
 
 Î(p_k) is composited over I_k and w_k is the interior of its coverage (`fit/image_term.py`, the same term
-as step 3), optionally times a per-frame foreground matte. On CPU the K frames are visited in fixed
-mini-batches of `batch_size`, cycling, one batch per iteration (the paper's GPU batch is all K; with
-batch_size >= K this is exactly that).
+as step 3), optionally times a per-frame foreground matte. In the first `detail_rounds` rounds half-round b
+also pays R(φ), the fine detail φ redraws (`fit/detail_prior.py`, a departure: docs/method.md). On CPU the
+K frames are visited in fixed mini-batches of `batch_size`, cycling, one batch per iteration (the paper's GPU
+batch is all K; with batch_size >= K this is exactly that).
 
 When the key-frame poses are not optimised (`pose_lr_scale = 0`; and always in half-round
 a, where p_k is frozen) the geometry and the fully-lit texture are constants, so each key frame is decoded
@@ -29,6 +30,7 @@ from collections.abc import Callable
 
 import torch
 
+from dlatrack_engine.fit.detail_prior import DetailPrior
 from dlatrack_engine.fit.image_term import composite_loss, image_term
 from dlatrack_engine.fit.optim import run_adam
 from dlatrack_engine.fit.params import FrameParams, ScaledParams
@@ -55,13 +57,16 @@ class _FixedGeometry:
                                      out.vertices_world))
 
     def loss(self, batch: int, frames: torch.Tensor, lighting: VideoLighting, laplacian_weight: float,
-             matte: torch.Tensor | None) -> torch.Tensor:
+             matte: torch.Tensor | None, detail: DetailPrior | None = None) -> torch.Tensor:
         texture, uv, mask, head_view, world = self.entries[batch]
         gain, bias = lighting.gain_bias(head_view, texture, world, self.scene.avatar.topology.faces)
         relit = relight(texture, gain, bias)  # Eq. 2
         colour = self.scene.renderer.backend.texture(relit.permute(0, 2, 3, 1), uv)
         image = colour * mask + frames * (1.0 - mask)  # composited over the frame, as image_term renders
-        return composite_loss(frames, image, mask, laplacian_weight, matte)  # Eq. 7
+        per_frame = composite_loss(frames, image, mask, laplacian_weight, matte)  # Eq. 7
+        if detail is not None:
+            per_frame = per_frame + detail(lighting.code.expand(len(texture), -1), head_view, texture, gain, bias)
+        return per_frame
 
 
 class _KeyFrameLoss:
@@ -77,6 +82,7 @@ class _KeyFrameLoss:
         self.rows = list(range(frames.shape[0])) if rows is None else list(rows)
         self.calls = 0
         self.fixed: _FixedGeometry | None = None
+        self.detail: DetailPrior | None = None  # set while φ is fitted (half-round b)
 
     def fix_geometry(self) -> None:
         """Decode and rasterise every batch at the current p_k once (p_k frozen until `free_geometry`)."""
@@ -92,10 +98,13 @@ class _KeyFrameLoss:
         matte = self.matte[index] if self.matte is not None else None
         light = self.lighting.at([self.rows[i] for i in index])
         if self.fixed is not None:
-            per_frame = self.fixed.loss(b, self.frames[index], light, self.laplacian_weight, matte)
+            per_frame = self.fixed.loss(b, self.frames[index], light, self.laplacian_weight, matte, self.detail)
         else:
             sub = self.leaves.params().select(index)
-            per_frame, _ = image_term(self.scene, self.frames[index], sub, light, self.laplacian_weight, matte)
+            per_frame, out = image_term(self.scene, self.frames[index], sub, light, self.laplacian_weight, matte)
+            if self.detail is not None:
+                code = light.code.expand(len(index), -1)
+                per_frame = per_frame + self.detail(code, self.scene.head_view(sub), out.texture, out.gain, out.bias)
         return per_frame.sum() * (self.frames.shape[0] / len(index))  # an unbiased estimate of the sum over K
 
 
@@ -115,6 +124,8 @@ def adapt_lighting(scene: FaceScene, frames: torch.Tensor, params: FrameParams, 
     history: list[float] = []
     network = lighting.network_parameters()
     codes = lighting.code_parameters()
+    detail = (DetailPrior(lighting.network, s2.detail_weight)
+              if adapt_network and network and s2.detail_rounds > 0 else None)
     for round_index in range(s2.rounds):
         _trainable([*network, *leaves.parameters()], False)
         _trainable(codes, lighting.code.numel() > 0)
@@ -128,8 +139,10 @@ def adapt_lighting(scene: FaceScene, frames: torch.Tensor, params: FrameParams, 
         if groups:  # b. fit φ and p_k
             if s2.pose_lr_scale > 0:
                 loss_fn.free_geometry()
+            loss_fn.detail = detail if round_index < s2.detail_rounds else None
             loss, _ = run_adam(groups, loss_fn, s2.model_iterations, s2.model_lr, cancel=cancel,
                                on_iteration=_report(on_iteration, f"adapt φ,p {round_index + 1}/{s2.rounds}"))
+            loss_fn.detail = None
             history.append(loss)
         log.info("step 2 round %d/%d: loss %.5g", round_index + 1, s2.rounds, history[-1] if history else float("nan"))
     _trainable(network, False)
