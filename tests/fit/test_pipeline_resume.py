@@ -62,7 +62,9 @@ def _same_frame(a: dict, b: dict) -> None:
 def test_a_resumed_job_reads_its_lighting_and_key_poses_back(tmp_path, avatar, clip_dir):
     root, marks = clip_dir
     out, options = tmp_path / "job", TrackOptions(**LIGHT)
+    start = time.monotonic()
     first = _run(root, avatar, out, options, marks)
+    assert 0 < first.seconds["adapt"] < time.monotonic() - start
     folder = JobFolder(out)
     frame = folder.read_frame(2)
     assert (folder.root / "lighting" / "preview.png").is_file()  # the key frame relit with the new lighting
