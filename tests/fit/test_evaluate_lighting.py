@@ -75,6 +75,7 @@ def test_the_ceiling_of_a_lit_job_is_scored_with_the_lighting_adapted_at_the_tru
     lit, _ = score_renders(job, truth, lighting, batch=4)
     unlit, _ = score_renders(job, truth, None, batch=4)
     assert oracle.key_frames == keys and len(keys) == 2 and "csim" not in oracle.per_frame
+    assert set(lit) == {"l2", "ssim", "psnr"}  # CSIM (dlib, the slow one) only when asked for
     for key in ("l2", "ssim", "psnr"):
         np.testing.assert_allclose(oracle.per_frame[key], lit[key], rtol=1e-6, err_msg=key)
     assert not np.allclose(oracle.per_frame["psnr"], unlit["psnr"], rtol=1e-4)
