@@ -177,6 +177,12 @@ TINY = Schedule(  # the pipeline tests' schedule: seconds, not minutes
     step3=Step3Schedule(iterations=8, lr=0.05, lr_halving=4, patience=0, batch_size=2),
 )
 
+MICRO = Schedule(  # the job tests' schedule (test_pipeline_stages.py): bookkeeping and decisions, not accuracy
+    step1=Step1Schedule(iterations=4, lr=0.1, patience=0),
+    step2=Step2Schedule(key_frames=2, rounds=1, light_iterations=2, model_iterations=2, batch_size=2),
+    step3=Step3Schedule(iterations=2, lr=0.05, patience=0, batch_size=4),
+)
+
 
 class ReplayDetector:
     """Landmarks of the ground truth (+ noise), handed out in frame order; the frames in `failing` (default:

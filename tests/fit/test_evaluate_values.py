@@ -74,11 +74,12 @@ def test_the_landmark_residual_is_the_mean_pixel_distance(job_dir, avatar):
     with torch.no_grad():
         mesh = job.scene.landmarks_2d(job.params).numpy()
     offsets = np.zeros_like(mesh)
-    offsets[:, :34] = (3.0, 4.0)  # half the landmarks 5 px off, the rest on the mesh: mean 2.5 px
+    step = np.arange(1, FRAMES + 1, dtype=np.float32)[:, None, None]
+    offsets[:, :34] = step * (3.0, 4.0)  # frame i: half the landmarks 5 (i + 1) px off, the rest on the mesh
     job.marks.points = mesh + offsets
     residual = landmark_residual_px(job)
     assert np.isnan(residual[3]) and not job.marks.detected[3]
-    np.testing.assert_allclose(np.delete(residual, 3), 2.5, rtol=1e-5)
+    np.testing.assert_allclose(np.delete(residual, 3), np.delete(2.5 * step.ravel(), 3), rtol=1e-5)
 
 
 def test_csim_of_a_frame_with_itself_is_one_and_with_another_face_less(job_dir, avatar):
@@ -126,6 +127,18 @@ def test_a_truth_of_another_mesh_has_no_geometry_errors(job_dir, avatar, caplog)
         assert _gt_errors(job, avatar) == ({}, {})
     shapes = f"GT mesh {job.gt['vertices'].shape[1:]} differs from the avatar's {job.track['vertices'].shape[1:]}"
     assert f"'{job.gt_path}': {shapes}; skipping geometry errors" in caplog.messages
+
+
+def test_the_landmark_error_against_the_truth_is_in_pixels(job_dir, avatar):
+    """_gt_errors' landmark_px: 0 on the true state; the head moved 1 mm sideways shifts each landmark's
+    projection by f * 1 mm / depth, so the mean lies between those of the nearest and farthest vertex."""
+    job = load_job(job_dir, avatar)
+    job.track = {**job.track, **{k: job.gt[k].copy() for k in ("vertices", "head_R", "head_t")}}
+    assert _gt_errors(job, avatar)[0]["landmark_px"] == pytest.approx(0.0, abs=1e-9)
+    job.track["head_t"][:, 0] += 0.001
+    depth = np.einsum("nij,nvj->nvi", job.gt["head_R"], job.gt["vertices"])[..., 2] + job.gt["head_t"][:, 2:]
+    focal = float(np.asarray(job.gt["K"])[0, 0])
+    assert focal * 0.001 / depth.max() < _gt_errors(job, avatar)[0]["landmark_px"] < focal * 0.001 / depth.min()
 
 
 def test_evaluate_job_returns_the_means(job_dir, avatar):

@@ -15,23 +15,17 @@ import time
 import numpy as np
 import pytest
 import torch
-from fit_fixtures import FRAMES, ReplayDetector
+from fit_fixtures import FRAMES, MICRO, ReplayDetector
 
 from dlatrack_engine.fit import output
 from dlatrack_engine.fit.pipeline import ProgressEvent, Runtime, TrackOptions, adapt_video_lighting, track_video
 from dlatrack_engine.fit.scene import FaceScene
-from dlatrack_engine.fit.schedule import Schedule, Step1Schedule, Step2Schedule, Step3Schedule
+from dlatrack_engine.fit.schedule import Schedule
 from dlatrack_engine.fit.step1 import fit_landmarks
 from dlatrack_engine.fit.step2 import refine_iterations
 from dlatrack_engine.landmarks import LandmarkTrack
 from dlatrack_engine.wire.jobfolder import JobFolder, JobFolderError
 from dlatrack_engine.wire.lighting_folder import LightingFolderError
-
-MICRO = Schedule(
-    step1=Step1Schedule(iterations=4, lr=0.1, patience=0),
-    step2=Step2Schedule(key_frames=2, rounds=1, light_iterations=2, model_iterations=2, batch_size=2),
-    step3=Step3Schedule(iterations=2, lr=0.05, patience=0, batch_size=4),
-)
 
 
 @pytest.fixture(autouse=True)

@@ -112,6 +112,7 @@ def test_the_cache_is_used_only_under_its_own_key(tmp_path, caplog):
     folder.write_file(folder.root / ORACLE_FILE, b"{not json")
     with caplog.at_level(logging.WARNING, logger="dlatrack_engine.metrics.oracle"):
         assert _read_cache(folder, "k") is None
-    assert any(m.startswith(f"{folder.root / ORACLE_FILE}: unusable (") and m.endswith("); recomputing the ceiling")
-               and len(m) > len(f"{folder.root / ORACLE_FILE}: unusable (); recomputing the ceiling")
-               for m in caplog.messages)  # the path and the reason
+    with pytest.raises(ValueError) as reason:
+        json.loads(b"{not json")
+    # the path and the reason
+    assert f"{folder.root / ORACLE_FILE}: unusable ({reason.value}); recomputing the ceiling" in caplog.messages
