@@ -59,14 +59,7 @@ def step2(rounds: int, light_iterations: int, model_iterations: int, batch_size:
                                         pose_lr_scale=pose_lr_scale, batch_size=batch_size))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These tensors are tiny: one intra-op thread is as fast on an idle machine, and on a loaded one two threads
-    waiting for each other made this module 20x slower (measured: 7 min of CPU against 13 s)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")
