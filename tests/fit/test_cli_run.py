@@ -1,12 +1,14 @@
 """`dlatrack track` and `dlatrack adapt` run end to end (issue 26): the command line's options reach the job,
-the closing lines say what was done, and the exit code is 0. The folders are seeded with the replayed landmarks
-(a job cancelled after its landmarks stage), so the commands resume there without a landmark detector; jobs of
-a few iterations (fit_fixtures.MICRO)."""
+the closing lines say what was done, and the exit code is 0; Ctrl-C (a real SIGINT) stops at a frame boundary
+with exit code 130 and a resumable folder; stderr shows one progress bar per stage. The folders are seeded with
+the replayed landmarks (a job cancelled after its landmarks stage), so the commands resume there without a
+landmark detector; jobs of a few iterations (fit_fixtures.MICRO)."""
 
 from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import io
 import re
 import signal
@@ -149,22 +151,22 @@ def test_progress_bars_one_per_stage_on_stderr(tmp_path, avatar, clip_dir, capsy
     package, out = avatar.to_package(tmp_path / "avatar"), tmp_path / "job"
     args = _parse(["track", str(root), "--avatar", str(package), "--out", str(out), "-K", "2", "--no-textures",
                    "--no-overlays", "--start", "1"])
-    _seed_landmarks(track_video, root, avatar, args, marks)
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    assert args.func(args) == 0
+    replayed = functools.partial(track_video, runtime=Runtime(landmark_detector=ReplayDetector(marks)))
+    assert cli.run_with_progress(replayed, args).frames == FRAMES - 1
     bars = terminal.bars()
     order = [stage for i, (stage, _) in enumerate(bars) if i == 0 or bars[i - 1][0] != stage]
-    assert order == ["init", "adapt", "track", "preview"]  # each closed before the next opens; "write" moves "track"
+    # Each bar closed before the next opens; step 3's "write" events move the "track" bar.
+    assert order == ["landmarks", "init", "adapt", "track", "preview"]
     last = {stage: text for stage, text in bars}
     done = {stage: re.search(r"\| (\d+)/(\d+) \[", text).groups() for stage, text in last.items()}
     steps, frames = str(MICRO.step1.iterations), str(FRAMES - 1)
-    assert done == {"init": (steps, steps), "adapt": done["adapt"], "track": (frames, frames),
-                    "preview": (frames, frames)} and done["adapt"][0] == done["adapt"][1]
+    assert done == {"landmarks": (frames, frames), "init": (steps, steps), "adapt": done["adapt"],
+                    "track": (frames, frames), "preview": (frames, frames)} and done["adapt"][0] == done["adapt"][1]
     assert re.search(r"(it/s|s/it), loss [0-9.e+-]+\]$", last["init"])
     assert re.search(r"(it/s|s/it), loss [0-9.e+-]+ adapt .+\]$", last["adapt"])
     assert re.search(r"(frame/s|s/frame), loss [0-9.e+-]+ iteration \d+\]$", last["track"])
-    assert re.search(r"(frame/s|s/frame)\]$", last["preview"])
+    assert all(re.search(r"(frame/s|s/frame)\]$", last[stage]) for stage in ("landmarks", "preview"))
     shown = [int(re.search(r"\| (\d+)/", text).group(1)) for stage, text in bars if stage == "track"]
     assert sorted(set(shown)) == [0, 4, 5] and shown == sorted(shown)  # frames written, batches of 4
-    assert capsys.readouterr().out.strip().splitlines()[-1].startswith(f"tracked {FRAMES - 1} frames")
