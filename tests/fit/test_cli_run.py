@@ -165,6 +165,8 @@ def test_progress_bars_one_per_stage_on_stderr(tmp_path, avatar, clip_dir, capsy
     assert done == {"landmarks": (frames, frames), "init": (steps, steps), "adapt": done["adapt"],
                     "track": (frames, frames), "preview": (frames, frames)} and done["adapt"][0] == done["adapt"][1]
     assert re.search(r"(it/s|s/it), loss [0-9.e+-]+\]$", last["init"])
+    # One redraw per event (the loss is set without a redraw of its own), plus the bar's first and last.
+    assert sum(stage == "init" for stage, _ in bars) == MICRO.step1.iterations + 2
     assert re.search(r"(it/s|s/it), loss [0-9.e+-]+ adapt .+\]$", last["adapt"])
     assert re.search(r"(frame/s|s/frame), loss [0-9.e+-]+ iteration \d+\]$", last["track"])
     assert all(re.search(r"(frame/s|s/frame)\]$", last[stage]) for stage in ("landmarks", "preview"))
