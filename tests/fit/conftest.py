@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
-from fit_fixtures import FRAMES, gt_params, make_avatar, write_clip
+from fit_fixtures import FRAMES, MICRO, gt_params, make_avatar, write_clip
 
 from dlatrack_engine.avatar.runtime import Avatar
+from dlatrack_engine.fit.schedule import Schedule
+from dlatrack_engine.fit.track_options import TrackOptions
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +32,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def micro_schedule(monkeypatch):
+    """Every job schedules fit_fixtures.MICRO with its own K: the real pipeline in a fraction of a second, for
+    tests of bookkeeping and decisions (test_pipeline.py checks accuracy)."""
+    def schedule(self) -> Schedule:
+        s = copy.deepcopy(MICRO)
+        s.step2.key_frames = self.key_frames
+        return s
+
+    monkeypatch.setattr(TrackOptions, "schedule", schedule)

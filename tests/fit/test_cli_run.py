@@ -7,7 +7,6 @@ landmark detector; jobs of a few iterations (fit_fixtures.MICRO)."""
 from __future__ import annotations
 
 import argparse
-import copy
 import functools
 import io
 import re
@@ -19,19 +18,10 @@ import pytest
 from fit_fixtures import FRAMES, MICRO, ReplayDetector
 
 from dlatrack_engine.fit import adapt_cli, cli
-from dlatrack_engine.fit.pipeline import ProgressEvent, Runtime, TrackOptions, adapt_video_lighting, track_video
-from dlatrack_engine.fit.schedule import Schedule
+from dlatrack_engine.fit.pipeline import ProgressEvent, Runtime, adapt_video_lighting, track_video
 from dlatrack_engine.wire.jobfolder import JobFolder
 
-
-@pytest.fixture(autouse=True)
-def micro_schedule(monkeypatch):
-    def schedule(self) -> Schedule:
-        s = copy.deepcopy(MICRO)
-        s.step2.key_frames = self.key_frames
-        return s
-
-    monkeypatch.setattr(TrackOptions, "schedule", schedule)
+pytestmark = pytest.mark.usefixtures("micro_schedule")  # conftest.py: MICRO with the job's K
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

@@ -4,14 +4,13 @@ pose. Jobs of a few iterations (fit_fixtures.MICRO)."""
 
 from __future__ import annotations
 
-import copy
 import logging
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from fit_fixtures import FRAMES, MICRO, ReplayDetector
+from fit_fixtures import FRAMES, ReplayDetector
 
 from dlatrack_engine import __version__
 from dlatrack_engine.avatar.runtime import Avatar
@@ -20,7 +19,6 @@ from dlatrack_engine.fit.lighting_preview import preview_png
 from dlatrack_engine.fit.pipeline import ProgressEvent, Runtime, TrackOptions, adapt_video_lighting, track_video
 from dlatrack_engine.fit.propagation import bridge_gaps
 from dlatrack_engine.fit.scene import FaceScene
-from dlatrack_engine.fit.schedule import Schedule
 from dlatrack_engine.fit.video_lighting import lighting_at
 from dlatrack_engine.landmarks import LandmarkTrack
 from dlatrack_engine.video import read_clip
@@ -29,14 +27,7 @@ from dlatrack_engine.wire.jobfolder import JobFolder
 STEP_1 = {"steps": "landmarks", "lighting": "none", "write_preview": False}
 
 
-@pytest.fixture(autouse=True)
-def micro_schedule(monkeypatch):
-    def schedule(self) -> Schedule:
-        s = copy.deepcopy(MICRO)
-        s.step2.key_frames = self.key_frames
-        return s
-
-    monkeypatch.setattr(TrackOptions, "schedule", schedule)
+pytestmark = pytest.mark.usefixtures("micro_schedule")  # conftest.py: MICRO with the job's K
 
 
 def test_the_manifest_says_running_while_the_job_runs(tmp_path, avatar, clip_dir, caplog):

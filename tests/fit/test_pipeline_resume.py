@@ -5,7 +5,6 @@ and read back; cancel stops step 2; a preview that cannot be written is recorded
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import logging
@@ -14,24 +13,16 @@ import time
 
 import numpy as np
 import pytest
-from fit_fixtures import FRAMES, MICRO, ReplayDetector
+from fit_fixtures import FRAMES, ReplayDetector
 
 from dlatrack_engine.fit import output
 from dlatrack_engine.fit.pipeline import ProgressEvent, Runtime, TrackOptions, adapt_video_lighting, track_video
-from dlatrack_engine.fit.schedule import Schedule
 from dlatrack_engine.wire.jobfolder import JobFolder
 
 LIGHT = {"key_frames": 2, "write_preview": False, "write_overlays": False, "write_textures": False}
 
 
-@pytest.fixture(autouse=True)
-def micro_schedule(monkeypatch):
-    def schedule(self) -> Schedule:
-        s = copy.deepcopy(MICRO)
-        s.step2.key_frames = self.key_frames
-        return s
-
-    monkeypatch.setattr(TrackOptions, "schedule", schedule)
+pytestmark = pytest.mark.usefixtures("micro_schedule")  # conftest.py: MICRO with the job's K
 
 
 def _run(root, avatar, out, options, marks, **kwargs):

@@ -20,22 +20,13 @@ from fit_fixtures import FRAMES, MICRO, ReplayDetector
 from dlatrack_engine.fit import output
 from dlatrack_engine.fit.pipeline import ProgressEvent, Runtime, TrackOptions, adapt_video_lighting, track_video
 from dlatrack_engine.fit.scene import FaceScene
-from dlatrack_engine.fit.schedule import Schedule
 from dlatrack_engine.fit.step1 import fit_landmarks
 from dlatrack_engine.fit.step2 import refine_iterations
 from dlatrack_engine.landmarks import LandmarkTrack
 from dlatrack_engine.wire.jobfolder import JobFolder, JobFolderError
 from dlatrack_engine.wire.lighting_folder import LightingFolderError
 
-
-@pytest.fixture(autouse=True)
-def micro_schedule(monkeypatch):
-    def schedule(self) -> Schedule:
-        s = copy.deepcopy(MICRO)
-        s.step2.key_frames = self.key_frames
-        return s
-
-    monkeypatch.setattr(TrackOptions, "schedule", schedule)
+pytestmark = pytest.mark.usefixtures("micro_schedule")  # conftest.py: MICRO with the job's K
 
 
 def _run(root, avatar, out, options, marks, **kwargs):

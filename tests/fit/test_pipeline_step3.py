@@ -4,7 +4,6 @@ inside a batch. Jobs of a few iterations (fit_fixtures.MICRO): bookkeeping, not 
 
 from __future__ import annotations
 
-import copy
 import threading
 
 import numpy as np
@@ -16,22 +15,13 @@ from dlatrack_engine.fit import output
 from dlatrack_engine.fit.image_term import image_term
 from dlatrack_engine.fit.pipeline import ProgressEvent, Runtime, TrackOptions, track_video
 from dlatrack_engine.fit.scene import FaceScene
-from dlatrack_engine.fit.schedule import Schedule
 from dlatrack_engine.fit.step3 import track_batch
 from dlatrack_engine.fit.video_lighting import lighting_at
 from dlatrack_engine.report.job import load_job
 from dlatrack_engine.video import read_clip
 from dlatrack_engine.wire.jobfolder import JobFolder
 
-
-@pytest.fixture(autouse=True)
-def micro_schedule(monkeypatch):
-    def schedule(self) -> Schedule:
-        s = copy.deepcopy(MICRO)
-        s.step2.key_frames = self.key_frames
-        return s
-
-    monkeypatch.setattr(TrackOptions, "schedule", schedule)
+pytestmark = pytest.mark.usefixtures("micro_schedule")  # conftest.py: MICRO with the job's K
 
 
 def _run(root, avatar, out, options, marks, **kwargs):
