@@ -32,8 +32,8 @@ def write_switch_clip(root: Path, avatar) -> np.ndarray:
 
 def track(video: Path, avatar, out: Path, marks: np.ndarray, **extra) -> None:
     """Track `video` with the default options but the tiny SCHEDULE, replayed landmarks `marks` and the
-    options a test varies (`extra`)."""
-    options = TrackOptions(key_frames=4, write_preview=False, write_overlays=False, **extra)
+    options a test varies (`extra`; K = 4 unless `key_frames` is given)."""
+    options = TrackOptions(**{"key_frames": 4, "write_preview": False, "write_overlays": False, **extra})
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(TrackOptions, "schedule", lambda self: SCHEDULE)
         track_video(video, avatar, out, options, runtime=Runtime(landmark_detector=ReplayDetector(marks)))

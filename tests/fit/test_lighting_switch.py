@@ -17,7 +17,7 @@ from dlatrack_engine.fit.video_lighting import VideoLighting
 from dlatrack_engine.metrics.evaluate import evaluate_job
 from dlatrack_engine.server.decode import frame_light_codes
 from dlatrack_engine.wire.jobfolder import JobFolder
-from dlatrack_engine.wire.lighting_folder import LightingFolderError
+from dlatrack_engine.wire.lighting_folder import PREVIEW_FILE, LightingFolderError
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +106,20 @@ def test_a_sequence_lighting_is_refused_on_a_take_of_another_length(jobs, lit_av
     with pytest.raises(LightingFolderError, match=r"field 'frame_count' is 8.*this take has 5 frames"):
         track(root / "clip", lit_avatar, tmp_path / "reuse", marks, stop=5, lighting_from=str(root / "varying"))
     assert not (tmp_path / "reuse").exists()  # refused before any work
+
+
+def test_the_preview_lights_its_key_frame_with_that_frames_code(jobs, lit_avatar, tmp_path):
+    """Tracked from the last frame before the switch, the first segment is that one frame, so its one key frame
+    is followed by the dark segment's: the stored preview (key frame | relit avatar) shows that frame and lights
+    the avatar with its own segment's code, about as bright as the frame (with the next key frame's code it
+    would be about half as bright)."""
+    root, marks = jobs
+    track(root / "clip", lit_avatar, tmp_path / "job", marks, start=SWITCH - 1)
+    info = lighting_store.read_job(JobFolder(tmp_path / "job")).info
+    assert info.segments == [[0, 1], [1, N - SWITCH + 1]], info.segments  # rows: row 0 is frame SWITCH - 1
+    assert info.key_frames[0] == 0 and info.key_frames[1] >= 1, info.key_frames  # one key in each
+    preview = cv2.imread(str(lighting_store.job_lighting_root(JobFolder(tmp_path / "job")) / PREVIEW_FILE))
+    frame, avatar = np.split(preview.astype(float), 2, axis=1)
+    face = np.abs(avatar - avatar[0, 0]).sum(-1) > 30  # the avatar's pixels (the corner is the grey backdrop)
+    ratio = avatar[face].mean() / frame[face].mean()
+    assert 0.8 < ratio < 1.25, ratio
