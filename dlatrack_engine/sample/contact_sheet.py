@@ -2,7 +2,8 @@
 
 Top block: one row per light-stage camera; columns are the first step's fully-lit image, its mask and its
 pattern images (brightened by 25 / lit groups: a pattern carries a few 50ths of the light, from one side).
-Bottom row: the middle frame of every wild clip. Linear images are shown through the sRGB transfer function.
+Bottom row: the middle frame of every wild clip, the time-varying ones included. Linear images are shown
+through the sRGB transfer function.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ..lightstage import format as fmt
 from ..lightstage.reader import LightStageDataset
 
 TILE = 128
+CLIP_FOLDERS = ("clips", "varying")  # static wild clips; opt-in time-varying ones (`--clips varying_...`)
 
 
 def _srgb8(linear: np.ndarray) -> np.ndarray:
@@ -38,7 +40,7 @@ def _row(tiles: list[np.ndarray], columns: int) -> np.ndarray:
 
 
 def make_contact_sheet(root: str | Path, out_path: str | Path, max_groups: int = 6) -> Path:
-    """Write the sheet for a make-sample output folder (`lightstage/`, `clips/`) to `out_path`."""
+    """Write the sheet for a make-sample output folder (`lightstage/`, `clips/`, `varying/`) to `out_path`."""
     root = Path(root)
     rows: list[list[np.ndarray]] = []
     stage_root = root / "lightstage"
@@ -64,7 +66,7 @@ def make_contact_sheet(root: str | Path, out_path: str | Path, max_groups: int =
                 tiles.append(_tile(_srgb8(dataset.image(frame["id"], cam.name) * gain), label))
             rows.append(tiles)
     clip_tiles = []
-    for clip in sorted(p for p in (root / "clips").glob("*") if p.is_dir()):
+    for clip in sorted(p for folder in CLIP_FOLDERS for p in (root / folder).glob("*") if p.is_dir()):
         frames = sorted((clip / "frames").glob("*.png"))
         if frames:
             image = cv2.imread(str(frames[len(frames) // 2]))[..., ::-1]
@@ -73,7 +75,7 @@ def make_contact_sheet(root: str | Path, out_path: str | Path, max_groups: int =
     if clip_tiles:
         rows.append(clip_tiles)
     if not rows:
-        raise FileNotFoundError(f"{root}: neither lightstage/dataset.json nor clips/*/frames found")
+        raise FileNotFoundError(f"{root}: none of lightstage/dataset.json, clips/*/frames, varying/*/frames found")
     columns = max(len(r) for r in rows)
     sheet = np.concatenate([_row(r, columns) for r in rows], axis=0)
     out_path = Path(out_path)
