@@ -128,7 +128,7 @@ def make_sample(config: SampleConfig, out: Path, lightstage: bool = True, clips:
             log.info("rendering wild clip %s (%d frames) ...", setup, config.clip_frames)
             timings[f"clip_{setup}_s"] = render_clip(config, setup, out)
     t0 = time.time()
-    report = validate_sample(out)
+    report = validate_sample(out, lightstage_expected=lightstage)
     timings["validate_s"] = time.time() - t0
     sheet = make_contact_sheet(out, out / "contact_sheet.png")
     timings["total_s"] = time.time() - start

@@ -217,15 +217,17 @@ def validate_clip(folder: str | Path, report: ValidationReport) -> None:
     )  # fmt: skip
 
 
-def validate_sample(root: str | Path) -> ValidationReport:
-    """Validate `<root>/lightstage` and every `<root>/clips/*`; writes `<root>/validation.json`."""
+def validate_sample(root: str | Path, lightstage_expected: bool = True) -> ValidationReport:
+    """Validate `<root>/lightstage` and every clip in `<root>/clips/*` and `<root>/varying/*`; writes
+    `<root>/validation.json`. A missing light stage fails only when it was expected (not after
+    `make-sample --skip-lightstage`)."""
     root = Path(root)
     report = ValidationReport()
     if (root / "lightstage" / fmt.DATASET_JSON).exists():
         validate_lightstage(root / "lightstage", report)
-    else:
+    elif lightstage_expected:
         report.add("lightstage", False, f"{root / 'lightstage'}: no dataset.json")
-    for clip in sorted(p for p in (root / "clips").glob("*") if p.is_dir()):
+    for clip in sorted(p for folder in ("clips", "varying") for p in (root / folder).glob("*") if p.is_dir()):
         validate_clip(clip, report)
     (root / "validation.json").write_text(json.dumps(report.to_json(), indent=1))
     return report

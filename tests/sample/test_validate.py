@@ -9,7 +9,7 @@ from dlatrack_engine.lightstage import format as fmt
 from dlatrack_engine.lightstage.writer import LightStageWriter, encode_linear_png16
 from dlatrack_engine.sample.raster import project, rasterize
 from dlatrack_engine.sample.unwrap import unwrap_dataset
-from dlatrack_engine.sample.validate import ValidationReport, validate_lightstage
+from dlatrack_engine.sample.validate import ValidationReport, validate_lightstage, validate_sample
 
 
 def _look_at_face(azimuth_deg: float, size: int) -> dict:
@@ -75,3 +75,18 @@ def test_group_sum_that_does_not_add_up_fails(tmp_path, topology):
     checks = _checks(tmp_path)
     assert not checks["lightstage.group_sum"].passed
     assert checks["lightstage.group_sum"].values["max_mean_error"] == pytest.approx(0.2, abs=0.01)
+
+
+def test_a_sample_folder_without_its_light_stage_fails_only_when_one_was_expected(tmp_path):
+    """`make-sample --skip-lightstage` renders clips only: its folder validates (it used to report FAILED and
+    exit 1); a folder that should hold a light stage still fails, naming it. Time-varying clips (`varying/`)
+    are validated like the static ones (an unreadable one fails, named)."""
+    (tmp_path / "varying" / "varying_switch").mkdir(parents=True)
+    expected = {c.name: c for c in validate_sample(tmp_path).checks}
+    assert not expected["lightstage"].passed and "no dataset.json" in expected["lightstage"].detail
+    skipped = {c.name: c for c in validate_sample(tmp_path, lightstage_expected=False).checks}
+    assert "lightstage" not in skipped
+    varying = skipped["clip.varying_switch"]
+    assert not varying.passed and "cannot read clip.json" in varying.detail
+    (tmp_path / "varying" / "varying_switch").rmdir()
+    assert validate_sample(tmp_path, lightstage_expected=False).passed
