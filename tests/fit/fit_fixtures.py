@@ -182,6 +182,8 @@ MICRO = Schedule(  # the job tests' schedule (test_pipeline_stages.py): bookkeep
     step2=Step2Schedule(key_frames=2, rounds=1, light_iterations=2, model_iterations=2, batch_size=2),
     step3=Step3Schedule(iterations=2, lr=0.05, patience=0, batch_size=4),
 )
+# The evaluation tests' jobs: MICRO's steps 1 and 2 (what the ceiling re-runs), step 3 as the paper's.
+MICRO_STEPS_1_2 = Schedule(step1=MICRO.step1, step2=MICRO.step2)
 
 
 class ReplayDetector:

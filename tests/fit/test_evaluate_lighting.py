@@ -14,11 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fit_fixtures import ReplayDetector
+from fit_fixtures import MICRO_STEPS_1_2, ReplayDetector
 
 from dlatrack_engine.fit.pipeline import Runtime, TrackOptions, track_video
 from dlatrack_engine.fit.scene import FaceScene
-from dlatrack_engine.fit.schedule import Schedule, Step1Schedule, Step2Schedule
 from dlatrack_engine.fit.step2 import adapt_lighting
 from dlatrack_engine.fit.video_lighting import VideoLighting, lighting_at
 from dlatrack_engine.metrics import cli, image
@@ -27,11 +26,6 @@ from dlatrack_engine.metrics.oracle import ceiling_state, job_oracle, job_schedu
 from dlatrack_engine.report.job import load_job
 from dlatrack_engine.video import read_clip
 
-MICRO = Schedule(
-    step1=Step1Schedule(iterations=4, lr=0.1, patience=0),
-    step2=Step2Schedule(key_frames=2, rounds=1, light_iterations=2, model_iterations=2, batch_size=2),
-)
-
 
 @pytest.fixture(scope="module")
 def lit_job(tmp_path_factory, avatar, clip_dir):
@@ -39,7 +33,7 @@ def lit_job(tmp_path_factory, avatar, clip_dir):
     root, marks = clip_dir
     out = tmp_path_factory.mktemp("lit") / "job"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(TrackOptions, "schedule", lambda self: copy.deepcopy(MICRO))
+        patch.setattr(TrackOptions, "schedule", lambda self: copy.deepcopy(MICRO_STEPS_1_2))
         track_video(root, avatar, out, TrackOptions(steps="landmarks", key_frames=2, stop=3, write_preview=False,
                                                     write_textures=False, write_overlays=False),
                     runtime=Runtime(landmark_detector=ReplayDetector(marks)))

@@ -12,10 +12,9 @@ import logging
 import numpy as np
 import pytest
 import torch
-from fit_fixtures import FRAMES, ReplayDetector
+from fit_fixtures import FRAMES, MICRO_STEPS_1_2, ReplayDetector
 
 from dlatrack_engine.fit.pipeline import Runtime, TrackOptions, track_video
-from dlatrack_engine.fit.schedule import Schedule, Step1Schedule, Step2Schedule
 from dlatrack_engine.metrics import cli, image
 from dlatrack_engine.metrics.evaluate import (
     _gt_errors,
@@ -28,18 +27,13 @@ from dlatrack_engine.metrics.identity import csim, embedding, landmark_box
 from dlatrack_engine.metrics.oracle import ceiling_state, job_oracle, job_schedule, oracle_key
 from dlatrack_engine.report.job import load_job
 
-MICRO = Schedule(  # a few iterations: these tests check bookkeeping; step 2's is what the ceiling runs
-    step1=Step1Schedule(iterations=4, lr=0.1, patience=0),
-    step2=Step2Schedule(key_frames=2, rounds=1, light_iterations=2, model_iterations=2, batch_size=2),
-)
-
 
 @pytest.fixture(scope="module")
 def job_dir(tmp_path_factory, avatar, clip_dir):
     root, marks = clip_dir
     out = tmp_path_factory.mktemp("eval") / "job"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(TrackOptions, "schedule", lambda self: copy.deepcopy(MICRO))
+        patch.setattr(TrackOptions, "schedule", lambda self: copy.deepcopy(MICRO_STEPS_1_2))
         track_video(root, avatar, out, TrackOptions(steps="landmarks", lighting="none", write_preview=False,
                                                     write_textures=False, write_overlays=False),
                     runtime=Runtime(landmark_detector=ReplayDetector(marks)))
