@@ -20,16 +20,16 @@ import torch.nn.functional as F
 INTENSITY_LEVELS = 255.0  # Eq. 7 residual unit: one 8-bit level of linear intensity
 FLOW_REFERENCE_SIDE = 256.0  # Eq. 8 residual unit: one pixel at this longer image side
 
-_LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
-
-
 def laplacian(image: torch.Tensor) -> torch.Tensor:
-    """5-point image Laplacian Δ of `image` [B, H, W, C] (replicate border) -> [B, H, W, C]."""
-    b, h, w, c = image.shape
-    x = image.permute(0, 3, 1, 2).reshape(b * c, 1, h, w)
-    x = F.pad(x, (1, 1, 1, 1), mode="replicate")
-    kernel = _LAPLACIAN.to(image.device, image.dtype)[None, None]
-    return F.conv2d(x, kernel).reshape(b, c, h, w).permute(0, 2, 3, 1)
+    """5-point image Laplacian Δ of `image` [B, H, W, C] (replicate border) -> [B, H, W, C].
+
+    Sums of shifted views rather than a 3 x 3 convolution: a one-channel convolution's backward is
+    oneDNN's slowest case on a CPU (80 ms for 8 frames at 128², 40 % of a step-2 iteration); these
+    slices give the same values (to float rounding) in a sixth of the time (bench/RESULTS.md, issue 20).
+    """
+    rows = torch.cat([image[:, :1], image, image[:, -1:]], 1)
+    x = torch.cat([rows[:, :, :1], rows, rows[:, :, -1:]], 2)
+    return x[:, :-2, 1:-1] + x[:, 2:, 1:-1] + x[:, 1:-1, :-2] + x[:, 1:-1, 2:] - 4.0 * image
 
 
 def landmark_loss(projected: torch.Tensor, detected: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:

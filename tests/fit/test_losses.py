@@ -29,6 +29,16 @@ def test_laplacian_of_a_quadratic_is_constant_inside():
     assert torch.equal(laplacian(torch.ones(1, 5, 5, 3)), torch.zeros(1, 5, 5, 3))
 
 
+def test_laplacian_matches_a_replicate_padded_convolution_and_its_gradient_is_exact():
+    """The shifted-slice Laplacian against the 3 x 3 kernel it replaces, borders and channels included."""
+    image = torch.randn(2, 7, 9, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
+    planes = torch.nn.functional.pad(image.permute(0, 3, 1, 2).reshape(6, 1, 7, 9), (1, 1, 1, 1), mode="replicate")
+    expected = torch.nn.functional.conv2d(planes, kernel[None, None]).reshape(2, 3, 7, 9).permute(0, 2, 3, 1)
+    assert torch.allclose(laplacian(image), expected, atol=1e-12)
+    assert torch.autograd.gradcheck(laplacian, (image[:1, :4, :5].clone().requires_grad_(True),))
+
+
 def test_pixel_loss_ignores_masked_pixels_and_weights_the_laplacian():
     frame = torch.zeros(1, 6, 6, 3)
     render = torch.zeros(1, 6, 6, 3)
