@@ -94,22 +94,42 @@ def adapt_take(scene: FaceScene, frames: torch.Tensor, init: FrameParams, avatar
                tick: Callable[[str, int, float], None] | None = None,
                ) -> tuple[VideoLighting, list[int], FrameParams, list[float], dict]:
     """The pipeline's step 2 (`options`: its TrackOptions): the paper's one l on key frames over the rotation
-    range (`time_varying_lighting` off), or the above; -> lighting, key rows, refined p_k, losses and the
-    lighting.json fields it adds (segments; variation and frame_count of a sequence)."""
-    kind = options.lighting
+    range (`time_varying_lighting` off), or the above; -> lighting, key rows, refined p_k, losses (of every
+    pass, in order) and the lighting.json fields it adds (segments; variation and frame_count of a sequence).
+
+    With `passes` > 1, Algorithm 1 is restarted from its own refined p_k with a fresh l and φ (a departure:
+    docs/method.md). Each pass's φ absorbs part of its start's pose error; the next one starts nearer the truth
+    and has less to absorb (bench/RESULTS.md, "Algorithm 1 restarted from its own key poses")."""
     plan_, keys = choose_key_frames(scene, frames, init, options, schedule.step2.key_frames)
-    if plan_ is None or len(plan_.segments) == 1:
-        lighting = VideoLighting(kind, avatar, scene.renderer, pretrained=options.pretrained_lighting)
-        refined, history = run_step2(scene, frames[keys], init.select(keys), lighting, schedule,
-                                     adapt_network=options.adapt, cancel=cancel, on_iteration=tick)
+    varying = plan_ is not None and len(plan_.segments) > 1
+    starts = FrameParams(init.r.clone(), init.t.clone(), init.z.clone())
+    history: list[float] = []
+    for index in range(passes(schedule, options.adapt)):
+        if index:
+            log.info("step 2 pass %d: Algorithm 1 again, from the refined key poses", index + 1)
+        if varying:
+            lighting = VideoLighting(options.lighting, avatar, scene.renderer, pretrained=options.pretrained_lighting,
+                                     frames=len(plan_.segments))
+            refined, losses = adapt(scene, frames, starts, lighting, plan_, schedule, options.adapt, cancel, tick)
+        else:
+            lighting = VideoLighting(options.lighting, avatar, scene.renderer, pretrained=options.pretrained_lighting)
+            refined, losses = run_step2(scene, frames[keys], starts.select(keys), lighting, schedule,
+                                        adapt_network=options.adapt, cancel=cancel, on_iteration=tick)
+        starts.assign(keys, refined)
+        history += losses
+    if not varying:
         return lighting, keys, refined, history, {} if plan_ is None else {"segments": [list(plan_.segments[0])]}
-    lighting = VideoLighting(kind, avatar, scene.renderer, pretrained=options.pretrained_lighting,
-                             frames=len(plan_.segments))
-    refined, history = adapt(scene, frames, init, lighting, plan_, schedule, options.adapt, cancel, tick)
     meta: dict = {"segments": [list(s) for s in plan_.segments]}
     if lighting.is_sequence:
         meta.update(variation="sequence", frame_count=len(frames))
-    return lighting, plan_.keys, refined, history, meta
+    return lighting, keys, refined, history, meta
+
+
+def passes(schedule, adapt_network: bool) -> int:
+    """How many times step 2 runs Algorithm 1: `step2.passes`, or once where p_k cannot move (a pass from
+    the same poses would find the same lighting)."""
+    s2 = schedule.step2
+    return max(1, s2.passes) if adapt_network and s2.pose_lr_scale > 0 else 1
 
 
 def refine_take(scene: FaceScene, frames: torch.Tensor, init: FrameParams, lighting: VideoLighting, options,

@@ -206,7 +206,8 @@ class _Job:
         if self.reused is not None:
             total = refine_iterations(self.schedule)
         else:
-            total = s2.rounds * (s2.light_iterations + (s2.model_iterations if self.options.adapt else 0))
+            total = lighting_sequence.passes(self.schedule, self.options.adapt) * s2.rounds * (
+                s2.light_iterations + (s2.model_iterations if self.options.adapt else 0))
         curve: list[float] = []  # the loss at every iteration, for the report's plot
 
         def tick(stage: str, it: int, value: float) -> None:

@@ -71,6 +71,9 @@ class Step2Schedule:
     # Refinement when the lighting is reused from another take (step2.refine_key_poses, issue 27): p_k
     # iterations over all rounds; 0 = rounds x model_iterations, what half-rounds b give p_k.
     reuse_pose_iterations: int = 0
+    # Algorithm 1 run this many times, each from a fresh l and φ and from the previous pass's p_k (1 = the
+    # paper). Only where p_k move (the network adapted, pose_lr_scale > 0): otherwise a pass repeats the last.
+    passes: int = 1
 
 
 @dataclass
@@ -129,12 +132,14 @@ class Schedule:
         bench/RESULTS.md, "step 2's iterations"). A reused lighting's refinement keeps its measured 160
         key-pose iterations (issue 27). The first round's φ pays for the fine detail it redraws
         (`detail_rounds` 1, fit/detail_prior.py), so that it cannot paint the key poses' error into the
-        texture (bench/RESULTS.md, "a prior on the detail φ redraws")."""
+        texture (bench/RESULTS.md, "a prior on the detail φ redraws"). Algorithm 1 runs twice (`passes` 2), the
+        second time from the first's key poses with fresh lighting, since each pass's φ absorbs part of its
+        start's pose error (bench/RESULTS.md, "Algorithm 1 restarted from its own key poses")."""
         return cls(
             step1=Step1Schedule(iterations=300, lr=0.1, lr_halving=150, patience=30),
             step2=Step2Schedule(key_frames=48, rounds=2, light_iterations=40, light_lr=3e-2,
                                 model_iterations=120, model_lr=1e-3, pose_lr_scale=20.0, batch_size=8,
-                                depth_unit=0.15, reuse_pose_iterations=160, detail_rounds=1),
+                                depth_unit=0.15, reuse_pose_iterations=160, detail_rounds=1, passes=2),
             step3=Step3Schedule(iterations=30, lr=0.05, lr_halving=15, patience=10, batch_size=20),
             dis_preset="fast",
             work_size=128,

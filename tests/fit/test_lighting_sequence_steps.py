@@ -179,3 +179,41 @@ def test_a_reused_lightings_take_refits_the_key_frames_step_2_would_pick(clip):
                                                          tick=lambda stage, it, value: seen.append(stage))
     assert keys == lighting_sequence.choose_key_frames(scene, switched, truth, TrackOptions(), 3)[1]
     assert len(refined) == len(keys) and len(curve) == refine_iterations(schedule) == len(seen)
+
+
+def test_each_pass_restarts_algorithm_1_from_the_last_passes_key_poses_with_fresh_lighting(clip, monkeypatch):
+    """`Step2Schedule.passes`: every pass starts from a fresh l (0) and the pre-trained φ, at the p_k the pass
+    before refined, on both paths; where p_k cannot move (no adaptation) one pass is run."""
+    avatar, scene, steady, switched, truth = clip
+    calls = []
+
+    def spy(real):
+        def run(scene_, frames_, params, lighting, *args, **kwargs):
+            calls.append((params.r.clone(), params.t.clone(), lighting, lighting.code.detach().clone(),
+                          _same(lighting.network, avatar.lighting)))
+            refined, history = real(scene_, frames_, params, lighting, *args, **kwargs)
+            calls[-1] += (refined,)
+            return refined, history
+        return run
+
+    schedule = _schedule(3)
+    schedule.step2.passes = 2
+    monkeypatch.setattr(lighting_sequence, "run_step2", spy(lighting_sequence.run_step2))
+    lighting, keys, refined, history, _ = lighting_sequence.adapt_take(scene, steady, truth, avatar, TrackOptions(),
+                                                                       schedule)
+    assert len(calls) == 2 and len(history) == 4 and lighting is calls[1][2] and calls[0][2] is not lighting
+    first, second = calls
+    assert torch.equal(first[0], truth.r[keys]) and not torch.equal(first[5].r, first[0])  # pass 1 moved p_k
+    assert torch.equal(second[0], first[5].r) and torch.equal(second[1], first[5].t)
+    assert not second[3].any() and second[4]  # l = 0, φ pre-trained, as in pass 1
+    assert torch.equal(refined.r, second[5].r)
+
+    calls.clear()
+    lighting_sequence.adapt_take(scene, switched, truth, avatar, TrackOptions(), schedule)  # per segment
+    assert len(calls) == 2 and calls[1][2].is_sequence and torch.equal(calls[1][0], calls[0][5].r)
+    calls.clear()
+    lighting_sequence.adapt_take(scene, steady, truth, avatar, TrackOptions(adapt=False), schedule)
+    assert len(calls) == 1
+    assert lighting_sequence.passes(schedule, adapt_network=False) == 1
+    schedule.step2.pose_lr_scale = 0.0
+    assert lighting_sequence.passes(schedule, adapt_network=True) == 1

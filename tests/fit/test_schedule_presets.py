@@ -28,6 +28,7 @@ def test_the_paper_schedule_is_the_default_with_the_papers_values():
     # the paper optimises p_k with φ in half-round b at the model's lr, with no depth leaf
     assert (s2.pose_lr_scale, s2.depth_unit, s3.depth_unit, s2.reuse_pose_iterations) == (1.0, 0.0, 0.0, 0)
     assert s2.detail_rounds == 0  # and φ is free in every round (no prior on the detail it redraws)
+    assert s2.passes == 1  # Algorithm 1 once
 
 
 def test_the_commented_weights_of_the_priors():
@@ -49,6 +50,7 @@ def test_the_fast_preset_is_the_documented_one():
     assert s2.model_lr * s2.pose_lr_scale == pytest.approx(2e-2)  # key-frame poses at 20x the model's lr
     assert (s2.depth_unit, fast.dis_preset, fast.work_size) == (0.15, "fast", 128)
     assert (s2.detail_rounds, s2.detail_weight) == (1, 1.0)  # the first of the two rounds pays for φ's detail
+    assert s2.passes == 2  # Algorithm 1 restarted once from its own key poses
     assert (s3.iterations, s3.lr, s3.lr_halving, s3.patience, s3.batch_size) == (30, 0.05, 15, 10, 20)
     assert (s3.flow_weight, fast.laplacian_weight) == (3.0, 0.25)  # same losses
     assert Schedule.preset("paper") == Schedule.paper()
