@@ -192,3 +192,26 @@ def test_config_errors_name_the_field(kwargs, message):
 def test_config_from_dict_names_the_config():
     with pytest.raises(ValueError, match=r"^lighting config: missing required field\(s\) \['texture_size'\]"):
         LightingConfig.from_dict({"code_size": 150})
+
+
+def test_the_channels_last_weights_give_the_maps_and_gradients_of_the_default_layout():
+    """G keeps its convolution weights channels-last for speed; the same weights in the default layout must
+    give the same maps and weight gradients, and a saved copy is an ordinary contiguous tensor."""
+    model = _model()
+    weights = [p for p in model.parameters() if p.dim() == 4]
+    assert weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
+    plain = _model()
+    with torch.no_grad():
+        for p in plain.parameters():
+            p.set_(p.detach().contiguous())
+    assert not any(p.is_contiguous(memory_format=torch.channels_last) for p in plain.parameters() if p.dim() == 4)
+    code, head_view, texture = _inputs(2, 32)
+    outputs, grads = [], []
+    for m in (model, plain):
+        gain, bias = m(code, head_view, texture)
+        (gain.square().sum() + bias.sum()).backward()
+        outputs.append(torch.cat([gain, bias]))
+        grads.append(torch.cat([p.grad.flatten() for p in m.parameters()]))
+    assert torch.allclose(outputs[0], outputs[1], atol=1e-12) and torch.allclose(grads[0], grads[1], atol=1e-10)
+    saved = {k: v.contiguous() for k, v in model.state_dict().items()}
+    assert all(v.is_contiguous() for v in saved.values())
