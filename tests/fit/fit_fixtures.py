@@ -57,7 +57,7 @@ def make_avatar(seed: int = 0) -> Avatar:
     lighting = LightingModel(g_cfg)
     with torch.no_grad():
         for p in lighting.parameters():
-            p.add_(0.03 * torch.randn_like(p))
+            p.add_(0.03 * torch.randn(p.shape))  # logical order, whatever the layout (`_draw_normal`)
     return Avatar(dam, lighting, topo, {"name": "test-dome"})
 
 
@@ -74,12 +74,18 @@ def responsive_avatar(seed: int = 0) -> Avatar:
             for module in part.modules():
                 if isinstance(module, nn.Linear | nn.Conv2d | nn.ConvTranspose2d):
                     fan_in = module.weight.shape[0 if isinstance(module, nn.ConvTranspose2d) else 1]
-                    module.weight.normal_(0.0, 1.4 / math.sqrt(fan_in))
+                    _draw_normal(module.weight, 1.4 / math.sqrt(fan_in))
                     module.bias.zero_()
         for branch in (lighting.gain_branch, lighting.bias_branch):
-            branch[0].weight.normal_(0.0, 1.4 / math.sqrt(branch[0].weight.shape[0]))
-            branch[-1].weight.normal_(0.0, 0.3 / math.sqrt(branch[-1].weight.shape[0]))
+            _draw_normal(branch[0].weight, 1.4 / math.sqrt(branch[0].weight.shape[0]))
+            _draw_normal(branch[-1].weight, 0.3 / math.sqrt(branch[-1].weight.shape[0]))
     return Avatar(base.dam, lighting, base.topology_arrays, {"name": "test-dome-responsive-g"})
+
+
+def _draw_normal(weight: torch.Tensor, std: float) -> None:
+    """N(0, std²) into `weight` in its logical (row-major) order. G keeps convolution weights channels-last, and
+    `normal_` on such a tensor fills memory order, which would give the fixtures another G per layout."""
+    weight.copy_(torch.empty(weight.shape).normal_(0.0, std))
 
 
 def intrinsics() -> torch.Tensor:
