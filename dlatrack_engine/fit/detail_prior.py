@@ -37,9 +37,10 @@ class DetailPrior:
     def __call__(self, code: torch.Tensor, head_view: torch.Tensor, texture: torch.Tensor,
                  gain: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """[B] for the maps `gain`, `bias` [B, 3, T, T] that the adapted φ made for `texture` [B, 3, T, T],
-        lit by `code` [B, C] at `head_view` [B, 6]."""
+        lit by `code` ([B, C], or [1, C] shared by the batch) at `head_view` [B, 6]."""
         with torch.no_grad():
-            gain0, bias0 = self.start(code.detach(), head_view.detach(), texture.detach())
+            code = code.detach().expand(len(texture), -1)
+            gain0, bias0 = self.start(code, head_view.detach(), texture.detach())
         level = texture.detach().mean(dim=(2, 3), keepdim=True)
         change = F.avg_pool2d(level * (gain - gain0) + (bias - bias0), 2)
         return self.weight * 255.0 * laplacian(change.permute(0, 2, 3, 1)).abs().mean(dim=(1, 2, 3))

@@ -107,12 +107,11 @@ def adapt_take(scene: FaceScene, frames: torch.Tensor, init: FrameParams, avatar
     for index in range(passes(schedule, options.adapt)):
         if index:
             log.info("step 2 pass %d: Algorithm 1 again, from the refined key poses", index + 1)
+        lighting = VideoLighting(options.lighting, avatar, scene.renderer, pretrained=options.pretrained_lighting,
+                                 frames=len(plan_.segments) if varying else 0)
         if varying:
-            lighting = VideoLighting(options.lighting, avatar, scene.renderer, pretrained=options.pretrained_lighting,
-                                     frames=len(plan_.segments))
             refined, losses = adapt(scene, frames, starts, lighting, plan_, schedule, options.adapt, cancel, tick)
         else:
-            lighting = VideoLighting(options.lighting, avatar, scene.renderer, pretrained=options.pretrained_lighting)
             refined, losses = run_step2(scene, frames[keys], starts.select(keys), lighting, schedule,
                                         adapt_network=options.adapt, cancel=cancel, on_iteration=tick)
         starts.assign(keys, refined)

@@ -65,7 +65,7 @@ class _FixedGeometry:
         image = colour * mask + frames * (1.0 - mask)  # composited over the frame, as image_term renders
         per_frame = composite_loss(frames, image, mask, laplacian_weight, matte)  # Eq. 7
         if detail is not None:
-            per_frame = per_frame + detail(lighting.code.expand(len(texture), -1), head_view, texture, gain, bias)
+            per_frame = per_frame + detail(lighting.code, head_view, texture, gain, bias)
         return per_frame
 
 
@@ -103,8 +103,8 @@ class _KeyFrameLoss:
             sub = self.leaves.params().select(index)
             per_frame, out = image_term(self.scene, self.frames[index], sub, light, self.laplacian_weight, matte)
             if self.detail is not None:
-                code = light.code.expand(len(index), -1)
-                per_frame = per_frame + self.detail(code, self.scene.head_view(sub), out.texture, out.gain, out.bias)
+                per_frame = per_frame + self.detail(light.code, self.scene.head_view(sub), out.texture, out.gain,
+                                                    out.bias)
         return per_frame.sum() * (self.frames.shape[0] / len(index))  # an unbiased estimate of the sum over K
 
 

@@ -13,6 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
+STATIC_FOLDER = "clips"  # <out>/clips/<setup>: the static wild clips (Table 1)
+VARYING_FOLDER = "varying"  # <out>/varying/<setup>: opt-in time-varying lighting (`--clips varying_...`)
+
+
+def clip_folders(root: Path) -> list[Path]:
+    """Every clip folder of a make-sample output, static and time-varying, in name order per kind."""
+    return sorted(p for kind in (STATIC_FOLDER, VARYING_FOLDER) for p in (root / kind).glob("*") if p.is_dir())
+
 
 def encode_clip_video(folder: Path) -> Path:
     """frames/*.png -> video.mp4 (H.264 through imageio-ffmpeg at the clip's fps)."""

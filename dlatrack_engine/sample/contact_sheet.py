@@ -16,9 +16,9 @@ import numpy as np
 
 from ..lightstage import format as fmt
 from ..lightstage.reader import LightStageDataset
+from .clips import clip_folders
 
 TILE = 128
-CLIP_FOLDERS = ("clips", "varying")  # static wild clips; opt-in time-varying ones (`--clips varying_...`)
 
 
 def _srgb8(linear: np.ndarray) -> np.ndarray:
@@ -66,7 +66,7 @@ def make_contact_sheet(root: str | Path, out_path: str | Path, max_groups: int =
                 tiles.append(_tile(_srgb8(dataset.image(frame["id"], cam.name) * gain), label))
             rows.append(tiles)
     clip_tiles = []
-    for clip in sorted(p for folder in CLIP_FOLDERS for p in (root / folder).glob("*") if p.is_dir()):
+    for clip in clip_folders(root):
         frames = sorted((clip / "frames").glob("*.png"))
         if frames:
             image = cv2.imread(str(frames[len(frames) // 2]))[..., ::-1]

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .. import paths
-from .clips import encode_clip_video, export_clip
+from .clips import STATIC_FOLDER, VARYING_FOLDER, encode_clip_video, export_clip
 
 log = logging.getLogger(__name__)
 GENERATOR = paths.SAMPLE_SCENES / "generator"
@@ -33,7 +33,7 @@ VARYING_SETUPS = ("varying_moving_key", "varying_switch", "varying_colour", "var
 
 def clip_folder(out: Path, setup: str) -> Path:
     """Where a set-up's clip goes: `clips/` (static, Table 1) or `varying/` (time-varying lighting)."""
-    return out / ("varying" if setup in VARYING_SETUPS else "clips") / setup
+    return out / (VARYING_FOLDER if setup in VARYING_SETUPS else STATIC_FOLDER) / setup
 
 
 @dataclass(frozen=True)

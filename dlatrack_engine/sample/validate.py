@@ -21,6 +21,7 @@ import numpy as np
 
 from ..lightstage import format as fmt
 from ..lightstage.reader import LightStageDataset
+from .clips import clip_folders
 from .raster import Raster, mask_iou, project, rasterize
 
 log = logging.getLogger(__name__)
@@ -227,7 +228,7 @@ def validate_sample(root: str | Path, lightstage_expected: bool = True) -> Valid
         validate_lightstage(root / "lightstage", report)
     elif lightstage_expected:
         report.add("lightstage", False, f"{root / 'lightstage'}: no dataset.json")
-    for clip in sorted(p for folder in ("clips", "varying") for p in (root / folder).glob("*") if p.is_dir()):
+    for clip in clip_folders(root):
         validate_clip(clip, report)
     (root / "validation.json").write_text(json.dumps(report.to_json(), indent=1))
     return report
